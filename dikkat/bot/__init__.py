@@ -1,0 +1,1 @@
+"""The platform-neutral Router and the thin adapters that feed it."""

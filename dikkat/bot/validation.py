@@ -1,0 +1,36 @@
+"""Parsing and checking of command arguments."""
+
+from __future__ import annotations
+
+import re
+
+from dikkat.models.sorter import ALPHABET, SEQUENCE_LENGTH
+
+_IGNORED_IN_SORT = re.compile(r"[\s,]+")
+MAX_TEXT_CHARS = 4000
+
+
+class InvalidInput(ValueError):
+    """The arguments do not fit the command; `key` names the usage message to show."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def parse_sort_input(raw: str) -> str:
+    """'c b a, b b c' -> 'CBABBC'; anything but six of A/B/C raises InvalidInput."""
+    letters = _IGNORED_IN_SORT.sub("", raw).upper()
+    if len(letters) != SEQUENCE_LENGTH or any(ch not in ALPHABET for ch in letters):
+        raise InvalidInput("sort_usage")
+    return letters
+
+
+def split_command(text: str) -> tuple[str | None, str, str | None]:
+    """'/sort@dikkat_bot CBA' -> ('sort', 'CBA', 'dikkat_bot'); plain text -> (None, text, None)."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return None, stripped, None
+    head, _, args = stripped[1:].partition(" ")
+    command, _, addressee = head.partition("@")
+    return command.lower(), args.strip(), addressee or None

@@ -1,0 +1,102 @@
+"""Settings from the environment (DIKKAT_*), a .env file, and defaults that run offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Language = Literal["tr", "en"]
+PLATFORMS = ("telegram", "discord", "console")
+
+
+class Settings(BaseSettings):
+    """Every knob of Dikkat; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIKKAT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    db_path: Path = Path("./var/dikkat.db")
+    model_dir: Path = Path("./var/models")
+
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    discord_token: SecretStr | None = None
+    discord_guild_id: int | None = None
+    admins: str = ""
+
+    sentiment_encoder: str = "auto"
+    sentiment_max_length: int = Field(128, ge=8, le=512)
+    sentiment_pooling: Literal["cls", "mean"] = "mean"
+    hub_probe_timeout_s: float = Field(3.0, ge=0)
+    device: str = "auto"
+
+    max_batch_size: int = Field(32, ge=1)
+    max_batch_tokens: int = Field(8192, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0)
+    max_queue: int = Field(512, ge=1)
+    request_timeout_s: float = Field(30.0, gt=0)
+
+    retrain_cron: str = "0 3 * * *"
+    retrain_min_feedback: int = Field(20, ge=0)
+    retrain_tolerance: float = Field(0.01, ge=0)
+    retrain_max_labels_per_user: int = Field(200, ge=1)
+
+    rate_limit_per_minute: float = Field(20.0, gt=0)
+    rate_limit_burst: int = Field(5, ge=1)
+
+    http_port: int = Field(8080, ge=0, le=65535)
+    lang: Language = "tr"
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or value.startswith("cuda:"):
+            return value
+        raise ValueError("device must be auto, cpu, cuda or cuda:N")
+
+    @model_validator(mode="after")
+    def _check_admins(self) -> Settings:
+        self.admin_ids()
+        return self
+
+    def admin_ids(self) -> frozenset[tuple[str, str]]:
+        """Parse `telegram:123,discord:456` into {(platform, user_id)}."""
+        admins: set[tuple[str, str]] = set()
+        for entry in filter(None, (part.strip() for part in self.admins.split(","))):
+            platform, sep, user_id = entry.partition(":")
+            if not sep or platform not in PLATFORMS or not user_id.strip():
+                raise ValueError(
+                    f"DIKKAT_ADMINS entry {entry!r} must look like telegram:123 or discord:456"
+                )
+            admins.add((platform, user_id.strip()))
+        return frozenset(admins)
+
+    def masked(self) -> dict[str, object]:
+        """The resolved configuration with every secret masked, for `dikkat doctor` and logs."""
+        shown: dict[str, object] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(getattr(self, name), SecretStr):
+                shown[name] = "***** (set)"
+            elif value is None:
+                shown[name] = "-"
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        return shown
+
+    def secrets(self) -> list[str]:
+        """The plain values of every configured secret (for log redaction)."""
+        return [
+            value.get_secret_value()
+            for value in (self.telegram_token, self.discord_token, self.telegram_webhook_secret)
+            if value is not None and value.get_secret_value()
+        ]

@@ -1,0 +1,1 @@
+"""The DynamicBatcher and the InferenceService that owns the models."""

@@ -1,0 +1,1 @@
+"""Training of the sorter and of the sentiment head; the retrain job."""

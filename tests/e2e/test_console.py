@@ -1,0 +1,51 @@
+"""The console frontend through real subprocesses, as a person or a script would use it."""
+
+import os
+import subprocess
+import sys
+from itertools import product
+from pathlib import Path
+
+import pytest
+
+DIKKAT = [sys.executable, "-m", "dikkat"]
+
+
+def run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIKKAT_")}
+    env.update(DIKKAT_DB_PATH=str(tmp_path / "d.db"), DIKKAT_MODEL_DIR=str(tmp_path / "m"))
+    return subprocess.run(
+        DIKKAT + args,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_ask_sorts(tmp_path: Path) -> None:
+    done = run(["ask", "/sort CBABBC"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "ABBBCC" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("message", ["/sort ABCD", "/sort XYZXYZ"])
+def test_ask_with_bad_input_prints_usage_and_exits_zero(tmp_path: Path, message: str) -> None:
+    done = run(["ask", message], tmp_path)
+    assert done.returncode == 0
+    assert "/sort CBABBC" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_console_answers_all_729_lines_from_a_pipe(tmp_path: Path) -> None:
+    inputs = ["".join(p) for p in product("ABC", repeat=6)]
+    done = run(["console"], tmp_path, stdin="".join(f"/sort {s}\n" for s in inputs))
+    assert done.returncode == 0, done.stderr
+    answers = [line for line in done.stdout.splitlines() if "→" in line]
+    assert len(answers) == 729
+    for letters, line in zip(inputs, answers, strict=True):
+        assert line.endswith(f"{letters} → {''.join(sorted(letters))}")
