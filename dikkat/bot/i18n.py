@@ -49,6 +49,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "tr": "Üzgünüm, bir şeyler ters gitti. Lütfen tekrar deneyin.",
         "en": "Sorry, something went wrong. Please try again.",
     },
+    "unknown_button": {
+        "tr": "Bu düğme artık geçerli değil.",
+        "en": "This button is no longer valid.",
+    },
     "unavailable": {
         "tr": "Bu özellik şu an kullanılamıyor.",
         "en": "This feature is not available right now.",

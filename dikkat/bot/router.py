@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from dikkat.bot.i18n import COMMAND_HELP, normalise_language, t
-from dikkat.bot.types import Reply, Request
+from dikkat.bot.types import ButtonPress, Reply, Request
 from dikkat.bot.validation import InvalidInput, parse_sort_input
 from dikkat.config import Settings
 from dikkat.inference.batcher import BatcherStopped, Overloaded, RequestTimedOut
@@ -33,6 +33,15 @@ class Router:
     def commands(self) -> list[str]:
         """Public command names, in the order /help lists them."""
         return list(self._handlers)
+
+    def menu(self, lang: str) -> list[tuple[str, str]]:
+        """(command, one-line description) pairs for a platform's command menu."""
+        return [(name, COMMAND_HELP[name][lang]) for name in self.commands]
+
+    async def handle_button(self, press: ButtonPress) -> Reply:
+        """Answer a button press (the `data` of a Button this Router created)."""
+        lang = normalise_language(press.lang, self.settings.lang)
+        return Reply(t("unknown_button", lang))
 
     async def handle(self, request: Request) -> Reply:
         """Answer one request; never raises for bad input or a busy service."""

@@ -1,0 +1,1 @@
+"""SQLite storage: schema migrations, the async Store and the synchronous feature cache."""

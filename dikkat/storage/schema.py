@@ -1,0 +1,121 @@
+"""The database schema as numbered migrations, applied in order by `PRAGMA user_version`."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: users, predictions and their feedback
+    """
+    CREATE TABLE users (
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        lang TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (platform, user_id)
+    );
+    CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        label TEXT NOT NULL,
+        probabilities TEXT NOT NULL,
+        head_version INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX predictions_user ON predictions (platform, user_id);
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        prediction_id INTEGER NOT NULL REFERENCES predictions (id) ON DELETE CASCADE,
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        label TEXT NOT NULL CHECK (label IN ('negative', 'neutral', 'positive')),
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (prediction_id, platform, user_id)
+    );
+    CREATE INDEX feedback_user ON feedback (platform, user_id);
+    """,
+    # 2: feature cache, model versions, retrain runs, audit trail
+    """
+    CREATE TABLE features (
+        text_hash TEXT NOT NULL,
+        encoder TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (text_hash, encoder)
+    );
+    CREATE TABLE model_versions (
+        id INTEGER PRIMARY KEY,
+        encoder TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        metrics TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL CHECK (status IN ('candidate', 'active', 'retired', 'rejected')),
+        source TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        activated_at REAL
+    );
+    CREATE UNIQUE INDEX one_active_head_per_encoder ON model_versions (encoder)
+        WHERE status = 'active';
+    CREATE TABLE retrain_runs (
+        id INTEGER PRIMARY KEY,
+        trigger TEXT NOT NULL,
+        requested_by TEXT,
+        status TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        n_feedback INTEGER NOT NULL DEFAULT 0,
+        n_train INTEGER NOT NULL DEFAULT 0,
+        metrics_before TEXT,
+        metrics_after TEXT,
+        candidate_version INTEGER REFERENCES model_versions (id),
+        error TEXT
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL")
+BUSY_TIMEOUT_MS = 10_000
+
+
+def pending_migrations(current_version: int) -> list[tuple[int, str]]:
+    """The (target version, script) pairs still to run from `current_version`."""
+    if current_version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current_version} is newer than this Dikkat "
+            f"({SCHEMA_VERSION}); upgrade Dikkat instead of downgrading the database"
+        )
+    return [(i + 1, MIGRATIONS[i]) for i in range(current_version, SCHEMA_VERSION)]
+
+
+def migration_script(target_version: int, script: str) -> str:
+    """One migration and its version bump, as a single transaction."""
+    return f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target_version};\nCOMMIT;"
+
+
+def connect_sync(path: str) -> sqlite3.Connection:
+    """A plain sqlite3 connection with the project's pragmas and an up-to-date schema."""
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    for target, script in pending_migrations(version):
+        conn.executescript(migration_script(target, script))
+    return conn
