@@ -1,0 +1,487 @@
+"""The Store: typed async access to the SQLite database (aiosqlite, WAL, migrations at open)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+
+from dikkat.storage.features import text_hash
+from dikkat.storage.schema import (
+    BUSY_TIMEOUT_MS,
+    PRAGMAS,
+    migration_script,
+    pending_migrations,
+)
+
+LABELS = ("negative", "neutral", "positive")
+FeedbackOutcome = Literal["created", "changed", "unchanged", "missing"]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One saved sentiment head and how it did."""
+
+    id: int
+    encoder: str
+    dim: int
+    path: str
+    metrics: dict[str, Any]
+    status: str
+    source: str
+    created_at: float
+    activated_at: float | None
+
+
+@dataclass(frozen=True)
+class RetrainRun:
+    """One retraining attempt and its outcome."""
+
+    id: int
+    trigger: str
+    requested_by: str | None
+    status: str
+    started_at: float
+    finished_at: float | None
+    n_feedback: int
+    n_train: int
+    metrics_before: dict[str, Any] | None
+    metrics_after: dict[str, Any] | None
+    candidate_version: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    """How much was deleted for one user."""
+
+    predictions: int
+    feedback: int
+    features: int
+
+
+def _loads(raw: str | None) -> dict[str, Any] | None:
+    return None if raw is None else json.loads(raw)
+
+
+class Store:
+    """All reads and writes of Dikkat's state; every write is one transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        """Open (creating if needed) the database and bring its schema up to date."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        async with conn.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone()
+        for target, script in pending_migrations(version):
+            await conn.executescript(migration_script(target, script))
+        return cls(conn, path)
+
+    async def close(self) -> None:
+        """Close the connection (pending writes are already committed)."""
+        await self._conn.close()
+
+    async def schema_version(self) -> int:
+        """The database's `PRAGMA user_version`."""
+        return int((await self._one("PRAGMA user_version"))[0])
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        return (await self._one("SELECT 1"))[0] == 1
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    # users
+
+    async def get_language(self, platform: str, user_id: str) -> str | None:
+        """The language a user chose with /lang, if any."""
+        row = await self._one(
+            "SELECT lang FROM users WHERE platform = ? AND user_id = ?", (platform, user_id)
+        )
+        return row["lang"] if row else None
+
+    async def set_language(self, platform: str, user_id: str, lang: str) -> None:
+        """Remember a user's language."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO users (platform, user_id, lang, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (platform, user_id) DO UPDATE SET lang = excluded.lang",
+                (platform, user_id, lang, time.time()),
+            )
+
+    # predictions and feedback
+
+    async def log_prediction(
+        self,
+        *,
+        platform: str,
+        user_id: str,
+        chat_id: str,
+        text: str,
+        label: str,
+        probabilities: dict[str, float],
+        head_version: int | None,
+    ) -> int:
+        """Record one sentiment answer; returns its id for the feedback buttons."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO predictions (platform, user_id, chat_id, text, text_hash, label, "
+                "probabilities, head_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    platform,
+                    user_id,
+                    chat_id,
+                    text,
+                    text_hash(text),
+                    label,
+                    json.dumps(probabilities),
+                    head_version,
+                    time.time(),
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    async def add_feedback(
+        self, prediction_id: int, platform: str, user_id: str, label: str
+    ) -> FeedbackOutcome:
+        """Record or change one user's vote on a prediction."""
+        if label not in LABELS:
+            raise ValueError(f"unknown label {label!r}")
+        now = time.time()
+        async with self._transaction() as db:
+            async with db.execute("SELECT 1 FROM predictions WHERE id = ?", (prediction_id,)) as c:
+                if await c.fetchone() is None:
+                    return "missing"
+            async with db.execute(
+                "SELECT label FROM feedback WHERE prediction_id = ? AND platform = ? "
+                "AND user_id = ?",
+                (prediction_id, platform, user_id),
+            ) as c:
+                existing = await c.fetchone()
+            if existing is not None and existing["label"] == label:
+                return "unchanged"
+            await db.execute(
+                "INSERT INTO feedback (prediction_id, platform, user_id, label, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (prediction_id, platform, "
+                "user_id) DO UPDATE SET label = excluded.label, updated_at = excluded.updated_at",
+                (prediction_id, platform, user_id, label, now, now),
+            )
+            return "created" if existing is None else "changed"
+
+    async def labelled_feedback(self, *, max_per_user: int) -> list[tuple[str, str]]:
+        """(text, label) per distinct text by majority vote; each user counts once per text.
+
+        Only each user's newest `max_per_user` votes count; texts with tied votes are dropped.
+        """
+        rows = await self._all(
+            "SELECT p.text, f.label, f.platform, f.user_id FROM feedback f "
+            "JOIN predictions p ON p.id = f.prediction_id ORDER BY f.updated_at DESC, f.id DESC"
+        )
+        per_user: Counter[tuple[str, str]] = Counter()
+        voted: set[tuple[str, str, str]] = set()
+        votes: dict[str, Counter[str]] = defaultdict(Counter)
+        for row in rows:
+            voter = (row["platform"], row["user_id"])
+            if per_user[voter] >= max_per_user or (*voter, row["text"]) in voted:
+                continue
+            per_user[voter] += 1
+            voted.add((*voter, row["text"]))
+            votes[row["text"]][row["label"]] += 1
+        resolved: list[tuple[str, str]] = []
+        for text, counter in votes.items():
+            (top, top_count), *rest = counter.most_common()
+            if not rest or rest[0][1] < top_count:
+                resolved.append((text, top))
+        return resolved
+
+    async def feedback_count(self, since: float = 0.0) -> int:
+        """Votes cast or changed after `since` (a UNIX time)."""
+        row = await self._one("SELECT COUNT(*) FROM feedback WHERE updated_at > ?", (since,))
+        return int(row[0])
+
+    async def feedback_rows(self) -> list[dict[str, Any]]:
+        """Every vote with its text and the bot's answer, for export."""
+        rows = await self._all(
+            "SELECT f.prediction_id, p.text, p.label AS predicted, f.label, f.platform, "
+            "f.user_id, f.created_at, f.updated_at, p.head_version FROM feedback f "
+            "JOIN predictions p ON p.id = f.prediction_id ORDER BY f.id"
+        )
+        return [dict(row) for row in rows]
+
+    async def forget_user(self, platform: str, user_id: str) -> ForgetResult:
+        """Delete a user's predictions, votes and language, and features only they needed."""
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT DISTINCT text_hash FROM predictions WHERE platform = ? AND user_id = ?",
+                (platform, user_id),
+            ) as c:
+                hashes = [row[0] for row in await c.fetchall()]
+            feedback = await db.execute(
+                "DELETE FROM feedback WHERE (platform = ? AND user_id = ?) OR prediction_id IN "
+                "(SELECT id FROM predictions WHERE platform = ? AND user_id = ?)",
+                (platform, user_id, platform, user_id),
+            )
+            predictions = await db.execute(
+                "DELETE FROM predictions WHERE platform = ? AND user_id = ?", (platform, user_id)
+            )
+            await db.execute(
+                "DELETE FROM users WHERE platform = ? AND user_id = ?", (platform, user_id)
+            )
+            features = 0
+            for key in hashes:
+                cursor = await db.execute(
+                    "DELETE FROM features WHERE text_hash = ? AND NOT EXISTS (SELECT 1 FROM "
+                    "predictions p JOIN feedback f ON f.prediction_id = p.id "
+                    "WHERE p.text_hash = ?)",
+                    (key, key),
+                )
+                features += cursor.rowcount
+            return ForgetResult(predictions.rowcount, feedback.rowcount, features)
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts for /stats: predictions, votes per label, last retrain run."""
+        (predictions,) = await self._one("SELECT COUNT(*) FROM predictions")
+        votes = {label: 0 for label in LABELS}
+        for row in await self._all("SELECT label, COUNT(*) AS n FROM feedback GROUP BY label"):
+            votes[row["label"]] = row["n"]
+        return {"predictions": predictions, "feedback": votes, "last_run": await self.last_run()}
+
+    # model versions
+
+    async def add_model_version(
+        self,
+        *,
+        encoder: str,
+        dim: int,
+        path: str,
+        metrics: dict[str, Any],
+        status: str,
+        source: str,
+    ) -> int:
+        """Register a head; status 'active' retires the encoder's current active head."""
+        now = time.time()
+        async with self._transaction() as db:
+            if status == "active":
+                await db.execute(
+                    "UPDATE model_versions SET status = 'retired' "
+                    "WHERE encoder = ? AND status = 'active'",
+                    (encoder,),
+                )
+            cursor = await db.execute(
+                "INSERT INTO model_versions (encoder, dim, path, metrics, status, source, "
+                "created_at, activated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    encoder,
+                    dim,
+                    path,
+                    json.dumps(metrics),
+                    status,
+                    source,
+                    now,
+                    now if status == "active" else None,
+                ),
+            )
+            return int(cursor.lastrowid)
+
+    async def activate_version(self, version_id: int) -> ModelVersion:
+        """Make a version the active head of its encoder (the old one is retired)."""
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT encoder FROM model_versions WHERE id = ?", (version_id,)
+            ) as c:
+                row = await c.fetchone()
+            if row is None:
+                raise KeyError(version_id)
+            await db.execute(
+                "UPDATE model_versions SET status = 'retired' "
+                "WHERE encoder = ? AND status = 'active'",
+                (row["encoder"],),
+            )
+            await db.execute(
+                "UPDATE model_versions SET status = 'active', activated_at = ? WHERE id = ?",
+                (time.time(), version_id),
+            )
+        version = await self.get_version(version_id)
+        assert version is not None
+        return version
+
+    async def set_version_status(self, version_id: int, status: str) -> None:
+        """Mark a candidate rejected (or any non-active status)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE model_versions SET status = ? WHERE id = ?", (status, version_id)
+            )
+
+    async def get_version(self, version_id: int) -> ModelVersion | None:
+        """One version by id."""
+        row = await self._one("SELECT * FROM model_versions WHERE id = ?", (version_id,))
+        return _version(row) if row else None
+
+    async def active_version(self, encoder: str) -> ModelVersion | None:
+        """The head that serves this encoder now."""
+        row = await self._one(
+            "SELECT * FROM model_versions WHERE encoder = ? AND status = 'active'", (encoder,)
+        )
+        return _version(row) if row else None
+
+    async def list_versions(self, encoder: str | None = None) -> list[ModelVersion]:
+        """Versions, newest first."""
+        if encoder is None:
+            rows = await self._all("SELECT * FROM model_versions ORDER BY id DESC")
+        else:
+            rows = await self._all(
+                "SELECT * FROM model_versions WHERE encoder = ? ORDER BY id DESC", (encoder,)
+            )
+        return [_version(row) for row in rows]
+
+    # retrain runs
+
+    async def start_run(self, trigger: str, requested_by: str | None) -> int:
+        """Record that a run started; returns its id."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO retrain_runs (trigger, requested_by, status, started_at) "
+                "VALUES (?, ?, 'running', ?)",
+                (trigger, requested_by, time.time()),
+            )
+            return int(cursor.lastrowid)
+
+    async def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        n_feedback: int = 0,
+        n_train: int = 0,
+        metrics_before: dict[str, Any] | None = None,
+        metrics_after: dict[str, Any] | None = None,
+        candidate_version: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how a run ended: promoted, rejected, skipped or failed."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE retrain_runs SET status = ?, finished_at = ?, n_feedback = ?, "
+                "n_train = ?, metrics_before = ?, metrics_after = ?, candidate_version = ?, "
+                "error = ? WHERE id = ?",
+                (
+                    status,
+                    time.time(),
+                    n_feedback,
+                    n_train,
+                    None if metrics_before is None else json.dumps(metrics_before),
+                    None if metrics_after is None else json.dumps(metrics_after),
+                    candidate_version,
+                    error,
+                    run_id,
+                ),
+            )
+
+    async def get_run(self, run_id: int) -> RetrainRun | None:
+        """One run by id."""
+        row = await self._one("SELECT * FROM retrain_runs WHERE id = ?", (run_id,))
+        return _run(row) if row else None
+
+    async def last_run(self, *, finished: bool = False) -> RetrainRun | None:
+        """The newest run (optionally only a finished, non-skipped one)."""
+        where = "WHERE status NOT IN ('running', 'skipped')" if finished else ""
+        row = await self._one(f"SELECT * FROM retrain_runs {where} ORDER BY id DESC LIMIT 1")
+        return _run(row) if row else None
+
+    async def fail_unfinished_runs(self) -> int:
+        """Mark runs left 'running' by a crash or kill as failed (called at start-up)."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE retrain_runs SET status = 'failed', finished_at = ?, "
+                "error = 'interrupted (process stopped during the run)' "
+                "WHERE status = 'running'",
+                (time.time(),),
+            )
+            return cursor.rowcount
+
+    # audit and maintenance
+
+    async def audit(self, platform: str, user_id: str, action: str, detail: str = "") -> None:
+        """Record an admin action."""
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO audit (platform, user_id, action, detail, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (platform, user_id, action, detail, time.time()),
+            )
+
+    async def audit_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest audit entries."""
+        rows = await self._all("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(row) for row in rows]
+
+    async def backup(self, destination: Path) -> None:
+        """A consistent copy of the live database (SQLite online backup API)."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        async with aiosqlite.connect(destination) as target:
+            await self._conn.backup(target)
+
+
+def _version(row: aiosqlite.Row) -> ModelVersion:
+    return ModelVersion(
+        id=row["id"],
+        encoder=row["encoder"],
+        dim=row["dim"],
+        path=row["path"],
+        metrics=json.loads(row["metrics"]),
+        status=row["status"],
+        source=row["source"],
+        created_at=row["created_at"],
+        activated_at=row["activated_at"],
+    )
+
+
+def _run(row: aiosqlite.Row) -> RetrainRun:
+    return RetrainRun(
+        id=row["id"],
+        trigger=row["trigger"],
+        requested_by=row["requested_by"],
+        status=row["status"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        n_feedback=row["n_feedback"],
+        n_train=row["n_train"],
+        metrics_before=_loads(row["metrics_before"]),
+        metrics_after=_loads(row["metrics_after"]),
+        candidate_version=row["candidate_version"],
+        error=row["error"],
+    )

@@ -1,0 +1,174 @@
+"""The Store: migrations, feedback votes, privacy, model versions, runs, concurrency, backup."""
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dikkat.storage.features import FeatureCache, text_hash
+from dikkat.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from dikkat.storage.store import Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    opened = await Store.open(tmp_path / "s.db")
+    yield opened
+    await opened.close()
+
+
+async def predict(store: Store, text: str, user: str = "u1", label: str = "positive") -> int:
+    return await store.log_prediction(
+        platform="telegram",
+        user_id=user,
+        chat_id="c",
+        text=text,
+        label=label,
+        probabilities={"negative": 0.1, "neutral": 0.1, "positive": 0.8},
+        head_version=1,
+    )
+
+
+async def test_new_database_is_at_the_latest_schema_in_wal_mode(store: Store) -> None:
+    assert await store.schema_version() == SCHEMA_VERSION
+    mode = sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+async def test_an_older_database_is_migrated_without_losing_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO predictions (platform, user_id, chat_id, text, text_hash, label, "
+        "probabilities, head_version, created_at) VALUES ('telegram', '1', '1', 'eski', 'h', "
+        "'positive', '{}', NULL, 0)"
+    )
+    conn.commit()
+    conn.close()
+    store = await Store.open(path)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert (await store.stats())["predictions"] == 1
+        assert await store.add_feedback(1, "telegram", "2", "negative") == "created"
+        assert await store.list_versions() == []
+    finally:
+        await store.close()
+
+
+async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        await Store.open(path)
+
+
+async def test_feedback_created_changed_unchanged_missing(store: Store) -> None:
+    pid = await predict(store, "güzel")
+    assert await store.add_feedback(pid, "telegram", "u2", "positive") == "created"
+    assert await store.add_feedback(pid, "telegram", "u2", "positive") == "unchanged"
+    assert await store.add_feedback(pid, "telegram", "u2", "negative") == "changed"
+    assert await store.add_feedback(9999, "telegram", "u2", "negative") == "missing"
+    assert [row["label"] for row in await store.feedback_rows()] == ["negative"]
+    with pytest.raises(ValueError):
+        await store.add_feedback(pid, "telegram", "u2", "great")
+
+
+async def test_majority_vote_ties_dropped_and_one_vote_per_user_per_text(store: Store) -> None:
+    for user, label in [("a", "positive"), ("b", "positive"), ("c", "negative")]:
+        await store.add_feedback(await predict(store, "çok iyi", user), "telegram", user, label)
+    for user, label in [("a", "negative"), ("b", "positive")]:
+        await store.add_feedback(await predict(store, "idare eder", user), "telegram", user, label)
+    for _ in range(5):  # one user sending the same text again and again counts once
+        await store.add_feedback(await predict(store, "berbat", "d"), "telegram", "d", "positive")
+    await store.add_feedback(await predict(store, "berbat", "e"), "telegram", "e", "negative")
+    await store.add_feedback(await predict(store, "berbat", "f"), "telegram", "f", "negative")
+    resolved = dict(await store.labelled_feedback(max_per_user=100))
+    assert resolved == {"çok iyi": "positive", "berbat": "negative"}
+
+
+async def test_cap_per_user_keeps_only_their_newest_votes(store: Store) -> None:
+    for i in range(10):
+        pid = await predict(store, f"metin {i}", "spammer")
+        await store.add_feedback(pid, "telegram", "spammer", "negative")
+    resolved = await store.labelled_feedback(max_per_user=3)
+    assert sorted(text for text, _ in resolved) == ["metin 7", "metin 8", "metin 9"]
+
+
+async def test_forget_deletes_only_that_users_data(store: Store, tmp_path: Path) -> None:
+    mine = await predict(store, "benim metnim", "me")
+    theirs = await predict(store, "onların metni", "them")
+    await store.add_feedback(mine, "telegram", "me", "neutral")
+    await store.add_feedback(theirs, "telegram", "me", "positive")
+    await store.add_feedback(theirs, "telegram", "them", "positive")
+    await store.set_language("telegram", "me", "en")
+    cache = FeatureCache(store.path, "enc")
+    import numpy as np
+
+    cache.put_many({text_hash("benim metnim"): np.ones(4), text_hash("onların metni"): np.ones(4)})
+    result = await store.forget_user("telegram", "me")
+    assert (result.predictions, result.feedback, result.features) == (1, 2, 1)
+    assert await store.get_language("telegram", "me") is None
+    rows = await store.feedback_rows()
+    assert [(r["user_id"], r["text"]) for r in rows] == [("them", "onların metni")]
+    assert set(cache.get_many([text_hash("onların metni"), text_hash("benim metnim")])) == {
+        text_hash("onların metni")
+    }
+    cache.close()
+
+
+async def test_model_versions_one_active_per_encoder(store: Store) -> None:
+    first = await store.add_model_version(
+        encoder="e", dim=4, path="a.pt", metrics={"macro_f1": 0.5}, status="active", source="seed"
+    )
+    second = await store.add_model_version(
+        encoder="e", dim=4, path="b.pt", metrics={"macro_f1": 0.6}, status="active", source="run"
+    )
+    assert (await store.active_version("e")).id == second
+    assert (await store.get_version(first)).status == "retired"
+    await store.activate_version(first)
+    assert (await store.active_version("e")).id == first
+    assert [v.id for v in await store.list_versions("e")] == [second, first]
+    with pytest.raises(KeyError):
+        await store.activate_version(999)
+
+
+async def test_runs_are_recorded_and_interrupted_runs_marked_failed(store: Store) -> None:
+    run = await store.start_run("admin", "telegram:1")
+    await store.finish_run(run, status="promoted", n_feedback=3, metrics_after={"macro_f1": 0.7})
+    stuck = await store.start_run("cron", None)
+    assert await store.fail_unfinished_runs() == 1
+    assert (await store.get_run(stuck)).status == "failed"
+    finished = await store.get_run(run)
+    assert finished.status == "promoted" and finished.metrics_after == {"macro_f1": 0.7}
+
+
+async def test_concurrent_writers_never_see_database_locked(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    stores = [await Store.open(path) for _ in range(3)]
+    try:
+
+        async def writer(store: Store, n: int) -> None:
+            for i in range(40):
+                pid = await predict(store, f"t{n}-{i}", f"u{n}")
+                await store.add_feedback(pid, "telegram", f"u{n}", "positive")
+
+        await asyncio.gather(*(writer(stores[i % 3], i) for i in range(9)))
+        assert (await stores[0].stats())["predictions"] == 360
+        assert await stores[0].feedback_count() == 360
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_online_backup(store: Store, tmp_path: Path) -> None:
+    await predict(store, "yedek")
+    await store.backup(tmp_path / "backup" / "copy.db")
+    copy = sqlite3.connect(tmp_path / "backup" / "copy.db")
+    assert copy.execute("SELECT text FROM predictions").fetchall() == [("yedek",)]
+
+
+async def test_audit_log(store: Store) -> None:
+    await store.audit("discord", "42", "rollback", "version 3")
+    assert (await store.audit_log())[0]["action"] == "rollback"
