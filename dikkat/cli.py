@@ -131,3 +131,24 @@ def train_sorter_command(
     logging.getLogger(__name__).info("sorter checkpoint written to %s", path)
     if result.correct != result.total:
         raise typer.Exit(1)
+
+
+@app.command()
+def healthcheck(
+    timeout: Annotated[float, typer.Option(help="seconds to wait for an answer")] = 3.0,
+) -> None:
+    """Ask the running bot's /healthz (exit 0 when healthy): the container's HEALTHCHECK."""
+    import urllib.error
+    import urllib.request
+
+    settings = _settings(quiet=True)
+    url = f"http://127.0.0.1:{settings.http_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            typer.echo(response.read().decode())
+    except urllib.error.HTTPError as error:
+        typer.echo(f"unhealthy: {error.code} {error.read().decode()}", err=True)
+        raise typer.Exit(1) from error
+    except OSError as error:
+        typer.echo(f"no answer from {url}: {error}", err=True)
+        raise typer.Exit(1) from error

@@ -1,0 +1,82 @@
+"""The small HTTP server: /healthz, /metrics and, in webhook mode, the Telegram webhook."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+log = logging.getLogger(__name__)
+
+HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+WebhookHandler = Callable[[dict[str, Any]], Awaitable[None]]
+TELEGRAM_WEBHOOK_PATH = "/telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class HttpServer:
+    """aiohttp server on one port; start() and stop() run inside the bot's event loop."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        health: HealthCheck,
+        telegram_webhook: WebhookHandler | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._health = health
+        self._webhook = telegram_webhook
+        self._secret = webhook_secret
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Bind the port and serve."""
+        app = web.Application(client_max_size=1 << 20)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        if self._webhook is not None:
+            app.router.add_post(TELEGRAM_WEBHOOK_PATH, self._telegram)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0 and site._server is not None:  # tests ask for any free port
+            self.port = site._server.sockets[0].getsockname()[1]
+        log.info("http server listening on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        try:
+            healthy, detail = await self._health()
+        except Exception as error:  # a failing check is an unhealthy service, not a 500
+            healthy, detail = False, {"error": type(error).__name__}
+        return web.json_response({"ok": healthy, **detail}, status=200 if healthy else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _telegram(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if self._secret and not hmac.compare_digest(given, self._secret):
+            return web.Response(status=403)
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.Response(status=400)
+        assert self._webhook is not None
+        await self._webhook(payload)
+        return web.Response(status=200)

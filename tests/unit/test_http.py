@@ -1,0 +1,74 @@
+"""/healthz, /metrics and the webhook endpoint of the HTTP server."""
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from dikkat.http import SECRET_HEADER, TELEGRAM_WEBHOOK_PATH, HttpServer
+
+
+async def healthy() -> tuple[bool, dict[str, Any]]:
+    return True, {"models": "loaded"}
+
+
+async def unhealthy() -> tuple[bool, dict[str, Any]]:
+    return False, {"database": "unreachable"}
+
+
+async def broken() -> tuple[bool, dict[str, Any]]:
+    raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("check", "status", "ok"), [(healthy, 200, True), (unhealthy, 503, False), (broken, 503, False)]
+)
+async def test_healthz(check, status: int, ok: bool) -> None:
+    server = HttpServer(host="127.0.0.1", port=0, health=check)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{server.port}/healthz") as response:
+                assert response.status == status
+                assert (await response.json())["ok"] is ok
+    finally:
+        await server.stop()
+
+
+async def test_metrics_are_prometheus_text() -> None:
+    import dikkat.inference.metrics  # noqa: F401  (registers the batcher metrics)
+
+    server = HttpServer(host="127.0.0.1", port=0, health=healthy)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{server.port}/metrics") as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("text/plain")
+                assert "dikkat_batch_size" in await response.text()
+    finally:
+        await server.stop()
+
+
+async def test_webhook_checks_the_secret_token() -> None:
+    received: list[dict[str, Any]] = []
+
+    async def webhook(payload: dict[str, Any]) -> None:
+        received.append(payload)
+
+    server = HttpServer(
+        host="127.0.0.1", port=0, health=healthy, telegram_webhook=webhook, webhook_secret="s3"
+    )
+    await server.start()
+    url = f"http://127.0.0.1:{server.port}{TELEGRAM_WEBHOOK_PATH}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, json={"update_id": 1}) as response:
+                assert response.status == 403
+            async with session.post(url, data="not json", headers={SECRET_HEADER: "s3"}) as r:
+                assert r.status == 400
+            async with session.post(url, json={"update_id": 2}, headers={SECRET_HEADER: "s3"}) as r:
+                assert r.status == 200
+    finally:
+        await server.stop()
+    assert received == [{"update_id": 2}]
