@@ -1,13 +1,21 @@
-"""Composition root: builds the models, the service and the Router; starts and stops them."""
+"""Composition root: builds the Store, models, service, retrain job and Router; starts, stops."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from dikkat.bot.router import Router
 from dikkat.config import Settings
+from dikkat.inference.device import resolve_device
+from dikkat.inference.sentiment import SentimentPipeline
 from dikkat.inference.service import InferenceService
+from dikkat.models.encoder import load_encoder
+from dikkat.models.sorter import Sorter
+from dikkat.storage.features import FeatureCache
+from dikkat.storage.store import Store
+from dikkat.training.retrain import RetrainJob, ensure_active_head
 
 log = logging.getLogger(__name__)
 
@@ -17,20 +25,63 @@ class App:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.store: Store | None = None
+        self.cache: FeatureCache | None = None
         self.service: InferenceService | None = None
+        self.retrainer: RetrainJob | None = None
         self.router: Router | None = None
 
     async def start(self) -> Router:
-        """Load models (off the event loop), start the batchers, build the Router."""
-        self.service = await asyncio.to_thread(InferenceService.from_settings, self.settings)
+        """Open the database, load the models off the event loop, start the batchers."""
+        settings = self.settings
+        self.store = await Store.open(settings.db_path)
+        interrupted = await self.store.fail_unfinished_runs()
+        if interrupted:
+            log.warning("%d retrain run(s) were interrupted by the last stop", interrupted)
+        device = resolve_device(settings.device)
+        sorter = await asyncio.to_thread(Sorter.from_checkpoint, device=str(device))
+        encoder = await asyncio.to_thread(
+            load_encoder,
+            settings.sentiment_encoder,
+            max_length=settings.sentiment_max_length,
+            pooling=settings.sentiment_pooling,
+            device=device,
+            probe_timeout_s=settings.hub_probe_timeout_s,
+        )
+        self.cache = FeatureCache(settings.db_path, encoder.cache_key)
+        head, version = await ensure_active_head(self.store, encoder, self.cache, settings)
+        pipeline = SentimentPipeline(encoder, head, version)
+        self.service = InferenceService(settings, sorter, pipeline)
         await self.service.start()
-        self.router = Router(self.service, self.settings)
+        self.retrainer = RetrainJob(self.store, self.service, settings, cache=self.cache)
+        self.router = Router(self.service, settings, self.store, retrainer=self.retrainer)
+        log.info("ready on %s: sorter, sentiment head #%d", device, version)
         return self.router
 
     async def stop(self) -> None:
-        """Finish in-flight requests and release every worker."""
+        """Interrupt retraining, finish in-flight requests, close the database."""
+        if self.retrainer is not None:
+            await self.retrainer.stop()
         if self.service is not None:
             await self.service.stop()
+        if self.cache is not None:
+            self.cache.close()
+        if self.store is not None:
+            await self.store.close()
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Models loaded and database answering: what /healthz reports."""
+        models = self.service is not None and all(b.running for b in self.service.batchers)
+        try:
+            database = self.store is not None and await self.store.ping()
+        except Exception:
+            database = False
+        detail = {
+            "models": "loaded" if models else "not loaded",
+            "database": "ok" if database else "unavailable",
+            "head_version": None if self.service is None else self.service.head_version,
+        }
+        return models and database, detail
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -38,3 +89,99 @@ class App:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+async def serve(settings: Settings) -> None:
+    """`dikkat run`: every frontend that has a token (sharing one service and store), else the
+    console; SIGINT/SIGTERM stop receiving, finish in-flight requests and close cleanly."""
+    from dikkat.bot.console import ConsoleFrontend
+    from dikkat.http import HttpServer
+    from dikkat.training.schedule import build_scheduler
+
+    app = App(settings)
+    router = await app.start()
+    assert app.retrainer is not None
+    scheduler = build_scheduler(app.retrainer, settings.retrain_cron)
+    scheduler.start()
+    stop = asyncio.Event()
+    runners: list[Any] = []
+    http: HttpServer | None = None
+    try:
+        telegram_app = None
+        if settings.telegram_token is not None:
+            from dikkat.bot.telegram import build_telegram_application, run_telegram
+
+            telegram_app = build_telegram_application(router, settings)
+            runners.append(run_telegram(telegram_app, settings, stop))
+        if settings.discord_token is not None:
+            from dikkat.bot.discord import build_discord_client, run_discord
+
+            client = build_discord_client(router, settings)
+            runners.append(run_discord(client, settings.discord_token.get_secret_value(), stop))
+        if not runners:
+            log.info("no chat token configured: starting the console")
+            frontend = ConsoleFrontend(router, image_dir=settings.db_path.parent / "images")
+            await frontend.run()
+            return
+        http = _http_server(settings, app, telegram_app)
+        await http.start()
+        _stop_on_signals(stop)
+        await asyncio.gather(*runners)
+    finally:
+        scheduler.shutdown(wait=False)
+        if http is not None:
+            await http.stop()
+        await app.stop()
+        log.info("stopped")
+
+
+def _http_server(settings: Settings, app: App, telegram_app: Any) -> Any:
+    from dikkat.http import HttpServer
+
+    webhook = secret = None
+    if telegram_app is not None and settings.telegram_webhook_url:
+        from dikkat.bot.telegram import webhook_receiver, webhook_secret
+
+        webhook, secret = webhook_receiver(telegram_app), webhook_secret(settings)
+    return HttpServer(
+        host="0.0.0.0",
+        port=settings.http_port,
+        health=app.health,
+        telegram_webhook=webhook,
+        webhook_secret=secret,
+    )
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def check(settings: Settings) -> dict[str, Any]:
+    """`dikkat run --check`: load configuration, models and database; report what was found."""
+    async with App(settings) as app:
+        assert app.service is not None and app.store is not None
+        healthy, detail = await app.health()
+        sort_answer = await app.service.sort("CBABBC")
+        sentiment = await app.service.sentiment("Bu bir deneme cümlesidir.")
+        return {
+            "healthy": healthy,
+            **detail,
+            "database_path": str(settings.db_path),
+            "schema_version": await app.store.schema_version(),
+            "encoder": app.service.encoder_id,
+            "sorter_check": f"CBABBC -> {sort_answer}",
+            "sentiment_check": sentiment.label,
+            "frontends": [
+                name
+                for name, token in (
+                    ("telegram", settings.telegram_token),
+                    ("discord", settings.discord_token),
+                )
+                if token is not None
+            ]
+            or ["console"],
+        }

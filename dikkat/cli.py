@@ -22,23 +22,41 @@ app = typer.Typer(
     add_completion=False,
 )
 train_app = typer.Typer(help="Train the models.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Measure the models on labelled data.", no_args_is_help=True)
+export_app = typer.Typer(help="Export stored data.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(export_app, name="export")
 
 stdout = Console()
 
 
-def _settings(quiet: bool = False) -> Settings:
-    """Load settings and configure logging; console modes log warnings only unless asked."""
+def _settings(quiet: bool | None = False) -> Settings:
+    """Load settings and configure logging.
+
+    Console modes log warnings only unless DIKKAT_LOG_LEVEL is set; `quiet=None` means quiet
+    exactly when no chat token is configured (the console will run).
+    """
     try:
         settings = Settings()
     except ValueError as error:
         typer.echo(f"Invalid configuration: {error}", err=True)
         raise typer.Exit(2) from error
+    if quiet is None:
+        quiet = settings.telegram_token is None and settings.discord_token is None
     level = settings.log_level
     if quiet and "DIKKAT_LOG_LEVEL" not in os.environ:
         level = "WARNING"
     configure_logging(level, settings.log_format, settings.secrets())
     return settings
+
+
+def _run(coroutine) -> None:
+    """asyncio.run, with Ctrl-C ending the program quietly (clean-up has run by then)."""
+    try:
+        asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        typer.echo("", err=True)
 
 
 async def _console(settings: Settings, lines: list[str] | None = None) -> None:
@@ -58,24 +76,40 @@ async def _console(settings: Settings, lines: list[str] | None = None) -> None:
 
 
 @app.command()
-def run() -> None:
+def run(
+    check: Annotated[
+        bool, typer.Option("--check", help="load configuration, models and database, then exit")
+    ] = False,
+) -> None:
     """Start every frontend that has a token; the console when none is configured."""
-    settings = _settings(quiet=True)
-    asyncio.run(_console(settings))
+    from dikkat.app import check as check_app
+    from dikkat.app import serve
+
+    if check:
+        settings = _settings(quiet=True)
+        try:
+            found = asyncio.run(check_app(settings))
+        except Exception as error:
+            typer.echo(f"check failed: {type(error).__name__}: {error}", err=True)
+            raise typer.Exit(1) from error
+        for key, value in found.items():
+            typer.echo(f"{key}: {value}")
+        raise typer.Exit(0 if found["healthy"] else 1)
+    _run(serve(_settings(quiet=None)))
 
 
 @app.command()
 def console() -> None:
     """Chat with the bot in this terminal (or answer each line piped on stdin)."""
     settings = _settings(quiet=True)
-    asyncio.run(_console(settings))
+    _run(_console(settings))
 
 
 @app.command()
 def ask(message: Annotated[str, typer.Argument(help='e.g. "/sort CBABBC"')]) -> None:
     """Send one message to the bot and print its answer."""
     settings = _settings(quiet=True)
-    asyncio.run(_console(settings, [message]))
+    _run(_console(settings, [message]))
 
 
 @app.command()
@@ -152,3 +186,202 @@ def healthcheck(
     except OSError as error:
         typer.echo(f"no answer from {url}: {error}", err=True)
         raise typer.Exit(1) from error
+
+
+def _encoder(settings: Settings):
+    from dikkat.models.encoder import load_encoder
+
+    return load_encoder(
+        settings.sentiment_encoder,
+        max_length=settings.sentiment_max_length,
+        pooling=settings.sentiment_pooling,
+        device=settings.device,
+        probe_timeout_s=settings.hub_probe_timeout_s,
+    )
+
+
+@train_app.command("sentiment")
+def train_sentiment_command(
+    data: Annotated[Path, typer.Option(help="labelled CSV", exists=True, dir_okay=False)],
+    text_col: Annotated[str, typer.Option(help="text column")] = "text",
+    label_col: Annotated[str, typer.Option(help="label column")] = "label",
+    label_map: Annotated[
+        str | None, typer.Option(help='numeric labels, e.g. "0=negative,1=neutral,2=positive"')
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="where to save the head")] = None,
+    curves: Annotated[Path, typer.Option(help="training curves PNG")] = Path("training_curves.png"),
+    seed: Annotated[int, typer.Option(help="split and training seed")] = 0,
+    patience: Annotated[int, typer.Option(help="early-stopping patience (epochs)")] = 8,
+) -> None:
+    """Train a sentiment head on a CSV: stratified 75/25 split, cached features, report, curves."""
+    from dikkat.training.sentiment import format_report, train_sentiment_from_csv
+
+    settings = _settings()
+    encoder = _encoder(settings)
+    try:
+        outcome = train_sentiment_from_csv(
+            data,
+            encoder,
+            text_col=text_col,
+            label_col=label_col,
+            label_map=label_map,
+            out_dir=out_dir or settings.model_dir / "trained",
+            curves=curves,
+            db_path=settings.db_path,
+            seed=seed,
+            patience=patience,
+        )
+    except (ValueError, KeyError) as error:
+        typer.echo(f"cannot train: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(
+        f"trained on {outcome.n_train} rows, validated on {outcome.n_val} "
+        f"({outcome.dropped} dropped), best epoch {outcome.result.best_epoch}, "
+        f"{outcome.result.seconds:.1f} s"
+    )
+    typer.echo(format_report(outcome.metrics))
+    typer.echo(f"head: {outcome.head_path}\ncurves: {outcome.curves_path}")
+
+
+@train_app.command("seed-head")
+def train_seed_head_command(
+    out: Annotated[Path | None, typer.Option(help="head path (default: the package asset)")] = None,
+) -> None:
+    """Train the default head on the seed corpus's training part (the shipped asset)."""
+    from dikkat.models.head import HEADS_DIR, head_file_name
+    from dikkat.training.retrain import train_candidate
+    from dikkat.training.sentiment import format_report, make_meta, save_head
+
+    settings = _settings()
+    encoder = _encoder(settings)
+    report = train_candidate(encoder, None, None, [], progress=True)
+    meta = make_meta(
+        encoder, report.after, report.data, source="seed_corpus.csv (75% stratified, seed 0)"
+    )
+    assets = Path(__file__).parent / "assets" / HEADS_DIR
+    path = save_head(report.head, out or assets / head_file_name(encoder.encoder_id), meta)
+    typer.echo(format_report(report.after) if "per_class" in report.after else report.after)
+    typer.echo(f"head: {path}")
+
+
+@evaluate_app.command("sentiment")
+def evaluate_sentiment_command(
+    data: Annotated[Path, typer.Option(help="labelled CSV", exists=True, dir_okay=False)],
+    head: Annotated[Path | None, typer.Option(help="head file (default: the shipped one)")] = None,
+    text_col: Annotated[str, typer.Option(help="text column")] = "text",
+    label_col: Annotated[str, typer.Option(help="label column")] = "label",
+    label_map: Annotated[str | None, typer.Option(help="numeric label mapping")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Accuracy, macro-F1 and confusion matrix of a head on a labelled CSV."""
+    import json
+
+    from dikkat.training.sentiment import evaluate_from_csv, format_report
+
+    settings = _settings(quiet=as_json)
+    encoder = _encoder(settings)
+    try:
+        metrics = evaluate_from_csv(
+            data,
+            encoder,
+            head_path=head,
+            text_col=text_col,
+            label_col=label_col,
+            label_map=label_map,
+            db_path=settings.db_path,
+            progress=not as_json,
+        )
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        typer.echo(f"cannot evaluate: {error}", err=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        typer.echo(json.dumps(metrics, ensure_ascii=False))
+    else:
+        typer.echo(format_report(metrics))
+
+
+@app.command()
+def retrain(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Retrain the sentiment head from feedback now; promote it only if it is no worse."""
+    import json
+
+    from dikkat.app import App
+    from dikkat.storage.store import RunInProgress
+
+    settings = _settings(quiet=as_json)
+
+    async def go():
+        async with App(settings) as running:
+            assert running.retrainer is not None
+            return await running.retrainer.run("cli", "cli")
+
+    try:
+        run = asyncio.run(go())
+    except RunInProgress as error:
+        typer.echo(f"cannot retrain: {error}", err=True)
+        raise typer.Exit(1) from error
+    if as_json:
+        typer.echo(json.dumps(run.as_json(), ensure_ascii=False))
+    else:
+        from dikkat.bot.admin import outcome_text
+
+        typer.echo(outcome_text(run, "en"))
+    if run.status == "failed":
+        raise typer.Exit(1)
+
+
+@export_app.command("feedback")
+def export_feedback(
+    out: Annotated[Path, typer.Option(help="CSV file to write")],
+) -> None:
+    """Write every labelled feedback vote (text, label, predicted, who, when) to a CSV."""
+    import pandas as pd
+
+    from dikkat.storage.store import Store
+
+    settings = _settings(quiet=True)
+
+    async def rows():
+        store = await Store.open(settings.db_path)
+        try:
+            return await store.feedback_rows()
+        finally:
+            await store.close()
+
+    columns = [
+        "prediction_id",
+        "text",
+        "label",
+        "predicted",
+        "platform",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "head_version",
+    ]
+    frame = pd.DataFrame(asyncio.run(rows()), columns=columns)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    typer.echo(f"{len(frame)} feedback rows written to {out}")
+
+
+@app.command()
+def backup(
+    out: Annotated[Path, typer.Option(help="backup file to write")],
+) -> None:
+    """Copy the live SQLite database consistently (online backup API), bot running or not."""
+    from dikkat.storage.store import Store
+
+    settings = _settings(quiet=True)
+
+    async def copy() -> None:
+        store = await Store.open(settings.db_path)
+        try:
+            await store.backup(out)
+        finally:
+            await store.close()
+
+    asyncio.run(copy())
+    typer.echo(f"database {settings.db_path} backed up to {out}")

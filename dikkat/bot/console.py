@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TextIO
 
 from dikkat.bot.router import Router
-from dikkat.bot.types import Reply, Request
+from dikkat.bot.types import Button, ButtonPress, Reply, Request
 from dikkat.bot.validation import split_command
 
 PROMPT = "dikkat> "
+PLATFORM = "console"
 
 
 class ConsoleFrontend:
-    """Turns lines into Requests and Replies into printed text (images are saved as PNG files)."""
+    """Turns lines into Requests and Replies into printed text (images are saved as PNG files).
+
+    After a reply with buttons, typing a button's number presses it.
+    """
 
     def __init__(
         self,
@@ -32,6 +37,7 @@ class ConsoleFrontend:
         self.lang = lang
         self.user_id = user_id
         self.out = out or sys.stdout
+        self._buttons: tuple[Button, ...] = ()
 
     def request_for(self, line: str) -> Request | None:
         """A Request for one input line; plain text asks for its sentiment; blank lines none."""
@@ -40,37 +46,64 @@ class ConsoleFrontend:
             if not args:
                 return None
             command = "sentiment"
-        return Request("console", self.user_id, "console", command or "help", args, self.lang)
+        return Request(PLATFORM, self.user_id, PLATFORM, command or "help", args, self.lang)
 
     async def answer(self, line: str) -> str | None:
-        """The rendered reply to one line, or None for a blank line."""
+        """The rendered reply to one line (a button press if it is a shown button's number)."""
+        choice = line.strip()
+        if choice.isdigit() and 1 <= int(choice) <= len(self._buttons):
+            button = self._buttons[int(choice) - 1]
+            self._buttons = ()
+            press = ButtonPress(PLATFORM, self.user_id, PLATFORM, button.data, self.lang)
+            return self.render(await self.router.handle_button(press))
         request = self.request_for(line)
         if request is None:
             return None
         return self.render(await self.router.handle(request))
 
     def render(self, reply: Reply) -> str:
-        """Reply text, then where the image was saved."""
+        """Reply text, where the image was saved, and the numbered buttons."""
         parts = [reply.text]
         if reply.image is not None:
             self.image_dir.mkdir(parents=True, exist_ok=True)
-            path = self.image_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{reply.image_name}"
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = self.image_dir / f"{stamp}-{time.monotonic_ns() % 10**6}-{reply.image_name}"
             path.write_bytes(reply.image)
             parts.append(f"🖼  {path}")
+        self._buttons = reply.buttons
+        if reply.buttons:
+            parts.append("  ".join(f"[{i}] {b.label}" for i, b in enumerate(reply.buttons, 1)))
         return "\n".join(parts)
 
     async def run(self, stdin: TextIO | None = None) -> None:
         """Answer every line until end of input (Ctrl-D) or /quit."""
         stdin = stdin or sys.stdin
         interactive = stdin.isatty()
+        lines = _line_reader(stdin)
         while True:
             if interactive:
                 self.out.write(PROMPT)
                 self.out.flush()
-            line = await asyncio.to_thread(stdin.readline)
-            if not line or line.strip() in ("/quit", "/exit"):
+            line = await lines.get()
+            if line is None or line.strip() in ("/quit", "/exit"):
                 break
             rendered = await self.answer(line)
             if rendered is not None:
                 self.out.write(rendered + "\n")
                 self.out.flush()
+
+
+def _line_reader(stdin: TextIO) -> asyncio.Queue[str | None]:
+    """Lines from a daemon thread (None at the end), so a pending read never blocks exit."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
+
+    def read() -> None:
+        while True:
+            line = stdin.readline()
+            asyncio.run_coroutine_threadsafe(queue.put(line or None), loop).result()
+            if not line:
+                return
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return queue

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import EllipsisType
 from typing import Generic, TypeVar
@@ -74,6 +75,11 @@ class _Pending(Generic[T, R]):
     seq: int
     enqueued: float
     future: asyncio.Future[R]
+    batch_size: int = 0
+
+
+last_batch_size: ContextVar[int] = ContextVar("last_batch_size", default=0)
+"""Size of the batch that produced the caller's latest `submit` result (for request logs)."""
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -216,7 +222,9 @@ class DynamicBatcher(Generic[T, R]):
         self._wakeup.set()
         try:
             async with asyncio.timeout(deadline) as scope:
-                return await future
+                result = await future
+            last_batch_size.set(pending.batch_size)
+            return result
         except TimeoutError:
             if not scope.expired():
                 raise
@@ -334,6 +342,8 @@ class DynamicBatcher(Generic[T, R]):
         n, top = len(group), max(p.cost for p in group)
         real = sum(p.cost for p in group)
         items = [p.item for p in group]
+        for p in group:
+            p.batch_size = n
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:

@@ -2,41 +2,91 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
 
 from dikkat.config import Settings
 from dikkat.inference.batcher import DynamicBatcher
-from dikkat.inference.device import resolve_device
+from dikkat.inference.sentiment import SentimentPipeline, SentimentResult
+from dikkat.models.head import SentimentHead
 from dikkat.models.sorter import SEQUENCE_LENGTH, Sorter, SortTrace
+from dikkat.storage.features import text_hash
+from dikkat.viz.explain import ExplainTrace, explain_trace
 
 log = logging.getLogger(__name__)
 
 SORT_COST = 2 * SEQUENCE_LENGTH
+ATTENTION_MAX_TOKENS = 32
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EncoderAttention:
+    """The encoder's attention over a (capped) sentence and whether it was capped."""
+
+    tokens: list[str]
+    attention: np.ndarray  # (layers, heads, T, T)
+    total_tokens: int
+
+    @property
+    def capped(self) -> bool:
+        """True when the sentence had more tokens than are shown."""
+        return self.total_tokens > len(self.tokens)
 
 
 class InferenceService:
-    """Async facade over the models; every call is batched on the model's worker thread."""
+    """Async facade over the models; every model call is batched on the model's worker thread."""
 
-    def __init__(self, settings: Settings, sorter: Sorter) -> None:
+    def __init__(
+        self, settings: Settings, sorter: Sorter, sentiment: SentimentPipeline | None = None
+    ) -> None:
         self.settings = settings
         self.sorter = sorter
-        batcher_options = dict(
+        self.sentiment_pipeline = sentiment
+        options: dict[str, Any] = dict(
             max_batch_size=settings.max_batch_size,
             max_batch_tokens=settings.max_batch_tokens,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
             default_timeout=settings.request_timeout_s,
         )
-        self._sort = DynamicBatcher(sorter.sort_batch, name="sorter", **batcher_options)
-        self._trace = DynamicBatcher(sorter.trace_batch, name="sorter_trace", **batcher_options)
-        self._batchers: list[DynamicBatcher] = [self._sort, self._trace]
+        self._sort = DynamicBatcher(sorter.sort_batch, name="sorter", **options)
+        self._trace = DynamicBatcher(sorter.trace_batch, name="sorter_trace", **options)
+        self._explain = DynamicBatcher(self._explain_batch, name="sorter_explain", **options)
+        self._batchers: list[DynamicBatcher] = [self._sort, self._trace, self._explain]
+        self._sentiment: DynamicBatcher | None = None
+        self._encoder_attention: DynamicBatcher | None = None
+        if sentiment is not None:
+            self._sentiment = DynamicBatcher(sentiment.predict_batch, name="sentiment", **options)
+            self._encoder_attention = DynamicBatcher(
+                self._encoder_attention_batch, name="encoder_attention", **options
+            )
+            self._batchers += [self._sentiment, self._encoder_attention]
+        self._render = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> InferenceService:
-        """Load the shipped models on the configured device."""
-        device = resolve_device(settings.device)
-        log.info("inference device: %s", device)
-        return cls(settings, Sorter.from_checkpoint(device=str(device)))
+    @property
+    def batchers(self) -> list[DynamicBatcher]:
+        """Every batcher, for metrics and benchmarks."""
+        return list(self._batchers)
+
+    @property
+    def encoder_id(self) -> str:
+        """The feature key of the running encoder (encoder id, pooling, max length)."""
+        if self.sentiment_pipeline is None:
+            return "-"
+        return self.sentiment_pipeline.encoder.cache_key
+
+    @property
+    def head_version(self) -> int | None:
+        """The sentiment head version serving now."""
+        return None if self.sentiment_pipeline is None else self.sentiment_pipeline.head_version
 
     async def start(self) -> None:
         """Start every batcher's worker."""
@@ -47,6 +97,7 @@ class InferenceService:
         """Finish what is queued, then stop every worker thread."""
         for batcher in self._batchers:
             await batcher.stop()
+        self._render.shutdown(wait=True)
 
     async def sort(self, letters: str) -> str:
         """Sorted version of six validated letters."""
@@ -55,3 +106,59 @@ class InferenceService:
     async def sort_trace(self, letters: str) -> SortTrace:
         """Sorted sequence plus the nano-GPT's attention maps."""
         return await self._trace.submit(letters, cost=SORT_COST)
+
+    async def explain(self, letters: str) -> ExplainTrace:
+        """Every intermediate tensor of the nano-GPT's forward pass for six letters."""
+        return await self._explain.submit(letters, cost=SORT_COST)
+
+    def _explain_batch(self, batch: list[str]) -> list[ExplainTrace]:
+        return [explain_trace(self.sorter.model, letters) for letters in batch]
+
+    async def sentiment(self, text: str) -> SentimentResult:
+        """Label and probabilities of one cleaned text (long texts are truncated, and say so)."""
+        pipeline, batcher = self._require_sentiment()
+        cost, truncated = pipeline.cost(text)
+        result = await batcher.submit(text, cost=cost)
+        return dataclasses.replace(result, truncated=truncated) if truncated else result
+
+    async def encoder_attention(self, text: str) -> EncoderAttention:
+        """The encoder's attention over the first tokens of `text`."""
+        _, _ = self._require_sentiment()
+        assert self._encoder_attention is not None
+        return await self._encoder_attention.submit(text, cost=ATTENTION_MAX_TOKENS)
+
+    def _encoder_attention_batch(self, texts: list[str]) -> list[EncoderAttention]:
+        assert self.sentiment_pipeline is not None
+        encoder = self.sentiment_pipeline.encoder
+        results = []
+        for text in texts:
+            tokens, attention = encoder.attentions(text, ATTENTION_MAX_TOKENS)
+            total = len(encoder.tokenizer(text, truncation=True, max_length=1 << 16)["input_ids"])
+            results.append(EncoderAttention(tokens, attention, total))
+        return results
+
+    def swap_head(self, head: SentimentHead, version: int | None) -> None:
+        """Hot-swap the sentiment head; batches already running finish with the old one."""
+        pipeline, _ = self._require_sentiment()
+        pipeline.swap(head, version)
+        log.info("sentiment head version %s is serving", version)
+
+    def recent_features(self, text: str) -> np.ndarray | None:
+        """The features computed for `text` when it was last classified, if still remembered."""
+        if self.sentiment_pipeline is None:
+            return None
+        return self.sentiment_pipeline.recent.get(text_hash(text))
+
+    async def render(self, draw: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a figure-drawing function on the render thread, never on the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._render, lambda: draw(*args, **kwargs))
+
+    def _require_sentiment(self) -> tuple[SentimentPipeline, DynamicBatcher]:
+        if self.sentiment_pipeline is None or self._sentiment is None:
+            raise SentimentUnavailable("no sentiment model is loaded")
+        return self.sentiment_pipeline, self._sentiment
+
+
+class SentimentUnavailable(RuntimeError):
+    """The service runs without a sentiment model (e.g. a sorter-only test set-up)."""

@@ -36,6 +36,7 @@ class SortTrace:
 
     tokens: list[str]
     attention: torch.Tensor  # (n_layer, n_head, T, T)
+    answer: str = ""
 
 
 class Sorter:
@@ -68,10 +69,15 @@ class Sorter:
         if not sequences:
             return []
         idx = self._as_tensor(sequences)
-        full = self.model.generate(idx, SEQUENCE_LENGTH)[:, :-1]  # (B, 11)
+        generated = self.model.generate(idx, SEQUENCE_LENGTH)  # (B, 12)
+        full = generated[:, :-1]  # (B, 11)
         _, attentions = self.model(full, return_attention=True)
         stacked = torch.stack(attentions, dim=1).cpu()  # (B, n_layer, nh, T, T)
         return [
-            SortTrace(tokens=list(decode(row)), attention=stacked[i])
-            for i, row in enumerate(full.tolist())
+            SortTrace(
+                tokens=list(decode(row[:-1])),
+                attention=stacked[i],
+                answer=decode(row[SEQUENCE_LENGTH:]),
+            )
+            for i, row in enumerate(generated.tolist())
         ]

@@ -26,6 +26,10 @@ LABELS = ("negative", "neutral", "positive")
 FeedbackOutcome = Literal["created", "changed", "unchanged", "missing"]
 
 
+class RunInProgress(Exception):
+    """Another retraining run is still running."""
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One saved sentiment head and how it did."""
@@ -57,6 +61,19 @@ class RetrainRun:
     metrics_after: dict[str, Any] | None
     candidate_version: int | None
     error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The `dikkat retrain --json` shape."""
+        return {
+            "run_id": self.id,
+            "status": self.status,
+            "n_feedback": self.n_feedback,
+            "n_train": self.n_train,
+            "before": self.metrics_before,
+            "after": self.metrics_after,
+            "candidate_version": self.candidate_version,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -371,8 +388,12 @@ class Store:
     # retrain runs
 
     async def start_run(self, trigger: str, requested_by: str | None) -> int:
-        """Record that a run started; returns its id."""
+        """Record that a run started; returns its id. One run at a time, across processes."""
         async with self._transaction() as db:
+            async with db.execute("SELECT id FROM retrain_runs WHERE status = 'running'") as c:
+                running = await c.fetchone()
+            if running is not None:
+                raise RunInProgress(f"run #{running[0]} is still running")
             cursor = await db.execute(
                 "INSERT INTO retrain_runs (trigger, requested_by, status, started_at) "
                 "VALUES (?, ?, 'running', ?)",

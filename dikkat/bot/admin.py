@@ -1,0 +1,138 @@
+"""Admin commands: /retrain, /models, /rollback, /stats (the Router checks the rights)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from dikkat.bot.i18n import LABEL_NAMES, STATUS_NAMES, t
+from dikkat.bot.types import Reply, Request
+from dikkat.inference.service import InferenceService
+from dikkat.storage.store import LABELS, ModelVersion, RetrainRun, RunInProgress, Store
+
+log = logging.getLogger(__name__)
+
+
+class Retrainer(Protocol):
+    """What the admin commands need from the retraining job (implemented in training)."""
+
+    async def start(
+        self,
+        trigger: str,
+        requested_by: str | None,
+        on_done: Callable[[RetrainRun], Awaitable[None]] | None = None,
+    ) -> int: ...
+
+    async def rollback(self, version_id: int) -> ModelVersion: ...
+
+
+Notify = Callable[[str, str, Reply], Awaitable[None]]
+
+
+def _f1(metrics: dict[str, Any] | None) -> str:
+    return "–" if not metrics or "macro_f1" not in metrics else f"{metrics['macro_f1']:.3f}"
+
+
+def outcome_text(outcome: RetrainRun, lang: str) -> str:
+    """A retraining result for people: status and macro-F1 before and after."""
+    if outcome.status == "failed":
+        return t("retrain_failed", lang, run_id=outcome.id, error=outcome.error or "?")
+    return t(
+        "retrain_result",
+        lang,
+        run_id=outcome.id,
+        status=STATUS_NAMES[outcome.status][lang],
+        n_feedback=outcome.n_feedback,
+        before=_f1(outcome.metrics_before),
+        after=_f1(outcome.metrics_after),
+    )
+
+
+class AdminCommands:
+    """The replies of the admin commands; every action is written to the audit table."""
+
+    def __init__(
+        self,
+        store: Store,
+        service: InferenceService,
+        retrainer: Retrainer | None,
+        notify: Notify,
+    ) -> None:
+        self.store = store
+        self.service = service
+        self.retrainer = retrainer
+        self.notify = notify
+
+    async def retrain(self, request: Request, lang: str) -> Reply:
+        """Starts a retraining run now and posts its result when it ends."""
+        if self.retrainer is None:
+            return Reply(t("retrain_unavailable", lang), private=True)
+
+        async def post_result(outcome: RetrainRun) -> None:
+            reply = Reply(outcome_text(outcome, lang), private=True)
+            await self.notify(request.platform, request.chat_id, reply)
+
+        who = f"{request.platform}:{request.user_id}"
+        try:
+            run_id = await self.retrainer.start("admin", who, post_result)
+        except RunInProgress:
+            return Reply(t("retrain_busy", lang), private=True)
+        await self.store.audit(request.platform, request.user_id, "retrain", f"run {run_id}")
+        return Reply(t("retrain_started", lang, run_id=run_id), private=True)
+
+    async def models(self, request: Request, lang: str) -> Reply:
+        """Lists the head versions of the running encoder with their metrics and status."""
+        encoder = self.service.encoder_id
+        versions = await self.store.list_versions(encoder)
+        await self.store.audit(request.platform, request.user_id, "models")
+        if not versions:
+            return Reply(t("models_empty", lang), private=True)
+        lines = [t("models_header", lang, encoder=encoder)]
+        for v in versions[:20]:
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.created_at))
+            marker = "✅" if v.status == "active" else "·"
+            lines.append(
+                f"{marker} #{v.id} {STATUS_NAMES.get(v.status, {}).get(lang, v.status)} — "
+                f"macro-F1 {_f1(v.metrics)} — {v.source} — {when} UTC"
+            )
+        return Reply("\n".join(lines), private=True)
+
+    async def rollback(self, request: Request, lang: str) -> Reply:
+        """Activates an older head version (hot swap, no restart)."""
+        arg = request.args.strip().lstrip("#")
+        if not arg.isdigit():
+            return Reply(t("rollback_usage", lang), private=True)
+        version_id = int(arg)
+        existing = await self.store.get_version(version_id)
+        if (
+            self.retrainer is None
+            or existing is None
+            or existing.encoder != self.service.encoder_id
+        ):
+            return Reply(t("rollback_unknown", lang, version=version_id), private=True)
+        await self.retrainer.rollback(version_id)
+        await self.store.audit(
+            request.platform, request.user_id, "rollback", f"version {version_id}"
+        )
+        return Reply(t("rollback_done", lang, version=version_id), private=True)
+
+    async def stats(self, request: Request, lang: str) -> Reply:
+        """Predictions, feedback per label and the last retraining run."""
+        stats = await self.store.stats()
+        await self.store.audit(request.platform, request.user_id, "stats")
+        feedback = ", ".join(
+            f"{LABEL_NAMES[label][lang]} {stats['feedback'][label]}" for label in LABELS
+        )
+        run = stats["last_run"]
+        last = t("none", lang)
+        if run is not None:
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(run.started_at))
+            last = (
+                f"#{run.id} {STATUS_NAMES.get(run.status, {}).get(lang, run.status)} ({when} UTC)"
+            )
+        return Reply(
+            t("stats", lang, predictions=stats["predictions"], feedback=feedback, last_run=last),
+            private=True,
+        )

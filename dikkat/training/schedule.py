@@ -1,0 +1,40 @@
+"""The nightly retrain: an APScheduler cron job that skips itself when a run is in progress."""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from dikkat.storage.store import RunInProgress
+from dikkat.training.retrain import RetrainJob
+
+log = logging.getLogger(__name__)
+
+
+async def scheduled_retrain(job: RetrainJob) -> None:
+    """One cron-triggered run (skipped inside the job when there is too little new feedback)."""
+    try:
+        run = await job.run("cron", None)
+    except RunInProgress as busy:
+        log.info("scheduled retrain skipped: %s", busy)
+        return
+    log.info("scheduled retrain run %d: %s", run.id, run.status)
+
+
+def build_scheduler(job: RetrainJob, cron: str) -> AsyncIOScheduler:
+    """A scheduler (not started) with the retrain job: coalesced, at most one instance."""
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(
+        scheduled_retrain,
+        CronTrigger.from_crontab(cron, timezone="UTC"),
+        args=[job],
+        id="retrain",
+        name="retrain the sentiment head",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=3600,
+        replace_existing=True,
+    )
+    return scheduler

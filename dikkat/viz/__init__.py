@@ -1,0 +1,1 @@
+"""Figures rendered with matplotlib's object API on an Agg canvas (thread-safe, no pyplot)."""

@@ -1,0 +1,184 @@
+"""Admin commands and the retrain job: promotion rule, safety, hot swap, rollback, audit."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from dikkat.bot.types import ButtonPress, Reply, Request
+from dikkat.storage.store import RunInProgress
+from dikkat.training import retrain as retrain_module
+
+ADMIN, USER = "1", "2"
+
+
+def request(command: str, args: str = "", user: str = ADMIN, lang: str | None = None) -> Request:
+    return Request("telegram", user, "chat", command, args, lang)
+
+
+async def give_feedback(bot, items: list[tuple[str, str]], user: str = "voter") -> None:
+    bot.router.rate_limiter.burst = 100_000
+    for text, label in items:
+        reply = await bot.router.handle(request("sentiment", text, user=user))
+        data = next(b.data for b in reply.buttons if b.data.endswith(label))
+        await bot.router.handle_button(ButtonPress("telegram", user, "chat", data))
+
+
+@pytest.mark.parametrize("command", ["retrain", "models", "rollback 1", "stats"])
+async def test_admin_commands_refuse_non_admins(bot, command: str) -> None:
+    name, _, args = command.partition(" ")
+    reply = await bot.router.handle(request(name, args, user=USER))
+    assert "yalnızca yöneticiler" in reply.text and reply.private
+    assert await bot.store.audit_log() == []
+
+
+async def test_retrain_answers_at_once_then_posts_the_result(bot) -> None:
+    posted: list[tuple[str, Reply]] = []
+
+    async def notifier(chat_id: str, reply: Reply) -> None:
+        posted.append((chat_id, reply))
+
+    bot.router.set_notifier("telegram", notifier)
+    reply = await bot.router.handle(request("retrain"))
+    assert "#1 başladı" in reply.text
+    for _ in range(600):
+        if posted:
+            break
+        await asyncio.sleep(0.1)
+    chat_id, result = posted[0]
+    assert chat_id == "chat"
+    assert "Yeniden eğitim #1" in result.text and "Makro-F1 önce" in result.text
+    run = await bot.store.get_run(1)
+    assert run.status in ("promoted", "rejected")
+    assert set(run.metrics_before) == set(run.metrics_after) == {"n", "accuracy", "macro_f1"}
+    assert [a["action"] for a in await bot.store.audit_log()] == ["retrain"]
+
+
+async def test_one_run_at_a_time(bot) -> None:
+    first = await bot.retrainer.start("admin", "telegram:1")
+    with pytest.raises(RunInProgress):
+        await bot.retrainer.start("admin", "telegram:1")
+    assert "zaten sürüyor" in (await bot.router.handle(request("retrain"))).text
+    while (await bot.store.get_run(first)).status == "running":
+        await asyncio.sleep(0.1)
+
+
+async def test_cron_run_is_skipped_with_too_little_new_feedback(bot) -> None:
+    await give_feedback(bot, [("Harika bir deneyimdi", "positive")])
+    run = await bot.retrainer.run("cron")
+    assert run.status == "skipped" and run.n_feedback == 1
+    assert (await bot.store.active_version(bot.service.encoder_id)).source == "shipped"
+
+
+async def test_promotion_hot_swaps_and_results_carry_the_new_version(bot) -> None:
+    bot.settings.retrain_tolerance = 1.0  # promote whatever comes out: this test is about the swap
+    await give_feedback(bot, [("Kargo bir haftada geldi", "negative")] * 2)
+    run = await bot.retrainer.run("admin", "telegram:1")
+    assert run.status == "promoted" and run.n_feedback == 1
+    assert bot.service.head_version == run.candidate_version
+    reply = await bot.router.handle(request("sentiment", "güzel"))
+    prediction = int(reply.buttons[0].data.split(":")[1])
+    rows = await bot.store._all("SELECT head_version FROM predictions WHERE id = ?", (prediction,))
+    assert rows[0]["head_version"] == run.candidate_version
+    models = (await bot.router.handle(request("models"))).text
+    assert f"✅ #{run.candidate_version}" in models and "#1" in models
+
+
+async def test_a_worse_candidate_is_rejected_and_the_active_head_stays(bot) -> None:
+    bot.settings.retrain_tolerance = -1.0  # demand an impossible improvement
+    version_before = bot.service.head_version
+    run = await bot.retrainer.run("admin", "telegram:1")
+    assert run.status == "rejected"
+    assert bot.service.head_version == version_before
+    assert (await bot.store.get_version(run.candidate_version)).status == "rejected"
+
+
+async def test_one_user_labelling_1000_items_wrongly_cannot_get_a_worse_head_promoted(bot) -> None:
+    seed_train, _ = retrain_module.seed_split()
+    flipped = {"negative": "positive", "positive": "negative", "neutral": "negative"}
+    poisoned = [
+        (f"{text} #{i}", flipped[label])
+        for i, (text, label) in enumerate(
+            zip(seed_train["text"].tolist() * 2, seed_train["label"].tolist() * 2, strict=True)
+        )
+    ][:1000]
+    for text, label in poisoned:
+        prediction = await bot.store.log_prediction(
+            platform="telegram",
+            user_id="troll",
+            chat_id="c",
+            text=text,
+            label="neutral",
+            probabilities={"negative": 0.3, "neutral": 0.4, "positive": 0.3},
+            head_version=1,
+        )
+        await bot.store.add_feedback(prediction, "telegram", "troll", label)
+    before = (await bot.store.active_version(bot.service.encoder_id)).metrics["macro_f1"]
+    run = await bot.retrainer.run("admin", "telegram:1")
+    assert run.n_feedback == bot.settings.retrain_max_labels_per_user
+    active = await bot.store.active_version(bot.service.encoder_id)
+    assert active.metrics["macro_f1"] >= before - bot.settings.retrain_tolerance
+    if run.status == "promoted":
+        assert run.metrics_after["macro_f1"] >= run.metrics_before["macro_f1"] - 0.01
+
+
+async def test_a_crashing_retrain_leaves_the_active_head_and_no_partial_file(
+    bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args, **kwargs):
+        raise MemoryError("simulated crash")
+
+    monkeypatch.setattr(retrain_module, "train_candidate", crash)
+    version_before = bot.service.head_version
+    run = await bot.retrainer.run("admin", "telegram:1")
+    assert run.status == "failed" and "simulated crash" in run.error
+    assert bot.service.head_version == version_before
+    heads = Path(bot.settings.model_dir) / "heads"
+    assert not heads.exists() or list(heads.iterdir()) == []
+
+
+async def test_an_interrupted_retrain_is_recorded_and_changes_nothing(
+    bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    release = threading.Event()
+    original = retrain_module.train_candidate
+
+    def slow(*args, **kwargs):
+        release.wait(10)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(retrain_module, "train_candidate", slow)
+    version_before = bot.service.head_version
+    run_id = await bot.retrainer.start("admin", "telegram:1")
+    await asyncio.sleep(0.2)
+    stopping = asyncio.create_task(bot.retrainer.stop())
+    await asyncio.sleep(0.1)
+    release.set()
+    await stopping
+    run = await bot.store.get_run(run_id)
+    assert run.status == "failed" and run.error == "interrupted"
+    assert bot.service.head_version == version_before
+    heads = Path(bot.settings.model_dir) / "heads"
+    assert not heads.exists() or not any(p.suffix == ".tmp" for p in heads.iterdir())
+
+
+async def test_rollback_reactivates_an_older_version(bot) -> None:
+    bot.settings.retrain_tolerance = 1.0
+    run = await bot.retrainer.run("admin", "telegram:1")
+    assert bot.service.head_version == run.candidate_version
+    assert "#1 artık etkin" in (await bot.router.handle(request("rollback", "1"))).text
+    assert bot.service.head_version == 1
+    assert "/rollback 2" in (await bot.router.handle(request("rollback", "x"))).text
+    assert "#99" in (await bot.router.handle(request("rollback", "99"))).text
+    assert [a["action"] for a in await bot.store.audit_log()] == ["rollback"]
+
+
+async def test_stats_counts_predictions_feedback_and_last_run(bot) -> None:
+    await give_feedback(bot, [("Harika", "positive"), ("Kötü", "negative")])
+    await bot.retrainer.run("cron")
+    text = (await bot.router.handle(request("stats", lang="en"))).text
+    assert "Predictions: 2" in text
+    assert "Negative 1, Neutral 0, Positive 1" in text
+    assert "#1 skipped" in text

@@ -1,0 +1,115 @@
+"""The sentence encoder on a tiny BERT built here, and once on the packaged offline encoder."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from dikkat.models import encoder as encoder_module
+from dikkat.models.encoder import OFFLINE_ID, EncoderLoadError, load_encoder
+
+WORDS = ["bu", "film", "cok", "guzel", "kotu", "urun", "harika", "degil", "##ler", "##di", "."]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide BERT with a 16-token vocabulary, saved like a hub checkpoint."""
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(SPECIAL + WORDS) + "\n", encoding="utf-8")
+    params = inspect.signature(BertTokenizerFast.__init__).parameters
+    key = "vocab" if "vocab" in params else "vocab_file"  # transformers 5 vs 4
+    tokenizer = BertTokenizerFast(**{key: str(vocab)})
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(SPECIAL) + len(WORDS),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_tiny_bert_loads_from_a_path_and_pools_both_ways(tiny_bert_dir: Path) -> None:
+    texts = ["bu film cok guzel", "kotu", "bu urun harika degil ."]
+    vectors = {}
+    for pooling in ("cls", "mean"):
+        enc = load_encoder(str(tiny_bert_dir), pooling=pooling, device="cpu", max_length=16)
+        assert enc.encoder_id == str(tiny_bert_dir.resolve())
+        assert enc.dim == 32 and enc.device == torch.device("cpu")
+        assert not any(p.requires_grad for p in enc.model.parameters())
+        vectors[pooling] = enc.encode(texts)
+        assert vectors[pooling].shape == (3, 32) and vectors[pooling].dtype == np.float32
+    assert not np.allclose(vectors["cls"], vectors["mean"])
+
+
+def test_mean_pooling_ignores_padding(tiny_bert_dir: Path) -> None:
+    enc = load_encoder(str(tiny_bert_dir), pooling="mean", device="cpu")
+    alone = enc.encode(["kotu"])
+    padded = enc.encode(["kotu", "bu film cok guzel bu film cok guzel"])
+    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+
+
+def test_truncation_to_max_length(tiny_bert_dir: Path) -> None:
+    enc = load_encoder(str(tiny_bert_dir), max_length=8, device="cpu")
+    long_text = " ".join(["film"] * 500)
+    assert enc.tokenize([long_text, "bu film"]) == [8, 4]
+    assert enc.encode([long_text]).shape == (1, 32)
+    assert enc.cache_key == f"{enc.encoder_id}|mean|8"
+
+
+def test_attentions_shape_and_rows_sum_to_one(tiny_bert_dir: Path) -> None:
+    enc = load_encoder(str(tiny_bert_dir), device="cpu")
+    tokens, attn = enc.attentions("bu film cok guzel bu film cok guzel", max_tokens=6)
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and len(tokens) == 6
+    assert attn.shape == (2, 2, 6, 6)
+    np.testing.assert_allclose(attn.sum(-1), 1.0, atol=1e-5)
+    assert enc.encode(["bu film"]).shape == (1, 32)  # encoding still works afterwards
+
+
+def test_missing_path_and_bad_pooling_are_clear_errors(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    with pytest.raises(EncoderLoadError, match="does not exist"):
+        load_encoder(str(tmp_path / "nope"), device="cpu")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EncoderLoadError, match="cannot load"):
+        load_encoder(str(empty), device="cpu")
+    with pytest.raises(ValueError, match="pooling"):
+        load_encoder(str(tiny_bert_dir), pooling="max", device="cpu")  # type: ignore[arg-type]
+
+
+def test_hub_id_without_cache_or_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoder_module, "_load_cached", lambda hub_id, **_: None)
+    monkeypatch.setattr(encoder_module, "hub_reachable", lambda timeout_s: False)
+    with pytest.raises(EncoderLoadError, match="unreachable"):
+        load_encoder("someone/some-model", device="cpu")
+
+
+def test_packaged_offline_encoder_and_auto_fallback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(encoder_module, "_load_cached", lambda hub_id, **_: calls.append(hub_id))
+    monkeypatch.setattr(encoder_module, "hub_reachable", lambda timeout_s: calls.append("probe"))
+    started = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="dikkat.models.encoder"):
+        enc = load_encoder("auto", device="cpu", probe_timeout_s=0.1)
+    assert time.perf_counter() - started < 60  # generous: no network retries
+    assert calls == [encoder_module.BERTURK, "probe"]
+    assert enc.encoder_id == OFFLINE_ID and enc.dim == 384
+    lines = [r.getMessage() for r in caplog.records if "sentiment encoder" in r.getMessage()]
+    assert len(lines) == 1 and OFFLINE_ID in lines[0] and "fallback" in lines[0]
+    vectors = enc.encode(["Bu film harikaydı!", "Kargo çok geç geldi."])
+    assert vectors.shape == (2, 384) and np.isfinite(vectors).all()

@@ -1,0 +1,213 @@
+"""Sentiment training: labels, CSV loading, split, cached features, training, metrics, curves."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from dikkat.models.head import LABELS, load_head
+from dikkat.storage.features import FeatureCache
+from dikkat.training.sentiment import (
+    data_hash,
+    evaluate,
+    evaluate_from_csv,
+    feature_cache_for,
+    features_for,
+    format_report,
+    load_labelled_csv,
+    normalise_label,
+    parse_label_map,
+    split_train_val,
+    train_head,
+    train_sentiment_from_csv,
+)
+from dikkat.viz.curves import training_curves_png
+
+
+class CountingEncoder:
+    """A deterministic stand-in for SentenceEncoder that counts the texts it encodes."""
+
+    def __init__(self, dim: int = 8) -> None:
+        self.encoder_id, self.dim, self.pooling, self.max_length = "fake", dim, "mean", 128
+        self.cache_key = "fake|mean|128"
+        self.encoded: list[str] = []
+
+    def tokenize(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) + 2 for t in texts]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.encoded += texts
+        rows = []
+        for text in texts:
+            rng = np.random.default_rng(sum(map(ord, text)))
+            vec = rng.normal(scale=0.3, size=self.dim)
+            vec[0] += {"iyi": 3.0, "kötü": -3.0}.get(text.split()[0], 0.0)  # the sentiment cue
+            rows.append(vec)
+        return np.asarray(rows, dtype=np.float32)
+
+
+def separable(n: int, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three Gaussian blobs, one per label."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    centres = rng.normal(scale=3.0, size=(3, dim))
+    return (centres[y] + rng.normal(size=(n, dim))).astype(np.float32), y
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        ("olumlu", "positive"), ("Pozitif", "positive"), ("POSITIVE", "positive"),
+        ("pos", "positive"), ("OLUMSUZ", "negative"), ("negatif", "negative"),
+        ("Negative", "negative"), ("neg", "negative"), ("nötr", "neutral"), ("NÖTR", "neutral"),
+        ("notr", "neutral"), ("tarafsız", "neutral"), ("TARAFSIZ", "neutral"),
+        ("Tarafsiz", "neutral"), ("neutral", "neutral"), ("  Olumlu ", "positive"),
+        ("POZİTİF", "positive"), ("NEGATİF", "negative"),
+    ],
+)  # fmt: skip
+def test_label_normalisation(raw: str, label: str) -> None:
+    assert normalise_label(raw) == label
+
+
+def test_numeric_labels_need_a_mapping() -> None:
+    with pytest.raises(ValueError, match="mapping"):
+        normalise_label("1")
+    with pytest.raises(ValueError, match="mapping"):
+        normalise_label(0)
+    mapping = parse_label_map("0=negative, 1=olumlu ,2=nötr")
+    assert mapping == {"0": "negative", "1": "positive", "2": "neutral"}
+    assert normalise_label(1, mapping) == "positive" and normalise_label(2.0, mapping) == "neutral"
+    with pytest.raises(ValueError, match="unknown label"):
+        normalise_label("belki")
+    with pytest.raises(ValueError, match="0=negative"):
+        parse_label_map("0:negative")
+
+
+def test_load_labelled_csv_drops_empty_texts_and_maps_labels(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("yorum,puan\nharika,1\n,0\n   ,1\nberbat,0\n", encoding="utf-8")
+    df = load_labelled_csv(path, "yorum", "puan", "0=negative,1=positive")
+    assert df.to_dict("list") == {"text": ["harika", "berbat"], "label": ["positive", "negative"]}
+    assert df.attrs["dropped"] == 2
+    with pytest.raises(ValueError, match="mapping"):
+        load_labelled_csv(path, "yorum", "puan")
+    with pytest.raises(ValueError, match="columns are"):
+        load_labelled_csv(path, "text", "label")
+
+
+def test_split_is_stratified_and_seeded() -> None:
+    df = pd.DataFrame(
+        {
+            "text": [f"t{i}" for i in range(80)],
+            "label": ["negative"] * 40 + ["neutral"] * 20 + ["positive"] * 20,
+        }
+    )
+    train, val = split_train_val(df, 0.25, seed=0)
+    assert len(val) == 20 and val["label"].value_counts().to_dict() == {
+        "negative": 10,
+        "neutral": 5,
+        "positive": 5,
+    }
+    assert split_train_val(df, 0.25, seed=0)[1].equals(val)
+    assert data_hash(df) == data_hash(df.iloc[::-1]) != data_hash(df.iloc[1:])  # fmt: skip
+
+
+def test_feature_cache_avoids_re_encoding(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    cache = feature_cache_for(encoder, tmp_path / "f.db")
+    texts = ["iyi film", "kötü film", "iyi film", "bir film"]
+    first = features_for(texts, encoder, cache, batch_size=2, progress=False)
+    assert first.shape == (4, 8) and sorted(encoder.encoded) == [
+        "bir film",
+        "iyi film",
+        "kötü film",
+    ]
+    encoder.encoded.clear()
+    second = features_for(texts + ["yeni"], encoder, cache, progress=False)
+    assert encoder.encoded == ["yeni"]
+    np.testing.assert_array_equal(first, second[:4])
+    with pytest.raises(ValueError, match="feature cache is for"):
+        features_for(texts, encoder, FeatureCache(tmp_path / "f.db", "other"), progress=False)
+
+
+def test_training_on_a_separable_set_reaches_high_accuracy() -> None:
+    X, y = separable(300)
+    Xv, yv = separable(90, seed=0)
+    result = train_head(X[:240], y[:240], X[240:], y[240:], epochs=40, patience=8, seed=0)
+    assert result.metrics["accuracy"] > 0.9 and result.metrics["macro_f1"] > 0.9
+    assert 1 <= result.best_epoch <= len(result.history) <= 40
+    assert set(result.history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"}
+    again = train_head(X[:240], y[:240], X[240:], y[240:], epochs=40, patience=8, seed=0)
+    assert again.history == result.history  # deterministic
+    assert evaluate(result.head, Xv, yv)["accuracy"] > 0.9
+
+
+def test_imbalanced_classes_get_weights() -> None:
+    X, y = separable(200)
+    keep = (y != 0) | (np.arange(200) < 30)
+    result = train_head(X[keep], y[keep], epochs=3, seed=0)
+    assert result.class_weights is not None and result.class_weights[0] > result.class_weights[2]
+    assert len(result.history) == 3 and result.metrics == {}
+
+
+def test_evaluation_json_and_binary_accuracy() -> None:
+    y = np.array([0, 0, 2, 2])
+    proba = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4]])
+    metrics = evaluate(None, np.zeros((4, 1)), y, proba=proba)
+    assert set(metrics) == {
+        "n",
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion",
+        "binary_accuracy",
+    }
+    assert metrics["n"] == 4 and metrics["accuracy"] == 0.5
+    assert metrics["binary_accuracy"] == 0.5  # row 2 -> negative, row 4 -> negative
+    assert metrics["confusion"] == [[1, 1, 0], [0, 0, 0], [1, 0, 1]]
+    assert list(metrics["per_class"]) == list(LABELS)
+    assert set(metrics["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
+    json.dumps(metrics)
+    three = evaluate(None, np.zeros((3, 1)), ["negative", "neutral", "positive"], proba=np.eye(3))
+    assert "binary_accuracy" not in three and three["macro_f1"] == 1.0
+    report = format_report(metrics)
+    assert "macro-F1" in report and "binary accuracy" in report and "confusion" in report
+
+
+def test_curves_png_decodes_with_the_expected_size() -> None:
+    history = [
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_acc": 0.5, "val_acc": 0.4}
+        for e in range(1, 6)
+    ]
+    image = Image.open(io.BytesIO(training_curves_png(history, best_epoch=3)))
+    assert image.format == "PNG" and image.size == (1100, 450)
+    with pytest.raises(ValueError):
+        training_curves_png([])
+
+
+def test_train_and_evaluate_from_csv(tmp_path: Path) -> None:
+    rows = [("iyi " + w, "olumlu") for w in "abcdefghijklmnopqrst"]
+    rows += [("kötü " + w, "olumsuz") for w in "abcdefghijklmnopqrst"]
+    rows += [("bir " + w, "nötr") for w in "abcdefghijklmnopqrst"]
+    data = tmp_path / "d.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(data, index=False)
+    encoder = CountingEncoder()
+    outcome = train_sentiment_from_csv(
+        data, encoder, out_dir=tmp_path / "heads", curves=tmp_path / "c.png",
+        db_path=tmp_path / "f.db", epochs=30, progress=False,
+    )  # fmt: skip
+    assert outcome.n_train == 45 and outcome.n_val == 15 and outcome.curves_path.is_file()
+    assert outcome.head_path is not None and outcome.head_path.with_suffix(".json").is_file()
+    head, meta = load_head(outcome.head_path, encoder_id="fake", dim=8)
+    assert meta.metrics == outcome.metrics and meta.data_hash and meta.extra["seed"] == 0
+    encoder.encoded.clear()
+    metrics = evaluate_from_csv(
+        data, encoder, head_path=outcome.head_path, db_path=tmp_path / "f.db", progress=False
+    )
+    assert encoder.encoded == [] and metrics["n"] == 60 and metrics["accuracy"] > 0.6
