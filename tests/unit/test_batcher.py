@@ -471,3 +471,24 @@ async def test_metrics_and_stats() -> None:
     assert (stats.real_tokens, stats.computed_tokens) == (9, 13)
     assert stats.mean_batch_size == 2
     assert stats.padding_efficiency == pytest.approx(9 / 13)
+
+
+async def test_each_caller_learns_the_size_of_the_batch_that_served_it() -> None:
+    from dikkat.inference.batcher import last_batch_size
+
+    model = Model(block_first=True)
+    batcher = DynamicBatcher(model, name=unique_name(), max_batch_size=3, max_wait_ms=60_000)
+
+    async def call(item: int) -> int:
+        await batcher.submit(item)
+        return last_batch_size.get()
+
+    async with running(batcher, model):
+        first = asyncio.create_task(call(-1))
+        await eventually(lambda: len(model.batches) == 1)
+        rest = [asyncio.create_task(call(i)) for i in (1, 2, 3)]
+        await eventually(lambda: batcher.queue_depth == 3)
+        model.gate.set()
+        async with asyncio.timeout(GUARD_S):
+            assert await first == 1
+            assert await asyncio.gather(*rest) == [3, 3, 3]

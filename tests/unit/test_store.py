@@ -172,3 +172,18 @@ async def test_online_backup(store: Store, tmp_path: Path) -> None:
 async def test_audit_log(store: Store) -> None:
     await store.audit("discord", "42", "rollback", "version 3")
     assert (await store.audit_log())[0]["action"] == "rollback"
+
+
+async def test_only_one_run_may_be_running_across_connections(tmp_path: Path) -> None:
+    from dikkat.storage.store import RunInProgress
+
+    first, second = await Store.open(tmp_path / "r.db"), await Store.open(tmp_path / "r.db")
+    try:
+        run = await first.start_run("admin", "telegram:1")
+        with pytest.raises(RunInProgress, match=f"#{run}"):
+            await second.start_run("cli", "cli")
+        await first.finish_run(run, status="rejected")
+        assert await second.start_run("cli", "cli") == run + 1
+    finally:
+        await first.close()
+        await second.close()

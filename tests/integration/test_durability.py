@@ -1,0 +1,46 @@
+"""Acknowledged feedback survives a SIGKILL of the writing process."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+WRITER = """
+import asyncio, sys
+from pathlib import Path
+from dikkat.storage.store import Store
+
+async def main(path):
+    store = await Store.open(Path(path))
+    i = 0
+    while True:
+        pid = await store.log_prediction(
+            platform="telegram", user_id=f"u{i}", chat_id="c", text=f"metin {i}",
+            label="neutral", probabilities={"neutral": 1.0}, head_version=None)
+        await store.add_feedback(pid, "telegram", f"u{i}", "positive")
+        print(pid, flush=True)
+        i += 1
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_sigkill_while_writing_feedback_loses_no_acknowledged_vote(tmp_path: Path) -> None:
+    db = tmp_path / "kill.db"
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    acknowledged: list[int] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        acknowledged.append(int(line))
+        if len(acknowledged) >= 300:
+            break
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    rows = sqlite3.connect(db).execute("SELECT prediction_id FROM feedback").fetchall()
+    stored = {row[0] for row in rows}
+    assert set(acknowledged) <= stored
+    assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone() == ("ok",)
