@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.app_commands import TranslationContextLocation, TranslationContextTypes
 
 from dikkat.bot.i18n import normalise_language, t
+from dikkat.bot.text import split_text
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
 from dikkat.config import Settings
 
@@ -63,28 +64,6 @@ ARGUMENTS: dict[str, Argument | None] = {
 DEFAULT_ARGUMENT = Argument(False, "optional text", "isteğe bağlı metin")
 # Deferred answers to these are ephemeral (a fast answer follows Reply.private instead).
 PRIVATE_COMMANDS = frozenset({"forget", "retrain", "models", "rollback", "stats"})
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut text into pieces of at most `limit` UTF-16 units, preferring line breaks."""
-    pieces: list[str] = []
-    while _utf16_len(text) > limit:
-        cut, units = 0, 0
-        while units + _utf16_len(text[cut]) <= limit:
-            units += _utf16_len(text[cut])
-            cut += 1
-        newline = text.rfind("\n", 0, cut)
-        if newline > cut // 2:
-            cut = newline + 1
-        pieces.append(text[:cut].rstrip("\n"))
-        text = text[cut:]
-    if text.strip():
-        pieces.append(text)
-    return pieces
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def shorten(text: str, limit: int = MAX_DESCRIPTION) -> str:

@@ -38,6 +38,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from dikkat.bot.i18n import normalise_language, t
+from dikkat.bot.text import split_text, utf16_len
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
 from dikkat.config import Settings
 
@@ -52,28 +53,6 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_TOAST = 200
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut text into pieces of at most `limit` UTF-16 units, preferring line breaks."""
-    pieces: list[str] = []
-    while _utf16_len(text) > limit:
-        cut, units = 0, 0
-        while units + _utf16_len(text[cut]) <= limit:
-            units += _utf16_len(text[cut])
-            cut += 1
-        newline = text.rfind("\n", 0, cut)
-        if newline > cut // 2:
-            cut = newline + 1
-        pieces.append(text[:cut].rstrip("\n"))
-        text = text[cut:]
-    if text.strip():
-        pieces.append(text)
-    return pieces
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
@@ -222,7 +201,7 @@ class TelegramFrontend:
         markup = keyboard(reply.buttons)
         pieces = split_text(reply.text, MAX_TEXT)
         if reply.image is not None:
-            caption = reply.text if _utf16_len(reply.text) <= MAX_CAPTION else None
+            caption = reply.text if utf16_len(reply.text) <= MAX_CAPTION else None
             await bot.send_photo(
                 chat_id,
                 photo=reply.image,
