@@ -15,10 +15,10 @@ import numpy as np
 from dikkat.config import Settings
 from dikkat.inference.batcher import DynamicBatcher
 from dikkat.inference.sentiment import SentimentPipeline, SentimentResult
+from dikkat.models.explain import ExplainTrace, explain_trace
 from dikkat.models.head import SentimentHead
 from dikkat.models.sorter import SEQUENCE_LENGTH, Sorter, SortTrace
 from dikkat.storage.features import text_hash
-from dikkat.viz.explain import ExplainTrace, explain_trace
 
 log = logging.getLogger(__name__)
 

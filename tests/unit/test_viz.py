@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 import dikkat.viz
+from dikkat.models.explain import explain_trace
 from dikkat.models.gpt import GPT
 from dikkat.models.sorter import Sorter, encode
 from dikkat.viz.encoder_attention import cap_tokens, encoder_attention_png
-from dikkat.viz.explain import explain_trace, explain_trace_png
+from dikkat.viz.explain import explain_trace_png
 from dikkat.viz.gpt_attention import gpt_attention_png
 from dikkat.viz.render import (
     MAX_PNG_BYTES,
