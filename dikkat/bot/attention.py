@@ -36,7 +36,11 @@ class AttentionCommands:
             image = await self.service.render(worked_example_png, lang)
             return Reply(worked_example_text(lang), image=image, image_name="attention.png")
         if _SORT_LIKE.fullmatch(argument):
-            return await self._sorter_attention(parse_sort_input(argument), lang)
+            try:
+                letters = parse_sort_input(argument)
+            except InvalidInput:
+                raise InvalidInput("attention_usage") from None
+            return await self._sorter_attention(letters, lang)
         text, _ = clean_text(argument)
         if not text:
             raise InvalidInput("attention_usage")
