@@ -136,7 +136,7 @@ def _set_attention_kernel(model: torch.nn.Module, kernel: str) -> None:
 
 
 def hub_reachable(timeout_s: float, url: str | None = None) -> bool:
-    """True when the Hugging Face hub answers an HTTP HEAD within timeout_s seconds."""
+    """True when the Hugging Face hub answers an HTTP HEAD (2xx/3xx) within timeout_s seconds."""
     if timeout_s <= 0 or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     import httpx
@@ -146,7 +146,7 @@ def hub_reachable(timeout_s: float, url: str | None = None) -> bool:
         response = httpx.head(endpoint, timeout=timeout_s, follow_redirects=False)
     except (httpx.HTTPError, OSError):
         return False
-    return response.status_code < 500
+    return response.status_code < 400
 
 
 def _load_cached(hub_id: str, **options) -> SentenceEncoder | None:

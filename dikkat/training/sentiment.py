@@ -260,11 +260,12 @@ def train_head(
     batch_size: int = 64,
     seed: int = 0,
     class_weights: str | Sequence[float] | None = "auto",
-    torch_threads: int | None = None,
+    torch_threads: int | None = 1,
 ) -> TrainResult:
     """Adam + cross-entropy; early stop on val loss, keep the best-val-accuracy checkpoint.
 
-    Without validation data it trains exactly `epochs` epochs and keeps the last one.
+    Without validation data it trains exactly `epochs` epochs and keeps the last one. The head is
+    tiny: one CPU thread is fastest (more threads only add synchronisation); None keeps torch's.
     """
     started = time.perf_counter()
     ytr = label_indices(y_train)

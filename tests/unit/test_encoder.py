@@ -113,3 +113,20 @@ def test_packaged_offline_encoder_and_auto_fallback(
     assert len(lines) == 1 and OFFLINE_ID in lines[0] and "fallback" in lines[0]
     vectors = enc.encode(["Bu film harikaydı!", "Kargo çok geç geldi."])
     assert vectors.shape == (2, 384) and np.isfinite(vectors).all()
+
+
+def test_hub_probe_answers_without_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    def refuse(url: str, **kwargs: object) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(httpx, "head", refuse)
+    assert encoder_module.hub_reachable(1.0) is False
+    for status, expected in ((403, False), (200, True)):
+        monkeypatch.setattr(httpx, "head", lambda url, s=status, **kw: httpx.Response(s))
+        assert encoder_module.hub_reachable(1.0) is expected
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub would answer 200 now
+    assert encoder_module.hub_reachable(1.0) is False
+    assert encoder_module.hub_reachable(0) is False
