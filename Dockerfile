@@ -25,6 +25,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_DISABLE_TELEMETRY=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
+    OMP_WAIT_POLICY=PASSIVE \
     DIKKAT_DB_PATH=/app/var/dikkat.db \
     DIKKAT_MODEL_DIR=/app/var/models \
     DIKKAT_HTTP_PORT=8080

@@ -51,7 +51,7 @@ class App:
         self.cache = FeatureCache(settings.db_path, encoder.cache_key)
         head, version = await ensure_active_head(self.store, encoder, self.cache, settings)
         pipeline = SentimentPipeline(encoder, head, version)
-        self.service = InferenceService(settings, sorter, pipeline)
+        self.service = InferenceService(settings, sorter, pipeline, self.cache)
         await self.service.start()
         self.retrainer = RetrainJob(self.store, self.service, settings, cache=self.cache)
         self.router = Router(self.service, settings, self.store, retrainer=self.retrainer)

@@ -24,9 +24,13 @@ app = typer.Typer(
 train_app = typer.Typer(help="Train the models.", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Measure the models on labelled data.", no_args_is_help=True)
 export_app = typer.Typer(help="Export stored data.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: ratios against a baseline measured in the same run.", no_args_is_help=True
+)
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(export_app, name="export")
+app.add_typer(bench_app, name="bench")
 
 stdout = Console()
 
@@ -249,12 +253,17 @@ def train_seed_head_command(
 ) -> None:
     """Train the default head on the seed corpus's training part (the shipped asset)."""
     from dikkat.models.head import HEADS_DIR, head_file_name
+    from dikkat.storage.features import FeatureCache
     from dikkat.training.retrain import train_candidate
     from dikkat.training.sentiment import format_report, make_meta, save_head
 
     settings = _settings()
     encoder = _encoder(settings)
-    report = train_candidate(encoder, None, None, [], progress=True)
+    cache = FeatureCache(settings.db_path, encoder.cache_key)
+    try:
+        report = train_candidate(encoder, cache, None, [], progress=True)
+    finally:
+        cache.close()
     meta = make_meta(
         encoder, report.after, report.data, source="seed_corpus.csv (75% stratified, seed 0)"
     )
@@ -385,3 +394,32 @@ def backup(
 
     asyncio.run(copy())
     typer.echo(f"database {settings.db_path} backed up to {out}")
+
+
+QuickOption = Annotated[bool, typer.Option("--quick", help="a shorter run (under a minute or two)")]
+JsonOption = Annotated[Path | None, typer.Option("--json", help="write the results as JSON")]
+PlotOption = Annotated[Path | None, typer.Option("--plot", help="write a PNG")]
+
+
+@bench_app.command("batching")
+def bench_batching(
+    quick: QuickOption = False, json: JsonOption = None, plot: PlotOption = None
+) -> None:
+    """Unbatched vs dynamic batching vs the raw ceiling, at 1-256 concurrent clients, + overload."""
+    from dikkat.bench.batching import format_table, run_batching_benchmark
+
+    _settings(quiet=True)
+    report = run_batching_benchmark(quick=quick, json_path=json, plot_path=plot)
+    typer.echo(format_table(report))
+
+
+@bench_app.command("retrain")
+def bench_retrain(
+    quick: QuickOption = False, json: JsonOption = None, plot: PlotOption = None
+) -> None:
+    """Retrain wall time, serving latency during a retrain, and the learning curve from feedback."""
+    from dikkat.bench.retrain import format_report, run_retrain_benchmark
+
+    _settings(quiet=True)
+    report = run_retrain_benchmark(quick=quick, json_path=json, plot_path=plot)
+    typer.echo(format_report(report))

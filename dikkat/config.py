@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(8192, ge=1)
     max_wait_ms: float = Field(5.0, ge=0)
     max_queue: int = Field(512, ge=1)
+    min_padding_efficiency: float = Field(0.8, ge=0, le=1)
     request_timeout_s: float = Field(30.0, gt=0)
 
     retrain_cron: str = "0 3 * * *"

@@ -104,7 +104,7 @@ async def bot(
         source="shipped",
     )
     service = InferenceService(
-        settings, Sorter.from_checkpoint(), SentimentPipeline(offline_encoder, head, version)
+        settings, Sorter.from_checkpoint(), SentimentPipeline(offline_encoder, head, version), cache
     )
     await service.start()
     retrainer = RetrainJob(store, service, settings, cache=cache)

@@ -189,8 +189,19 @@ class Router:
             log.exception("feedback could not be stored")
             return Reply(t("internal_error", lang), private=True)
         log.info("feedback on %s: %s", press.platform, outcome)
+        if outcome in ("created", "changed"):
+            await self._keep_features(int(prediction))
         name = LABEL_NAMES[label][lang]
         return Reply(t(f"feedback_{outcome}", lang, label=name), private=True)
+
+    async def _keep_features(self, prediction_id: int) -> None:
+        """Store the voted text's features now, so retraining never re-runs the encoder."""
+        try:
+            text = await self.store.prediction_text(prediction_id)
+            if text is not None:
+                await self.service.keep_features(text)
+        except Exception:
+            log.warning("could not keep the features of a voted text", exc_info=True)
 
     async def _start(self, request: Request, lang: str) -> Reply:
         """Greets and points to /help."""

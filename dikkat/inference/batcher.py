@@ -102,6 +102,7 @@ class DynamicBatcher(Generic[T, R]):
         max_queue: int = 1024,
         default_timeout: float | None = 30.0,
         inference_mode: bool = True,
+        min_padding_efficiency: float = 0.0,
     ) -> None:
         if not callable(run_batch):
             raise TypeError("run_batch must be callable")
@@ -115,6 +116,10 @@ class DynamicBatcher(Generic[T, R]):
             raise ValueError(f"max_wait_ms must be finite and >= 0, got {max_wait_ms}")
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+        if not 0.0 <= min_padding_efficiency <= 1.0:
+            raise ValueError(
+                f"min_padding_efficiency must be in [0, 1], got {min_padding_efficiency}"
+            )
         if default_timeout is not None and not default_timeout > 0:
             raise ValueError(f"default_timeout must be > 0 or None, got {default_timeout}")
         self.name = name
@@ -124,6 +129,7 @@ class DynamicBatcher(Generic[T, R]):
         self.max_queue = max_queue
         self.default_timeout = default_timeout
         self.inference_mode = inference_mode
+        self.min_padding_efficiency = min_padding_efficiency
         self._run_batch = run_batch
         self._effective_max = max_batch_size
         self._metrics = BatcherMetrics.for_model(name)
@@ -211,9 +217,7 @@ class DynamicBatcher(Generic[T, R]):
             if self._stop_done is None:
                 raise RuntimeError(f"batcher {self.name!r} is not started")
             raise BatcherStopped(f"batcher {self.name!r} is stopping")
-        if len(self._queue) >= self.max_queue:
-            self._metrics.rejected.inc()
-            raise Overloaded(f"batcher {self.name!r} queue is full ({self.max_queue})")
+        self.check_capacity()
         deadline = self.default_timeout if timeout is ... else timeout
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         pending = _Pending(item, cost, next(self._seq), time.monotonic(), future)
@@ -235,6 +239,12 @@ class DynamicBatcher(Generic[T, R]):
                 future.cancel()
             if self._queue.pop(pending.seq, None) is not None:
                 self._metrics.queue_depth.set(len(self._queue))
+
+    def check_capacity(self) -> None:
+        """Raise Overloaded now if a submit would be refused (call before costly preparation)."""
+        if len(self._queue) >= self.max_queue:
+            self._metrics.rejected.inc()
+            raise Overloaded(f"batcher {self.name!r} queue is full ({self.max_queue})")
 
     async def _work(self) -> None:
         while (batch := await self._next_batch()) is not None:
@@ -279,12 +289,15 @@ class DynamicBatcher(Generic[T, R]):
         nearest = heapq.nsmallest(
             limit - 1, waiting, key=lambda p: (abs(p.cost - oldest.cost), p.seq)
         )
+        real = oldest.cost
         for p in nearest:
             new_top = max(top, p.cost)
             if new_top * (len(batch) + 1) > self.max_batch_tokens:
                 break
+            if (real + p.cost) / (new_top * (len(batch) + 1)) < self.min_padding_efficiency:
+                continue  # too much padding: it goes into a later batch of its own length
             batch.append(p)
-            top = new_top
+            top, real = new_top, real + p.cost
         full = len(batch) >= limit or top * (len(batch) + 1) > self.max_batch_tokens
         return batch, full or len(batch) < len(self._queue)
 

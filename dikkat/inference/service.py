@@ -18,7 +18,7 @@ from dikkat.inference.sentiment import SentimentPipeline, SentimentResult
 from dikkat.models.explain import ExplainTrace, explain_trace
 from dikkat.models.head import SentimentHead
 from dikkat.models.sorter import SEQUENCE_LENGTH, Sorter, SortTrace
-from dikkat.storage.features import text_hash
+from dikkat.storage.features import FeatureCache, text_hash
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,16 @@ class InferenceService:
     """Async facade over the models; every model call is batched on the model's worker thread."""
 
     def __init__(
-        self, settings: Settings, sorter: Sorter, sentiment: SentimentPipeline | None = None
+        self,
+        settings: Settings,
+        sorter: Sorter,
+        sentiment: SentimentPipeline | None = None,
+        feature_cache: FeatureCache | None = None,
     ) -> None:
         self.settings = settings
         self.sorter = sorter
         self.sentiment_pipeline = sentiment
+        self.feature_cache = feature_cache
         options: dict[str, Any] = dict(
             max_batch_size=settings.max_batch_size,
             max_batch_tokens=settings.max_batch_tokens,
@@ -64,7 +69,12 @@ class InferenceService:
         self._sentiment: DynamicBatcher | None = None
         self._encoder_attention: DynamicBatcher | None = None
         if sentiment is not None:
-            self._sentiment = DynamicBatcher(sentiment.predict_batch, name="sentiment", **options)
+            self._sentiment = DynamicBatcher(
+                sentiment.predict_batch,
+                name="sentiment",
+                min_padding_efficiency=settings.min_padding_efficiency,
+                **options,
+            )
             self._encoder_attention = DynamicBatcher(
                 self._encoder_attention_batch, name="encoder_attention", **options
             )
@@ -117,6 +127,7 @@ class InferenceService:
     async def sentiment(self, text: str) -> SentimentResult:
         """Label and probabilities of one cleaned text (long texts are truncated, and say so)."""
         pipeline, batcher = self._require_sentiment()
+        batcher.check_capacity()  # refuse before tokenizing: "busy" must be instant
         cost, truncated = pipeline.cost(text)
         result = await batcher.submit(text, cost=cost)
         return dataclasses.replace(result, truncated=truncated) if truncated else result
@@ -148,6 +159,14 @@ class InferenceService:
         if self.sentiment_pipeline is None:
             return None
         return self.sentiment_pipeline.recent.get(text_hash(text))
+
+    async def keep_features(self, text: str) -> bool:
+        """Persist the remembered features of a text people voted on (retraining reuses them)."""
+        vector = self.recent_features(text)
+        if vector is None or self.feature_cache is None:
+            return False
+        await asyncio.to_thread(self.feature_cache.put_many, {text_hash(text): vector})
+        return True
 
     async def render(self, draw: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a figure-drawing function on the render thread, never on the event loop."""

@@ -131,7 +131,8 @@ def _attention_kernel(model: torch.nn.Module) -> str:
 
 
 def _set_attention_kernel(model: torch.nn.Module, kernel: str) -> None:
-    if _attention_kernel(model) != kernel:
+    # transformers < 4.48 has no switch, but its sdpa attention falls back to eager by itself
+    if _attention_kernel(model) != kernel and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(kernel)
 
 
@@ -142,11 +143,20 @@ def hub_reachable(timeout_s: float, url: str | None = None) -> bool:
     import httpx
 
     endpoint = url or os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    try:
-        response = httpx.head(endpoint, timeout=timeout_s, follow_redirects=False)
-    except (httpx.HTTPError, OSError):
-        return False
-    return response.status_code < 400
+    answers: list[bool] = []
+
+    def probe() -> None:
+        try:
+            response = httpx.head(endpoint, timeout=timeout_s, follow_redirects=False)
+            answers.append(response.status_code < 400)
+        except Exception:  # any failure means: not reachable now
+            answers.append(False)
+
+    # A thread bounds the whole probe, DNS included (httpx timeouts do not cover name lookup).
+    thread = threading.Thread(target=probe, name="hf-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return bool(answers and answers[0])
 
 
 def _load_cached(hub_id: str, **options) -> SentenceEncoder | None:

@@ -205,7 +205,7 @@ class RetrainJob:
         active = await asyncio.to_thread(self._load, Path(active_version.path))
         await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
         report = await asyncio.to_thread(
-            train_candidate, self.encoder, self.cache, active, feedback, seed=run_id
+            train_candidate, self.encoder, self.cache, active, feedback
         )
         meta = make_meta(
             self.encoder,

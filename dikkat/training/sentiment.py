@@ -20,8 +20,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dikkat.models.head import LABELS, HeadMeta, SentimentHead, default_head_path, load_head
-from dikkat.models.head import save_head as _save_head
+from dikkat.models.head import (
+    LABELS,
+    HeadMeta,
+    SentimentHead,
+    default_head_path,
+    load_head,
+    save_head,
+)
 from dikkat.storage.features import FeatureCache, text_hash
 
 if TYPE_CHECKING:
@@ -34,7 +40,7 @@ SEED_CORPUS = "seed_corpus.csv"
 
 _SYNONYMS = {
     "negative": ("olumsuz", "negatif", "negative", "neg"),
-    "neutral": ("notr", "tarafsiz", "neutral", "neu", "nötr", "tarafsız"),
+    "neutral": ("nötr", "notr", "tarafsız", "neutral", "neu"),
     "positive": ("olumlu", "pozitif", "positive", "pos"),
 }
 _FOLD = str.maketrans({"ı": "i", "ö": "o", "ü": "u", "ş": "s", "ç": "c", "ğ": "g", "\u0307": None})
@@ -218,8 +224,7 @@ class TrainResult:
 @contextmanager
 def _threads(n: int | None):
     previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
+    torch.set_num_threads(n or 1)
     try:
         yield
     finally:
@@ -260,12 +265,13 @@ def train_head(
     batch_size: int = 64,
     seed: int = 0,
     class_weights: str | Sequence[float] | None = "auto",
-    torch_threads: int | None = 1,
+    torch_threads: int | None = None,
 ) -> TrainResult:
     """Adam + cross-entropy; early stop on val loss, keep the best-val-accuracy checkpoint.
 
     Without validation data it trains exactly `epochs` epochs and keeps the last one. The head is
-    tiny: one CPU thread is fastest (more threads only add synchronisation); None keeps torch's.
+    tiny, so None means one CPU thread (more threads only add synchronisation, ~10x slower on a
+    busy 2-core machine); torch's global thread setting is restored afterwards.
     """
     started = time.perf_counter()
     ytr = label_indices(y_train)
@@ -491,7 +497,7 @@ def train_sentiment_from_csv(
     )
     head_path = None
     if out_dir is not None:
-        head_path = _save_head(result.head, new_head_path(out_dir, encoder.encoder_id), meta)
+        head_path = save_head(result.head, new_head_path(out_dir, encoder.encoder_id), meta)
     curves_path = None
     if curves is not None:
         from dikkat.viz.curves import training_curves_png
@@ -589,8 +595,3 @@ def train_seed_head(
         n_train=len(df),
     )
     return final.head, meta
-
-
-def save_head(head: SentimentHead, path: str | Path, meta: HeadMeta) -> Path:
-    """Save a head atomically (.pt + .json sidecar); re-exported for callers of this module."""
-    return _save_head(head, Path(path), meta)

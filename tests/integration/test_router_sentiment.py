@@ -151,3 +151,14 @@ async def test_concurrent_sentiment_requests_are_batched(bot) -> None:
     assert all(len(r.buttons) == 3 for r in replies)
     stats = next(b for b in bot.service.batchers if b.name == "sentiment").stats
     assert stats.items == 40 and stats.batches < 40
+
+
+async def test_a_vote_keeps_the_texts_features_for_retraining(bot) -> None:
+    from dikkat.storage.features import text_hash
+
+    text = "Bu ürünü herkese tavsiye ederim"
+    reply = await bot.router.handle(request("sentiment", text))
+    assert bot.cache.get_many([text_hash(text)]) == {}
+    await bot.router.handle_button(press(reply.buttons[2].data))
+    (vector,) = bot.cache.get_many([text_hash(text)]).values()
+    assert vector.shape == (bot.service.sentiment_pipeline.encoder.dim,)

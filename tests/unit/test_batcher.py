@@ -492,3 +492,35 @@ async def test_each_caller_learns_the_size_of_the_batch_that_served_it() -> None
         async with asyncio.timeout(GUARD_S):
             assert await first == 1
             assert await asyncio.gather(*rest) == [3, 3, 3]
+
+
+async def test_padding_aware_cut_keeps_short_and_long_items_apart() -> None:
+    model = Model(block_first=True)
+    batcher = DynamicBatcher(
+        model, name=unique_name(), max_batch_size=8, max_wait_ms=0, min_padding_efficiency=0.8
+    )
+    costs = [10, 120, 12, 100, 11, 110, 9]
+    async with running(batcher, model):
+        first = await block_worker(batcher, model)
+        tasks = [asyncio.create_task(batcher.submit(c, cost=c)) for c in costs]
+        await eventually(lambda: batcher.queue_depth == len(costs))
+        model.gate.set()
+        assert await asyncio.gather(*tasks) == [2 * c for c in costs]
+        await first
+    assert model.batches == [[-1], [10, 11, 9, 12], [120, 110, 100]]
+    assert batcher.stats.padding_efficiency > 0.8
+
+
+async def test_capacity_check_refuses_before_any_work() -> None:
+    model = Model(block_first=True)
+    batcher = DynamicBatcher(model, name=unique_name(), max_batch_size=1, max_queue=1)
+    async with running(batcher, model):
+        first = await block_worker(batcher, model)
+        batcher.check_capacity()
+        queued = asyncio.create_task(batcher.submit(1))
+        await eventually(lambda: batcher.queue_depth == 1)
+        with pytest.raises(Overloaded):
+            batcher.check_capacity()
+        model.gate.set()
+        assert await queued == 2
+        await first

@@ -103,10 +103,8 @@ def test_packaged_offline_encoder_and_auto_fallback(
     calls: list[str] = []
     monkeypatch.setattr(encoder_module, "_load_cached", lambda hub_id, **_: calls.append(hub_id))
     monkeypatch.setattr(encoder_module, "hub_reachable", lambda timeout_s: calls.append("probe"))
-    started = time.perf_counter()
     with caplog.at_level(logging.INFO, logger="dikkat.models.encoder"):
         enc = load_encoder("auto", device="cpu", probe_timeout_s=0.1)
-    assert time.perf_counter() - started < 60  # generous: no network retries
     assert calls == [encoder_module.BERTURK, "probe"]
     assert enc.encoder_id == OFFLINE_ID and enc.dim == 384
     lines = [r.getMessage() for r in caplog.records if "sentiment encoder" in r.getMessage()]
@@ -130,3 +128,18 @@ def test_hub_probe_answers_without_the_network(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub would answer 200 now
     assert encoder_module.hub_reachable(1.0) is False
     assert encoder_module.hub_reachable(0) is False
+
+
+def test_hub_probe_never_outlasts_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def hang(url: str, **kwargs: object) -> httpx.Response:
+        time.sleep(3)  # a hung DNS lookup
+        return httpx.Response(200)
+
+    monkeypatch.setattr(httpx, "head", hang)
+    started = time.perf_counter()
+    assert encoder_module.hub_reachable(0.2) is False
+    assert time.perf_counter() - started < 2.5  # bounded by the timeout, not by the hang

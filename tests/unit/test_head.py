@@ -43,6 +43,7 @@ def test_save_load_round_trip_with_metadata(tmp_path: Path) -> None:
     meta = HeadMeta(encoder_id="enc", dim=16, pooling="mean", metrics={"accuracy": 0.5})
     path = save_head(head, tmp_path / "heads" / "h.pt", meta)
     assert sorted(p.name for p in path.parent.iterdir()) == ["h.json", "h.pt"]  # no temp files
+    assert path.stat().st_mode & 0o444 == 0o444  # readable by the service user
     assert json.loads(meta_path(path).read_text())["encoder_id"] == "enc"
     loaded, loaded_meta = load_head(path, encoder_id="enc", dim=16, pooling="mean")
     x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Benchmarks behind `dikkat bench ...`: figures to read, never asserted in tests."""

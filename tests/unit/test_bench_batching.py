@@ -1,0 +1,178 @@
+"""The batching benchmark's machinery on a fake model: well-formed figures, never timings."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from dikkat.bench.batching import (
+    BenchSettings,
+    _spread_order,
+    format_table,
+    run_benchmark,
+    write_json,
+    write_plot,
+)
+from dikkat.bench.lengths import LENGTH_QUANTILES, WORDS, request_texts, synthetic_texts
+
+ROW_KEYS = {
+    "mode",
+    "concurrency",
+    "throughput_rps",
+    "p50_ms",
+    "p99_ms",
+    "mean_batch_size",
+    "padding_efficiency",
+}
+
+
+def fake_word_tokens(word: str) -> int:
+    """A WordPiece-like count: about one token per four characters."""
+    return 1 + len(word) // 4
+
+
+class FakePipeline:
+    """No encoder: cost from the fake word counts, run time ~ max cost x batch size."""
+
+    max_length = 128
+
+    def __init__(self, per_token_s: float = 5e-6, overhead_s: float = 5e-4) -> None:
+        self.per_token_s = per_token_s
+        self.overhead_s = overhead_s
+        self.batches: list[int] = []
+
+    def cost(self, text: str) -> tuple[int, bool]:
+        n = 2 + sum(fake_word_tokens(w) for w in text.split())
+        return min(n, self.max_length), n > self.max_length
+
+    def predict_batch(self, texts: list[str]) -> list[int]:
+        top = max(self.cost(t)[0] for t in texts)
+        time.sleep(self.overhead_s + self.per_token_s * top * len(texts))
+        self.batches.append(len(texts))
+        return [len(t) for t in texts]
+
+
+TINY = BenchSettings(
+    warmup_s=0.05,
+    duration_s=0.25,
+    sample_size=400,
+    ceiling_budget_s=0.05,
+    paired_s=0.2,
+    overload_duration_s=0.4,
+    overload_max_queue=16,
+)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    texts, _ = request_texts(TINY.sample_size, TINY.seed, fake_word_tokens, use_shared=False)
+    return run_benchmark(FakePipeline(), texts, TINY, progress=False, source="synthetic")
+
+
+def test_every_mode_and_concurrency_is_well_formed(report: dict) -> None:
+    rows = report["results"]
+    assert [(r["mode"], r["concurrency"]) for r in rows] == [
+        (m, c) for c in TINY.concurrency for m in ("unbatched", "batched", "ceiling")
+    ]
+    for row in rows:
+        assert ROW_KEYS <= row.keys()
+        assert row["throughput_rps"] > 0
+        assert 0 < row["padding_efficiency"] <= 1
+        assert row["mean_batch_size"] >= 1
+        assert row["forward_ms"] > 0
+        if row["mode"] == "ceiling":
+            assert row["p50_ms"] is None and row["measured_rps"] > 0
+            assert row["batch_size"] == report["ceiling"]["best_batch_size"]
+        else:
+            assert row["p50_ms"] <= row["p99_ms"]
+        if row["mode"] == "batched":
+            assert row["cost_ms"] >= 0 and row["queue_wait_ms"] >= 0
+        if row["mode"] == "unbatched":
+            assert row["mean_batch_size"] == 1
+            assert row["padding_efficiency"] == 1
+
+
+def test_batching_forms_batches_under_load(report: dict) -> None:
+    batched = {r["concurrency"]: r for r in report["results"] if r["mode"] == "batched"}
+    assert batched[256]["mean_batch_size"] > 1
+    assert batched[256]["mean_batch_size"] <= TINY.max_batch_size
+    sweep = report["ceiling"]["sweep"]
+    assert [s["batch_size"] for s in sweep] == list(TINY.ceiling_sizes)
+    best = max(sweep, key=lambda s: s["throughput_rps"])
+    assert report["ceiling"]["best_batch_size"] == best["batch_size"]
+
+
+def test_paired_single_client_comparison(report: dict) -> None:
+    paired = report["paired_c1"]
+    assert paired["pairs"] > 0
+    assert paired["unbatched_p50_ms"] > 0 and paired["batched_p50_ms"] > 0
+    assert paired["ratio"] == pytest.approx(
+        paired["batched_p50_ms"] / paired["unbatched_p50_ms"], rel=1e-2
+    )
+
+
+def test_overload_rejects_and_stays_bounded(report: dict) -> None:
+    o = report["overload"]
+    assert o["rejected"] > 0
+    assert o["accepted"] + o["rejected"] == o["arrivals"]
+    assert o["completed"] + o["unfinished_at_stop"] == o["accepted"]
+    assert o["max_queue_depth_seen"] <= TINY.overload_max_queue
+    assert o["max_accepted_in_flight"] <= TINY.overload_max_queue + TINY.max_batch_size
+    assert o["reject_p50_ms"] <= o["reject_p99_ms"]
+    assert o["peak_rss_after_mb"] >= o["peak_rss_before_mb"] > 0
+
+
+def test_targets_table_and_settings(report: dict) -> None:
+    assert {t["met"] for t in report["targets"]} <= {True, False, None}
+    assert all(isinstance(t["target"], str) for t in report["targets"])
+    assert report["settings"]["texts"] == "synthetic"
+    assert report["settings"]["max_batch_size"] == 32
+    table = format_table(report)
+    for word in ("unbatched", "batched", "ceiling", "overload", "targets"):
+        assert word in table
+
+
+def test_json_and_png(report: dict, tmp_path: Path) -> None:
+    data = json.loads(write_json(report, tmp_path / "out" / "bench.json").read_text())
+    assert {"results", "overload", "machine", "settings"} <= data.keys()
+    assert all(ROW_KEYS <= row.keys() for row in data["results"])
+    assert data["machine"]["torch_threads"] >= 1
+    image = imread(write_plot(report, tmp_path / "bench.png"))
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_synthetic_length_mix_follows_its_quantiles() -> None:
+    texts = synthetic_texts(2500, seed=1, word_tokens=fake_word_tokens)
+    lengths = np.array([2 + sum(fake_word_tokens(w) for w in t.split()) for t in texts])
+    for q, expected in LENGTH_QUANTILES:
+        if 0.05 <= q <= 0.9:  # above, the sampled tail is steep and noisy
+            measured = float(np.quantile(lengths, q))
+            assert abs(measured - expected) <= max(3, 0.1 * expected), (q, measured, expected)
+
+
+def test_synthetic_texts_use_only_the_own_word_list() -> None:
+    texts, source = request_texts(50, 0, fake_word_tokens, use_shared=False)
+    assert source.startswith("synthetic")
+    assert len(texts) == 50 and set(" ".join(texts).split()) <= set(WORDS)
+    assert texts == request_texts(50, 0, fake_word_tokens, use_shared=False)[0]
+
+
+def test_ceiling_batch_order_spans_all_lengths_in_every_prefix() -> None:
+    order = _spread_order(40)
+    assert sorted(order) == list(range(40))
+    assert max(order[:4]) - min(order[:4]) >= 20
+    assert _spread_order(1) == [0]
+
+
+def test_settings_validate_early() -> None:
+    with pytest.raises(ValueError):
+        BenchSettings(concurrency=(1, 600), max_queue=512)
+    with pytest.raises(ValueError):
+        BenchSettings(duration_s=0)
+    quick = BenchSettings.quick()
+    assert quick.concurrency == (1, 8, 64, 256)
