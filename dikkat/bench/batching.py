@@ -54,7 +54,13 @@ class Pipeline(Protocol):
 
 def product_defaults() -> dict[str, float]:
     """The batcher settings the product ships (dikkat.config.Settings defaults)."""
-    keys = ("max_batch_size", "max_batch_tokens", "max_wait_ms", "max_queue")
+    keys = (
+        "max_batch_size",
+        "max_batch_tokens",
+        "max_wait_ms",
+        "max_queue",
+        "min_padding_efficiency",
+    )
     return {key: Settings.model_fields[key].default for key in keys}
 
 
@@ -74,6 +80,7 @@ class BenchSettings:
     max_batch_tokens: int = int(_DEFAULTS["max_batch_tokens"])
     max_wait_ms: float = float(_DEFAULTS["max_wait_ms"])
     max_queue: int = int(_DEFAULTS["max_queue"])
+    min_padding_efficiency: float = float(_DEFAULTS["min_padding_efficiency"])
     ceiling_sizes: tuple[int, ...] = (8, 16, 32, 64)
     ceiling_budget_s: float = 4.0
     paired_s: float = 8.0
@@ -239,6 +246,7 @@ def _batcher(
         max_wait_ms=settings.max_wait_ms,
         max_queue=max_queue,
         default_timeout=None,
+        min_padding_efficiency=settings.min_padding_efficiency,
     )
 
 
