@@ -64,6 +64,12 @@ LABEL = 17
 TITLE = 16
 
 
+# Colour scales shared by the panels of one kind, so equal numbers look equal across steps.
+SCORES = {"cmap": "Reds", "vmin": 0, "vmax": 20}
+WEIGHTS = {"cmap": "Blues", "vmin": 0, "vmax": 1.2}
+OUTPUTS = {"cmap": "Purples", "vmin": 0, "vmax": 12}
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
 
@@ -127,9 +133,7 @@ def worked_example_png(lang: str = "tr", example: WorkedExample | None = None) -
         row_labels=qs,
         col_labels=ks,
         fmt=ints,
-        cmap="Reds",
-        vmin=0,
-        vmax=20,
+        **SCORES,
         **opts,
     )
     heatmap(
@@ -139,9 +143,7 @@ def worked_example_png(lang: str = "tr", example: WorkedExample | None = None) -
         row_labels=qs,
         col_labels=ks,
         fmt=two,
-        cmap="Blues",
-        vmin=0,
-        vmax=1.2,
+        **WEIGHTS,
         **opts,
     )
     heatmap(
@@ -151,9 +153,7 @@ def worked_example_png(lang: str = "tr", example: WorkedExample | None = None) -
         row_labels=qs,
         col_labels=ks,
         fmt=one,
-        cmap="Blues",
-        vmin=0,
-        vmax=1.2,
+        **WEIGHTS,
         **opts,
     )
 
@@ -169,9 +169,7 @@ def worked_example_png(lang: str = "tr", example: WorkedExample | None = None) -
         title=t["weighted"],
         row_labels=labels,
         fmt=two,
-        cmap="Purples",
-        vmin=0,
-        vmax=12,
+        **OUTPUTS,
         **opts,
     )
     axes[0].axhline(2.5, color="#333333", linewidth=2.5)
@@ -182,9 +180,7 @@ def worked_example_png(lang: str = "tr", example: WorkedExample | None = None) -
         title=t["outputs"],
         row_labels=ys,
         fmt=two,
-        cmap="Purples",
-        vmin=0,
-        vmax=12,
+        **OUTPUTS,
         **opts,
     )
     heatmap(
@@ -193,9 +189,7 @@ def worked_example_png(lang: str = "tr", example: WorkedExample | None = None) -
         title=t["outputs_rounded"],
         row_labels=ys,
         fmt=one,
-        cmap="Purples",
-        vmin=0,
-        vmax=12,
+        **OUTPUTS,
         **opts,
     )
 
@@ -221,9 +215,7 @@ def worked_example_png(lang: str = "tr", example: WorkedExample | None = None) -
         row_labels=qs,
         col_labels=ks,
         fmt=two,
-        cmap="Blues",
-        vmin=0,
-        vmax=1.2,
+        **WEIGHTS,
         **opts,
     )
     heatmap(
@@ -232,9 +224,7 @@ def worked_example_png(lang: str = "tr", example: WorkedExample | None = None) -
         title=t["scaled_outputs"],
         row_labels=ys,
         fmt=two,
-        cmap="Purples",
-        vmin=0,
-        vmax=12,
+        **OUTPUTS,
         **opts,
     )
     rows[4].supxlabel(t["footer"], fontsize=14, color="#555555")
