@@ -145,20 +145,18 @@ class Router:
         except Exception:
             log.exception("command /%s failed", command[:32])
             outcome, reply = "error", Reply(t("internal_error", lang), private=True)
+        fields = {
+            "command": command[:32],
+            "platform": request.platform,
+            "outcome": outcome,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "batch_size": last_batch_size.get(),
+        }
         log.info(
-            "handled /%s on %s: %s in %.1f ms, batch %d",
-            command[:32],
-            request.platform,
-            outcome,
-            (time.perf_counter() - started) * 1000,
-            last_batch_size.get(),
-            extra={
-                "command": command[:32],
-                "platform": request.platform,
-                "outcome": outcome,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-                "batch_size": last_batch_size.get(),
-            },
+            "handled /%(command)s on %(platform)s: %(outcome)s in %(latency_ms).1f ms, "
+            "batch %(batch_size)d",
+            fields,
+            extra=fields,
         )
         return reply
 
