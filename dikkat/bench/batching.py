@@ -933,11 +933,14 @@ def write_plot(report: dict[str, Any], path: Path) -> Path:
 
 def _real_pipeline() -> tuple[Any, dict[str, Any]]:
     """The product's sentiment path on the packaged offline encoder (shipped head if present)."""
+    from dikkat.config import Settings
     from dikkat.inference.sentiment import SentimentPipeline
     from dikkat.models.encoder import load_encoder
     from dikkat.models.head import SentimentHead, default_head_path, load_head
 
-    encoder = load_encoder("offline", max_length=128, pooling="mean", device="auto")
+    encoder = load_encoder(
+        "offline", max_length=128, pooling="mean", device="auto", model_dir=Settings().model_dir
+    )
     path = default_head_path(encoder.encoder_id, encoder.pooling)
     if path is not None:
         head, _ = load_head(path, encoder_id=encoder.encoder_id, dim=encoder.dim)

