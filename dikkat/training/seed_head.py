@@ -1,0 +1,154 @@
+"""The shipped head's recipe: seed corpus (training part) + the MIT-licensed public Turkish sets."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.head import HeadMeta, SentimentHead
+from dikkat.storage.features import FeatureCache
+from dikkat.training.sentiment import (
+    evaluate,
+    features_for,
+    load_labelled_csv,
+    make_meta,
+    split_train_val,
+    train_head,
+)
+
+log = logging.getLogger(__name__)
+
+INNER_VAL_FRACTION = 0.15
+LEARNING_RATE = 3e-4
+BATCH_SIZE = 128
+
+
+@dataclass(frozen=True)
+class PublicSet:
+    """A labelled set that a shipped model may learn from, or (no licence) only be judged on."""
+
+    file: str
+    domain: str
+    licence: str
+    source: str
+
+    @property
+    def trainable(self) -> bool:
+        """Only sets with a stated licence that allows it may train a shipped model."""
+        return self.licence == "MIT"
+
+
+PUBLIC_SETS: tuple[PublicSet, ...] = (
+    PublicSet(
+        "movies_beyazperde_binary.csv",
+        "movie reviews (beyazperde.com)",
+        "MIT",
+        "cemrifki/sentiment-embeddings : input/Sentiment_dataset_turk.csv @ 7b22dcfd",
+    ),
+    PublicSet(
+        "tweets_aydin_binary.csv",
+        "general tweets",
+        "MIT",
+        "cemrifki/sentiment-embeddings : input/Turkish_twitter_{train,test}.csv @ 7b22dcfd",
+    ),
+    PublicSet(
+        "store_reviews_3class.csv",
+        "e-commerce product reviews",
+        "none stated (evaluation only)",
+        "talhaucarr/data-mining-project : magaza_yorumlari_duygu_analizi.csv @ 71b707f3",
+    ),
+)
+
+
+@dataclass
+class SeedHeadReport:
+    """The trained head, its metadata, and its scores on every evaluation set."""
+
+    head: SentimentHead
+    meta: HeadMeta
+    evaluations: dict[str, dict[str, Any]]
+
+
+def missing_training_sets(data_dir: Path) -> list[str]:
+    """The trainable public files that `data_dir` lacks."""
+    return [s.file for s in PUBLIC_SETS if s.trainable and not (data_dir / s.file).is_file()]
+
+
+def train_seed_head(
+    encoder: SentenceEncoder,
+    cache: FeatureCache | None,
+    data_dir: Path | None,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> SeedHeadReport:
+    """Train from scratch on seed-train (+ the MIT sets when `data_dir` is given); never on
+    the retrain job's fixed evaluation quarter. Scores it there and on every other set present."""
+    from dikkat.training.retrain import seed_split
+
+    seed_train, evaluation = seed_split()
+    parts = [seed_train.assign(source="seed_corpus.csv")]
+    sources: list[dict[str, Any]] = [
+        {"file": "seed_corpus.csv", "rows": len(seed_train), "licence": "MIT (this project)"}
+    ]
+    if data_dir is not None:
+        for public in PUBLIC_SETS:
+            if public.trainable:
+                frame = load_labelled_csv(data_dir / public.file)
+                parts.append(frame.assign(source=public.file))
+                sources.append(
+                    {
+                        "file": public.file,
+                        "rows": len(frame),
+                        "licence": public.licence,
+                        "source": public.source,
+                    }
+                )
+    data = pd.concat(parts, ignore_index=True).drop_duplicates("text", keep="first")
+    data = data[~data["text"].isin(set(evaluation["text"]))].reset_index(drop=True)
+    fit, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
+    X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
+    X_val = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
+    result = train_head(
+        X_fit,
+        fit["label"],
+        X_val,
+        inner_val["label"],
+        seed=seed,
+        lr=LEARNING_RATE,
+        batch_size=BATCH_SIZE,
+    )
+    X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
+    fixed = evaluate(result.head, X_eval, evaluation["label"])
+    evaluations = {"seed_corpus.csv (fixed evaluation quarter)": fixed}
+    if data_dir is not None:
+        for public in PUBLIC_SETS:
+            if not public.trainable and (data_dir / public.file).is_file():
+                frame = load_labelled_csv(data_dir / public.file)
+                X = features_for(frame["text"].tolist(), encoder, cache, progress=progress)
+                evaluations[f"{public.file} (not trained on)"] = evaluate(
+                    result.head, X, frame["label"]
+                )
+    summary = {key: fixed[key] for key in ("n", "accuracy", "macro_f1")}
+    meta = make_meta(
+        encoder,
+        summary,
+        data[["text", "label"]],
+        source="dikkat train seed-head",
+        trained_on=sources,
+        evaluation_excluded="seed_corpus.csv 25% stratified, seed 0 (the retrain job's fixed set)",
+        best_epoch=result.best_epoch,
+        cross_domain={
+            name: {
+                "n": m["n"],
+                **{key: round(float(m[key]), 4) for key in ("accuracy", "macro_f1")},
+            }
+            for name, m in evaluations.items()
+        },
+    )
+    return SeedHeadReport(result.head, meta, evaluations)

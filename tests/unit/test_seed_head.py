@@ -1,0 +1,60 @@
+"""The shipped head's recipe: which data it learns from, what it never sees, what it records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from fakes import CountingEncoder
+
+from dikkat.models.e5_image import E5_ID
+from dikkat.models.head import default_head_path, load_head
+from dikkat.training.retrain import seed_split
+from dikkat.training.seed_head import PUBLIC_SETS, missing_training_sets, train_seed_head
+
+
+def write_public_sets(folder: Path) -> None:
+    folder.mkdir()
+    for public in PUBLIC_SETS:
+        rows = [(f"iyi {public.file} {i}", "positive") for i in range(30)]
+        rows += [(f"kötü {public.file} {i}", "negative") for i in range(30)]
+        pd.DataFrame(rows, columns=["text", "label"]).to_csv(folder / public.file, index=False)
+
+
+def test_recipe_trains_on_seed_and_mit_sets_only_and_never_on_the_fixed_quarter(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "sets"
+    assert missing_training_sets(tmp_path) == [s.file for s in PUBLIC_SETS if s.trainable]
+    write_public_sets(data)
+    assert missing_training_sets(data) == []
+    encoder = CountingEncoder()
+    report = train_seed_head(encoder, None, data, progress=False)
+    _, evaluation = seed_split()
+    trained = report.meta.extra["trained_on"]
+    assert [s["file"] for s in trained] == [
+        "seed_corpus.csv",
+        "movies_beyazperde_binary.csv",
+        "tweets_aydin_binary.csv",
+    ]
+    assert all(s["licence"].startswith("MIT") for s in trained)
+    assert set(report.evaluations) == {
+        "seed_corpus.csv (fixed evaluation quarter)",
+        "store_reviews_3class.csv (not trained on)",
+    }
+    # the first two encode calls are the training rows: none from the fixed quarter or the store set
+    training_texts = set(encoder.encoded[: sum(s["rows"] for s in trained)])
+    assert not training_texts & set(evaluation["text"])
+    assert not any("store_reviews" in text for text in training_texts)
+    seed_only = train_seed_head(CountingEncoder(), None, None, progress=False)
+    assert [s["file"] for s in seed_only.meta.extra["trained_on"]] == ["seed_corpus.csv"]
+
+
+def test_the_shipped_multilingual_head_credits_its_sources() -> None:
+    path = default_head_path(E5_ID, "mean")
+    assert path is not None and path.stat().st_size < 1_000_000
+    head, meta = load_head(path, encoder_id=E5_ID, dim=384, pooling="mean")
+    files = {s["file"] for s in meta.extra["trained_on"]}
+    assert files == {"seed_corpus.csv", "movies_beyazperde_binary.csv", "tweets_aydin_binary.csv"}
+    assert all("7b22dcfd" in s["source"] for s in meta.extra["trained_on"][1:])
+    assert meta.metrics["macro_f1"] > 0.6 and meta.metrics["n"] == 194
