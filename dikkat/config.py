@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     retrain_min_feedback: int = Field(20, ge=0)
     retrain_tolerance: float = Field(0.01, ge=0)
     retrain_max_labels_per_user: int = Field(200, ge=1)
+    retrain_feedback_holdout: float = Field(0.2, ge=0, lt=1)
+    retrain_min_feedback_eval: int = Field(20, ge=1)
 
     rate_limit_per_minute: float = Field(20.0, gt=0)
     rate_limit_burst: int = Field(5, ge=1)

@@ -39,7 +39,12 @@ from dikkat.models.sorter import Sorter
 from dikkat.storage.features import FeatureCache, text_hash
 from dikkat.storage.store import RetrainRun, Store
 from dikkat.training import retrain as retrain_module
-from dikkat.training.retrain import RetrainJob, ensure_active_head, evaluation_metrics
+from dikkat.training.retrain import (
+    RetrainJob,
+    ensure_active_head,
+    evaluation_metrics,
+    fixed_metrics,
+)
 from dikkat.training.sentiment import (
     evaluate,
     features_for,
@@ -422,17 +427,20 @@ def _run_summary(run: RetrainRun) -> dict[str, Any]:
         "status": run.status,
         "n_feedback": run.n_feedback,
         "n_train": run.n_train,
-        "seed_eval_before": _metrics(run.metrics_before),
-        "seed_eval_after": _metrics(run.metrics_after),
+        "seed_eval_before": _metrics(fixed_metrics(run.metrics_before)),
+        "seed_eval_after": _metrics(fixed_metrics(run.metrics_after)),
+        "feedback_eval_before": _metrics((run.metrics_before or {}).get("feedback")),
+        "feedback_eval_after": _metrics((run.metrics_after or {}).get("feedback")),
         "candidate_version": run.candidate_version,
         "error": run.error,
     }
 
 
 def _metrics(metrics: dict[str, Any] | None) -> dict[str, float] | None:
-    if not metrics:
+    if not metrics or "macro_f1" not in metrics:
         return None
-    return {k: round(float(metrics[k]), 4) for k in ("macro_f1", "accuracy") if k in metrics}
+    keys = ("macro_f1", "accuracy", "n")
+    return {k: round(float(metrics[k]), 4) for k in keys if k in metrics}
 
 
 # ---------------------------------------------------------------- serving latency
@@ -597,7 +605,7 @@ async def _curve(
                 "status": "shipped",
                 "active_version": bot.version,
                 "seed_eval_active": _metrics(seed_eval),
-                "seed_eval_recorded": _metrics(active.metrics if active else None),
+                "seed_eval_recorded": _metrics(fixed_metrics(active.metrics if active else None)),
                 "held_out_active": _metrics(start_metrics),
             }
         )
@@ -756,7 +764,7 @@ def run_retrain_benchmark(
     config = config or (RetrainBenchConfig.quick() if quick else RetrainBenchConfig())
     started = time.perf_counter()
     if encoder is None:
-        encoder = load_encoder("offline", device="cpu")
+        encoder = load_encoder("offline", device="cpu", model_dir=Settings().model_dir)
     load_s = time.perf_counter() - started
     path = data_path if data_path is not None else default_data_path()
     with _quiet_request_logs():
@@ -851,11 +859,13 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         lines += [
             f"Learning curve: {curve['data']}; macro-F1 on the {curve['held_out_rows']} "
-            "held-out store reviews, and on the seed corpus's evaluation set (the promotion rule):",
+            "held-out store reviews; the promotion rule reads the held-out share of feedback and "
+            "the seed corpus's fixed evaluation set:",
             "",
-            "| feedback items | retrain | seed-eval F1 active -> candidate | held-out F1 active "
+            "| feedback items | retrain | held-out feedback F1 active -> candidate (n) "
+            "| seed-eval F1 active -> candidate | held-out F1 active "
             "| held-out F1 candidate | held-out acc. active | retrain s |",
-            "|---:|---|---|---:|---:|---:|---:|",
+            "|---:|---|---|---|---:|---:|---:|---:|",
         ]
         for p in curve["points"]:
             seed = (
@@ -865,8 +875,14 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{_f(p.get('seed_eval_recorded'))})"
             )
             accuracy = p["held_out_active"]["accuracy"] if p["held_out_active"] else None
+            after = p.get("feedback_eval_after")
+            feedback = (
+                f"{_f(p.get('feedback_eval_before'))} -> {_f(after)} ({after['n']:.0f})"
+                if after
+                else "-"
+            )
             lines.append(
-                f"| {p['n']:,} | {p['status']} | {seed} | {_f(p['held_out_active'])} "
+                f"| {p['n']:,} | {p['status']} | {feedback} | {seed} | {_f(p['held_out_active'])} "
                 f"| {_f(p.get('held_out_candidate'))} | {_cell(accuracy)} "
                 f"| {_cell(p.get('wall_s'), '.1f')} |"
             )

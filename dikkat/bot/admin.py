@@ -35,6 +35,18 @@ def _f1(metrics: dict[str, Any] | None) -> str:
     return "–" if not metrics or "macro_f1" not in metrics else f"{metrics['macro_f1']:.3f}"
 
 
+def scores_text(metrics: dict[str, Any] | None, lang: str) -> str:
+    """Macro-F1 on the fixed set, and on held-out feedback when that was measured."""
+    if not metrics:
+        return "–"
+    fixed = metrics.get("fixed", metrics)  # records before feedback evaluation are flat
+    parts = [t("scores_fixed", lang, f1=_f1(fixed))]
+    feedback = metrics.get("feedback") or {}
+    if feedback.get("n"):
+        parts.append(t("scores_feedback", lang, f1=_f1(feedback), n=feedback["n"]))
+    return ", ".join(parts)
+
+
 def outcome_text(outcome: RetrainRun, lang: str) -> str:
     """A retraining result for people: status and macro-F1 before and after."""
     if outcome.status == "failed":
@@ -45,8 +57,8 @@ def outcome_text(outcome: RetrainRun, lang: str) -> str:
         run_id=outcome.id,
         status=STATUS_NAMES[outcome.status][lang],
         n_feedback=outcome.n_feedback,
-        before=_f1(outcome.metrics_before),
-        after=_f1(outcome.metrics_after),
+        before=scores_text(outcome.metrics_before, lang),
+        after=scores_text(outcome.metrics_after, lang),
     )
 
 
@@ -95,7 +107,7 @@ class AdminCommands:
             marker = "✅" if v.status == "active" else "·"
             lines.append(
                 f"{marker} #{v.id} {STATUS_NAMES.get(v.status, {}).get(lang, v.status)} — "
-                f"macro-F1 {_f1(v.metrics)} — {v.source} — {when} UTC"
+                f"macro-F1 {scores_text(v.metrics, lang)} — {v.source} — {when} UTC"
             )
         return Reply("\n".join(lines), private=True)
 

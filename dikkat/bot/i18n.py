@@ -98,9 +98,14 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "retrain_result": {
         "tr": "Yeniden eğitim #{run_id}: {status}. Geri bildirim: {n_feedback}. "
-        "Makro-F1 önce {before}, sonra {after}.",
+        "Makro-F1 önce {before}; sonra {after}.",
         "en": "Retraining run #{run_id}: {status}. Feedback: {n_feedback}. "
-        "Macro-F1 before {before}, after {after}.",
+        "Macro-F1 before {before}; after {after}.",
+    },
+    "scores_fixed": {"tr": "sabit küme {f1}", "en": "fixed set {f1}"},
+    "scores_feedback": {
+        "tr": "ayrılmış geri bildirim {f1} (n={n})",
+        "en": "held-out feedback {f1} (n={n})",
     },
     "retrain_failed": {
         "tr": "Yeniden eğitim #{run_id} başarısız oldu: {error}. Etkin model değişmedi.",

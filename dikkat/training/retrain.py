@@ -55,9 +55,23 @@ def merge_training_data(seed_train: pd.DataFrame, feedback: list[tuple[str, str]
     return pd.concat([kept, corrected], ignore_index=True)
 
 
+def is_held_out(text: str, share: float) -> bool:
+    """Whether a feedback text belongs to the held-out evaluation share (stable: by text hash)."""
+    return int(text_hash(text)[:8], 16) < share * 0x1_0000_0000
+
+
+def split_feedback(
+    feedback: list[tuple[str, str]], share: float
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(training feedback, held-out feedback): a text never moves between the two."""
+    held = [row for row in feedback if is_held_out(row[0], share)]
+    train = [row for row in feedback if not is_held_out(row[0], share)]
+    return train, held
+
+
 @dataclass
 class CandidateReport:
-    """A trained candidate and both heads' metrics on the same evaluation set."""
+    """A trained candidate and both heads' metrics on the fixed set and on held-out feedback."""
 
     head: SentimentHead
     before: dict[str, Any]
@@ -71,34 +85,89 @@ def train_candidate(
     active: SentimentHead | None,
     feedback: list[tuple[str, str]],
     *,
+    holdout_share: float = 0.0,
     seed: int = 0,
     torch_threads: int | None = None,
     progress: bool = False,
 ) -> CandidateReport:
-    """Train on seed-train + feedback (early stopping on an inner split); score both heads.
+    """Train on seed-train + the training share of feedback; score both heads on the fixed set
+    and on the held-out feedback share.
 
-    With no active head (first start, shipped asset) `before` is empty.
+    The candidate starts from the active head's weights (the shipped head learnt from public
+    sets that are not here at run time); with no active head it starts from scratch and
+    `before` is empty. Early stopping uses an inner split of the training rows.
     """
     seed_train, evaluation = seed_split()
-    data = merge_training_data(seed_train, feedback)
-    data = data[~data["text"].isin(set(evaluation["text"]))]
+    train_feedback, held_feedback = split_feedback(feedback, holdout_share)
+    held = pd.DataFrame(held_feedback, columns=["text", "label"])
+    excluded = set(evaluation["text"]) | set(held["text"])
+    data = merge_training_data(seed_train, train_feedback)
+    data = data[~data["text"].isin(excluded)]
     fit, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
     X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
     X_inner = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
     X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
+    X_held = features_for(held["text"].tolist(), encoder, cache, progress=progress)
     result = train_head(
-        X_fit, fit["label"], X_inner, inner_val["label"], seed=seed, torch_threads=torch_threads
+        X_fit,
+        fit["label"],
+        X_inner,
+        inner_val["label"],
+        seed=seed,
+        torch_threads=torch_threads,
+        init=active,
     )
+
+    def scores(head: SentimentHead) -> dict[str, Any]:
+        on_feedback = evaluate(head, X_held, held["label"]) if len(held) else {"n": 0}
+        return {
+            "fixed": _summary(evaluate(head, X_eval, evaluation["label"])),
+            "feedback": _summary(on_feedback),
+        }
+
     return CandidateReport(
         head=result.head,
-        before={} if active is None else _summary(evaluate(active, X_eval, evaluation["label"])),
-        after=_summary(evaluate(result.head, X_eval, evaluation["label"])),
+        before={} if active is None else scores(active),
+        after=scores(result.head),
         data=data,
     )
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    if not metrics.get("n"):
+        return {"n": 0}
     return {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}
+
+
+def fixed_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The fixed-set part of a metrics record (older records hold only that, unnested)."""
+    if not metrics:
+        return {}
+    return metrics.get("fixed", metrics)
+
+
+def decide(
+    before: dict[str, Any], after: dict[str, Any], *, tolerance: float, min_feedback_eval: int
+) -> tuple[bool, str]:
+    """Promote? Better on held-out feedback (when there is enough of it) and no worse than
+    `tolerance` on the fixed set; with too little held-out feedback the fixed set decides."""
+    fixed_before = fixed_metrics(before)["macro_f1"]
+    fixed_after = fixed_metrics(after)["macro_f1"]
+    fixed_ok = fixed_after >= fixed_before - tolerance
+    fixed_note = f"fixed set {fixed_before:.3f} -> {fixed_after:.3f} (tolerance {tolerance:g})"
+    held_before, held_after = before.get("feedback", {}), after.get("feedback", {})
+    n_held = int(held_after.get("n", 0))
+    if n_held < min_feedback_eval:
+        reason = f"{fixed_note}; {n_held} held-out feedback rows (< {min_feedback_eval}, not used)"
+        return fixed_ok, reason
+    better = held_after["macro_f1"] > held_before["macro_f1"] or (
+        held_after["macro_f1"] == held_before["macro_f1"] and fixed_after > fixed_before
+    )
+    reason = (
+        f"held-out feedback {held_before['macro_f1']:.3f} -> {held_after['macro_f1']:.3f} "
+        f"(n={n_held}); {fixed_note}"
+    )
+    return fixed_ok and better, reason
 
 
 class RetrainJob:
@@ -205,8 +274,20 @@ class RetrainJob:
         active = await asyncio.to_thread(self._load, Path(active_version.path))
         await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
         report = await asyncio.to_thread(
-            train_candidate, self.encoder, self.cache, active, feedback
+            train_candidate,
+            self.encoder,
+            self.cache,
+            active,
+            feedback,
+            holdout_share=self.settings.retrain_feedback_holdout,
         )
+        promote, reason = decide(
+            report.before,
+            report.after,
+            tolerance=self.settings.retrain_tolerance,
+            min_feedback_eval=self.settings.retrain_min_feedback_eval,
+        )
+        log.info("retrain run %d: %s: %s", run_id, "promote" if promote else "reject", reason)
         meta = make_meta(
             self.encoder,
             report.after,
@@ -224,9 +305,6 @@ class RetrainJob:
             metrics=report.after,
             status="candidate",
             source=f"retrain #{run_id} ({trigger})",
-        )
-        promote = (
-            report.after["macro_f1"] >= report.before["macro_f1"] - self.settings.retrain_tolerance
         )
         if promote:
             await self.store.activate_version(version_id)

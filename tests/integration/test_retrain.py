@@ -8,6 +8,7 @@ import pytest
 from dikkat.bot.types import ButtonPress, Reply, Request
 from dikkat.storage.store import RunInProgress
 from dikkat.training import retrain as retrain_module
+from dikkat.training.retrain import fixed_metrics
 
 ADMIN, USER = "1", "2"
 
@@ -50,7 +51,9 @@ async def test_retrain_answers_at_once_then_posts_the_result(bot) -> None:
     assert "Yeniden eğitim #1" in result.text and "Makro-F1 önce" in result.text
     run = await bot.store.get_run(1)
     assert run.status in ("promoted", "rejected")
-    assert set(run.metrics_before) == set(run.metrics_after) == {"n", "accuracy", "macro_f1"}
+    assert set(run.metrics_before) == set(run.metrics_after) == {"fixed", "feedback"}
+    assert set(run.metrics_after["fixed"]) == {"n", "accuracy", "macro_f1"}
+    assert run.metrics_after["feedback"] == {"n": 0}
     assert [a["action"] for a in await bot.store.audit_log()] == ["retrain"]
 
 
@@ -113,13 +116,16 @@ async def test_one_user_labelling_1000_items_wrongly_cannot_get_a_worse_head_pro
             head_version=1,
         )
         await bot.store.add_feedback(prediction, "telegram", "troll", label)
-    before = (await bot.store.active_version(bot.service.encoder_id)).metrics["macro_f1"]
+    before = fixed_metrics((await bot.store.active_version(bot.service.encoder_id)).metrics)
     run = await bot.retrainer.run("admin", "telegram:1")
     assert run.n_feedback == bot.settings.retrain_max_labels_per_user
-    active = await bot.store.active_version(bot.service.encoder_id)
-    assert active.metrics["macro_f1"] >= before - bot.settings.retrain_tolerance
+    # the troll's own held-out labels favour the candidate; the fixed set must still stop it
+    assert run.metrics_after["feedback"]["n"] >= bot.settings.retrain_min_feedback_eval
+    active = fixed_metrics((await bot.store.active_version(bot.service.encoder_id)).metrics)
+    assert active["macro_f1"] >= before["macro_f1"] - bot.settings.retrain_tolerance
     if run.status == "promoted":
-        assert run.metrics_after["macro_f1"] >= run.metrics_before["macro_f1"] - 0.01
+        after, previous = run.metrics_after["fixed"], run.metrics_before["fixed"]
+        assert after["macro_f1"] >= previous["macro_f1"] - bot.settings.retrain_tolerance
 
 
 async def test_a_crashing_retrain_leaves_the_active_head_and_no_partial_file(
@@ -182,3 +188,26 @@ async def test_stats_counts_predictions_feedback_and_last_run(bot) -> None:
     assert "Predictions: 2" in text
     assert "Negative 1, Neutral 0, Positive 1" in text
     assert "#1 skipped" in text
+
+
+async def test_held_out_feedback_is_never_trained_on_and_is_reported(bot) -> None:
+    items = [(f"Ürün {i} tam bir hayal kırıklığı", "negative") for i in range(60)]
+    await give_feedback(bot, items)
+    bot.settings.retrain_feedback_holdout = 0.5
+    held = {text for text, _ in items if retrain_module.is_held_out(text, 0.5)}
+    seen: list[list[str]] = []
+    original = retrain_module.features_for
+
+    def spy(texts, *args, **kwargs):
+        seen.append(list(texts))
+        return original(texts, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(retrain_module, "features_for", spy)
+        run = await bot.retrainer.run("admin", "telegram:1")
+    assert 0 < len(held) < len(items)
+    fit_rows, inner_rows = set(seen[0]), set(seen[1])
+    assert not held & (fit_rows | inner_rows)
+    assert run.metrics_after["feedback"]["n"] == len(held) == run.metrics_before["feedback"]["n"]
+    models = (await bot.router.handle(request("models"))).text
+    assert f"#{run.candidate_version}" in models and "ayrılmış geri bildirim" in models
