@@ -32,7 +32,17 @@ class App:
         self.router: Router | None = None
 
     async def start(self) -> Router:
-        """Open the database, load the models off the event loop, start the batchers."""
+        """Open the database, load the models off the event loop, start the batchers.
+
+        On any failure everything opened so far is closed again before the error propagates.
+        """
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> Router:
         settings = self.settings
         self.store = await Store.open(settings.db_path)
         interrupted = await self.store.fail_unfinished_runs()
@@ -47,6 +57,7 @@ class App:
             pooling=settings.sentiment_pooling,
             device=device,
             probe_timeout_s=settings.hub_probe_timeout_s,
+            model_dir=settings.model_dir,
         )
         self.cache = FeatureCache(settings.db_path, encoder.cache_key)
         head, version = await ensure_active_head(self.store, encoder, self.cache, settings)
@@ -59,15 +70,18 @@ class App:
         return self.router
 
     async def stop(self) -> None:
-        """Interrupt retraining, finish in-flight requests, close the database."""
-        if self.retrainer is not None:
-            await self.retrainer.stop()
-        if self.service is not None:
-            await self.service.stop()
-        if self.cache is not None:
-            self.cache.close()
-        if self.store is not None:
-            await self.store.close()
+        """Interrupt retraining, finish in-flight requests, close the database (idempotent)."""
+        retrainer, service, cache, store = self.retrainer, self.service, self.cache, self.store
+        self.retrainer = self.service = self.cache = self.store = None
+        self.router = None
+        if retrainer is not None:
+            await retrainer.stop()
+        if service is not None:
+            await service.stop()
+        if cache is not None:
+            cache.close()
+        if store is not None:
+            await store.close()
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Models loaded and database answering: what /healthz reports."""
@@ -99,7 +113,7 @@ async def serve(settings: Settings) -> None:
     from dikkat.training.schedule import build_scheduler
 
     app = App(settings)
-    router = await app.start()
+    router = await app.start()  # closes what it opened when it fails
     assert app.retrainer is not None
     scheduler = build_scheduler(app.retrainer, settings.retrain_cron)
     scheduler.start()

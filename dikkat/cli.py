@@ -20,6 +20,7 @@ app = typer.Typer(
     help="Dikkat: Turkish sentiment, a letter-sorting nano-GPT and self-attention, in chat.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals would show settings, tokens included
 )
 train_app = typer.Typer(help="Train the models.", no_args_is_help=True)
 evaluate_app = typer.Typer(help="Measure the models on labelled data.", no_args_is_help=True)
@@ -55,12 +56,35 @@ def _settings(quiet: bool | None = False) -> Settings:
     return settings
 
 
-def _run(coroutine) -> None:
-    """asyncio.run, with Ctrl-C ending the program quietly (clean-up has run by then)."""
+def _run(coroutine, settings: Settings) -> None:
+    """asyncio.run; Ctrl-C ends quietly, any other failure is one secret-free line and exit 1."""
     try:
         asyncio.run(coroutine)
     except KeyboardInterrupt:
         typer.echo("", err=True)
+    except Exception as error:
+        logging.getLogger("dikkat").debug("stopped by an error", exc_info=True)
+        typer.echo(failure_line(error, settings), err=True)
+        raise typer.Exit(1) from None
+
+
+def failure_line(error: BaseException, settings: Settings) -> str:
+    """What went wrong, in one line, with every configured secret replaced by *****."""
+    from dikkat.logs import redact
+
+    name = type(error).__name__
+    if name == "InvalidToken" or (name == "Forbidden" and "token" in str(error).lower()):
+        line = "Telegram rejected the token (401 Unauthorized): check DIKKAT_TELEGRAM_TOKEN"
+    elif name == "LoginFailure":
+        line = "Discord rejected the token (401 Unauthorized): check DIKKAT_DISCORD_TOKEN"
+    else:
+        detail = " ".join(str(error).split()) or name
+        line = (
+            f"Dikkat stopped: {detail}"
+            if name.endswith("Error")
+            else f"Dikkat stopped: {name}: {detail}"
+        )
+    return redact(line, settings.secrets())
 
 
 async def _console(settings: Settings, lines: list[str] | None = None) -> None:
@@ -94,26 +118,27 @@ def run(
         try:
             found = asyncio.run(check_app(settings))
         except Exception as error:
-            typer.echo(f"check failed: {type(error).__name__}: {error}", err=True)
-            raise typer.Exit(1) from error
+            typer.echo(f"check failed: {failure_line(error, settings)}", err=True)
+            raise typer.Exit(1) from None
         for key, value in found.items():
             typer.echo(f"{key}: {value}")
         raise typer.Exit(0 if found["healthy"] else 1)
-    _run(serve(_settings(quiet=None)))
+    settings = _settings(quiet=None)
+    _run(serve(settings), settings)
 
 
 @app.command()
 def console() -> None:
     """Chat with the bot in this terminal (or answer each line piped on stdin)."""
     settings = _settings(quiet=True)
-    _run(_console(settings))
+    _run(_console(settings), settings)
 
 
 @app.command()
 def ask(message: Annotated[str, typer.Argument(help='e.g. "/sort CBABBC"')]) -> None:
     """Send one message to the bot and print its answer."""
     settings = _settings(quiet=True)
-    _run(_console(settings, [message]))
+    _run(_console(settings, [message]), settings)
 
 
 @app.command()
@@ -201,6 +226,7 @@ def _encoder(settings: Settings):
         pooling=settings.sentiment_pooling,
         device=settings.device,
         probe_timeout_s=settings.hub_probe_timeout_s,
+        model_dir=settings.model_dir,
     )
 
 
@@ -249,51 +275,72 @@ def train_sentiment_command(
 
 @train_app.command("seed-head")
 def train_seed_head_command(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="folder with the public sets (default: ../shared/data/sentiment)"),
+    ] = None,
+    seed_only: Annotated[
+        bool, typer.Option("--seed-only", help="train on the seed corpus alone")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="head path (default: the package asset)")] = None,
 ) -> None:
-    """Train the default head on the seed corpus's training part (the shipped asset)."""
+    """Train the shipped head: seed corpus (training part) + the MIT-licensed public sets."""
+    from dikkat.bench.lengths import shared_data_dirs
     from dikkat.models.head import HEADS_DIR, head_file_name
     from dikkat.storage.features import FeatureCache
-    from dikkat.training.retrain import train_candidate
-    from dikkat.training.sentiment import format_report, make_meta, save_head
+    from dikkat.training.seed_head import missing_training_sets, train_seed_head
+    from dikkat.training.sentiment import format_report, save_head
 
+    folder = None
+    if not seed_only:
+        candidates = [data_dir] if data_dir is not None else shared_data_dirs()
+        folder = next((c for c in candidates if not missing_training_sets(c)), None)
+        if folder is None:
+            missing = ", ".join(missing_training_sets(candidates[0]))
+            typer.echo(
+                f"cannot train: {missing} not found in {candidates[0]}; "
+                "pass --data-dir, or --seed-only for a head from the seed corpus alone",
+                err=True,
+            )
+            raise typer.Exit(2)
     settings = _settings()
     encoder = _encoder(settings)
     cache = FeatureCache(settings.db_path, encoder.cache_key)
     try:
-        report = train_candidate(encoder, cache, None, [], progress=True)
+        report = train_seed_head(encoder, cache, folder, progress=True)
     finally:
         cache.close()
-    meta = make_meta(
-        encoder, report.after, report.data, source="seed_corpus.csv (75% stratified, seed 0)"
-    )
     assets = Path(__file__).parent / "assets" / HEADS_DIR
-    path = save_head(report.head, out or assets / head_file_name(encoder.encoder_id), meta)
-    typer.echo(format_report(report.after) if "per_class" in report.after else report.after)
+    path = save_head(report.head, out or assets / head_file_name(encoder.encoder_id), report.meta)
+    for name, metrics in report.evaluations.items():
+        typer.echo(f"== {name}\n{format_report(metrics)}")
     typer.echo(f"head: {path}")
 
 
 @evaluate_app.command("sentiment")
 def evaluate_sentiment_command(
     data: Annotated[Path, typer.Option(help="labelled CSV", exists=True, dir_okay=False)],
-    head: Annotated[Path | None, typer.Option(help="head file (default: the shipped one)")] = None,
+    head: Annotated[
+        Path | None, typer.Option(help="head file (default: the active head the bot serves)")
+    ] = None,
     text_col: Annotated[str, typer.Option(help="text column")] = "text",
     label_col: Annotated[str, typer.Option(help="label column")] = "label",
     label_map: Annotated[str | None, typer.Option(help="numeric label mapping")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Accuracy, macro-F1 and confusion matrix of a head on a labelled CSV."""
+    """Accuracy, macro-F1 and confusion matrix of the active head (or --head) on a labelled CSV."""
     import json
 
     from dikkat.training.sentiment import evaluate_from_csv, format_report
 
     settings = _settings(quiet=as_json)
     encoder = _encoder(settings)
+    head_path, head_note = (head, f"--head {head}") if head else _served_head(settings, encoder)
     try:
         metrics = evaluate_from_csv(
             data,
             encoder,
-            head_path=head,
+            head_path=head_path,
             text_col=text_col,
             label_col=label_col,
             label_map=label_map,
@@ -303,10 +350,32 @@ def evaluate_sentiment_command(
     except (ValueError, KeyError, FileNotFoundError) as error:
         typer.echo(f"cannot evaluate: {error}", err=True)
         raise typer.Exit(2) from error
+    metrics["head"] = head_note
     if as_json:
         typer.echo(json.dumps(metrics, ensure_ascii=False))
     else:
-        typer.echo(format_report(metrics))
+        typer.echo(f"head: {head_note}\n{format_report(metrics)}")
+
+
+def _served_head(settings: Settings, encoder) -> tuple[Path | None, str]:
+    """The active head version for this encoder in the database, else the shipped file."""
+    from dikkat.models.head import default_head_path
+    from dikkat.storage.store import Store
+
+    async def active():
+        store = await Store.open(settings.db_path)
+        try:
+            return await store.active_version(encoder.cache_key)
+        finally:
+            await store.close()
+
+    version = asyncio.run(active()) if Path(settings.db_path).is_file() else None
+    if version is not None:
+        return Path(version.path), f"active #{version.id} ({version.source})"
+    shipped = default_head_path(encoder.encoder_id, encoder.pooling)
+    if shipped is None:
+        return None, "none"
+    return shipped, f"shipped {shipped.name} (no active head in {settings.db_path} yet)"
 
 
 @app.command()
@@ -422,4 +491,20 @@ def bench_retrain(
 
     _settings(quiet=True)
     report = run_retrain_benchmark(quick=quick, json_path=json, plot_path=plot)
+    typer.echo(format_report(report))
+
+
+@bench_app.command("sentiment")
+def bench_sentiment(json: JsonOption = None, plot: PlotOption = None) -> None:
+    """Quality per encoder vs TF-IDF, cross-domain, encoding speed, start-up time, memory."""
+    from dikkat.bench.sentiment import format_report, run_sentiment_benchmark
+
+    settings = _settings(quiet=True)
+    try:
+        report = run_sentiment_benchmark(
+            model_dir=settings.model_dir, json_path=json, plot_path=plot, say=typer.echo
+        )
+    except FileNotFoundError as error:
+        typer.echo(f"cannot run: {error}", err=True)
+        raise typer.Exit(2) from error
     typer.echo(format_report(report))

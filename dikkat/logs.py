@@ -9,6 +9,13 @@ import sys
 REDACTED = "*****"
 
 
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every non-empty secret (longest first) replaced by *****."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 class RedactingFormatter(logging.Formatter):
     """Formats with `inner`, then replaces every configured secret in the whole line by *****.
 
@@ -21,10 +28,7 @@ class RedactingFormatter(logging.Formatter):
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
-        line = self.inner.format(record)
-        for secret in self.secrets:
-            line = line.replace(secret, REDACTED)
-        return line
+        return redact(self.inner.format(record), self.secrets)
 
 
 class JsonFormatter(logging.Formatter):

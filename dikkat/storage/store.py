@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable
@@ -24,6 +25,10 @@ from dikkat.storage.schema import (
 
 LABELS = ("negative", "neutral", "positive")
 FeedbackOutcome = Literal["created", "changed", "unchanged", "missing"]
+
+
+class DatabaseOpenError(RuntimeError):
+    """The database file cannot be opened or migrated (unreadable, read-only, not SQLite)."""
 
 
 class RunInProgress(Exception):
@@ -126,16 +131,30 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        """Open (creating if needed) the database and bring its schema up to date."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        for pragma in PRAGMAS:
-            await conn.execute(pragma)
-        async with conn.execute("PRAGMA user_version") as cursor:
-            (version,) = await cursor.fetchone()
-        for target, script in pending_migrations(version):
-            await conn.executescript(migration_script(target, script))
+        """Open (creating if needed) the database and bring its schema up to date.
+
+        Raises DatabaseOpenError naming the file; the connection's thread is closed first.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+        except (OSError, sqlite3.Error) as error:
+            raise DatabaseOpenError(_open_hint(path, error)) from error
+        try:
+            conn.row_factory = aiosqlite.Row
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
+            async with conn.execute("PRAGMA user_version") as cursor:
+                (version,) = await cursor.fetchone()
+            for target, script in pending_migrations(version):
+                await conn.executescript(migration_script(target, script))
+        except BaseException as error:
+            await conn.close()
+            if isinstance(error, sqlite3.Error | OSError):
+                raise DatabaseOpenError(_open_hint(path, error)) from error
+            raise
         return cls(conn, path)
 
     async def close(self) -> None:
@@ -490,6 +509,18 @@ class Store:
         destination.parent.mkdir(parents=True, exist_ok=True)
         async with aiosqlite.connect(destination) as target:
             await self._conn.backup(target)
+
+
+def _open_hint(path: Path, error: BaseException) -> str:
+    """One line: which file, what went wrong, what to do."""
+    text = str(error)
+    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
+        advice = "make the file and its folder writable for this user, or set DIKKAT_DB_PATH"
+    elif "not a database" in text or "malformed" in text:
+        advice = "it is not a usable SQLite database: restore a backup or set DIKKAT_DB_PATH"
+    else:
+        advice = "check the path and permissions, or set DIKKAT_DB_PATH"
+    return f"cannot open the database {path}: {text}; {advice}"
 
 
 def _version(row: aiosqlite.Row) -> ModelVersion:

@@ -1,0 +1,84 @@
+"""Start-up faults as an operator meets them: a clear line naming the file, exit 1, no hang,
+and never a configured secret on screen."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+TOKEN = "123456:REVOKED-secret-token-value"
+
+
+def dikkat(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dikkat", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def environment(tmp_path: Path, model_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIKKAT_")}
+    env.update(
+        DIKKAT_DB_PATH=str(tmp_path / "dikkat.db"),
+        DIKKAT_MODEL_DIR=str(model_dir),
+        DIKKAT_DEVICE="cpu",
+        HF_HUB_OFFLINE="1",
+        **extra,
+    )
+    return env
+
+
+def test_a_database_of_random_bytes_is_one_clear_line_and_exit_1(
+    tmp_path: Path, prepared_model_dir: Path
+) -> None:
+    (tmp_path / "dikkat.db").write_bytes(os.urandom(8192))
+    env = environment(tmp_path, prepared_model_dir)
+    for args in (["ask", "/sort CBABBC"], ["run", "--check"]):
+        done = dikkat(args, env, tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert f"cannot open the database {tmp_path / 'dikkat.db'}" in done.stderr
+        assert "restore a backup or set DIKKAT_DB_PATH" in done.stderr
+    assert done.stderr.startswith("check failed:")
+
+
+async def test_a_revoked_telegram_token_is_named_but_never_printed(
+    tmp_path: Path, prepared_model_dir: Path
+) -> None:
+    async def unauthorized(request: web.Request) -> web.Response:
+        body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        return web.json_response(body, status=401)
+
+    api = web.Application()
+    api.router.add_post("/bot{token}/{method}", unauthorized)
+    runner = web.AppRunner(api)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    env = environment(
+        tmp_path,
+        prepared_model_dir,
+        DIKKAT_TELEGRAM_TOKEN=TOKEN,
+        DIKKAT_TELEGRAM_API_URL=f"http://127.0.0.1:{port}/bot",
+        DIKKAT_HTTP_PORT="0",
+        DIKKAT_LOG_LEVEL="DEBUG",
+    )
+    try:
+        done = await asyncio.to_thread(dikkat, ["run"], env, tmp_path)
+    finally:
+        await runner.cleanup()
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-2000:]
+    assert "Telegram rejected the token (401 Unauthorized): check DIKKAT_TELEGRAM_TOKEN" in output
+    assert TOKEN not in output and TOKEN.split(":")[1] not in output
