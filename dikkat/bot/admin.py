@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from dikkat.bot.i18n import LABEL_NAMES, STATUS_NAMES, t
 from dikkat.bot.types import Reply, Request
 from dikkat.inference.service import InferenceService
+from dikkat.models.head import HeadLoadError
 from dikkat.storage.store import LABELS, ModelVersion, RetrainRun, RunInProgress, Store
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class AdminCommands:
         lines = [t("models_header", lang, encoder=encoder)]
         for v in versions[:20]:
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.created_at))
-            marker = "✅" if v.status == "active" else "·"
+            marker = "✅" if v.status == "active" else "⚠️" if v.problem else "·"
             lines.append(
                 f"{marker} #{v.id} {STATUS_NAMES.get(v.status, {}).get(lang, v.status)} — "
                 f"macro-F1 {scores_text(v.metrics, lang)} — {v.source} — {when} UTC"
@@ -124,7 +125,11 @@ class AdminCommands:
             or existing.encoder != self.service.encoder_id
         ):
             return Reply(t("rollback_unknown", lang, version=version_id), private=True)
-        await self.retrainer.rollback(version_id)
+        try:
+            await self.retrainer.rollback(version_id)
+        except HeadLoadError:
+            log.warning("rollback to #%d refused: its head file is damaged", version_id)
+            return Reply(t("rollback_damaged", lang, version=version_id), private=True)
         await self.store.audit(
             request.platform, request.user_id, "rollback", f"version {version_id}"
         )

@@ -117,6 +117,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "tr": "Hangi sürüm? Örnek: /rollback 2 (sürümler için /models)",
         "en": "Which version? Example: /rollback 2 (see /models)",
     },
+    "rollback_damaged": {
+        "tr": "#{version} sürümünün dosyası bozuk ya da değişmiş; etkin model değişmedi.",
+        "en": "The file of version #{version} is damaged or changed; the active model stays.",
+    },
     "rollback_done": {
         "tr": "Sürüm #{version} artık etkin.",
         "en": "Version #{version} is active now.",

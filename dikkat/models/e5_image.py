@@ -8,7 +8,6 @@ folder under the model dir and rebuilds it when its checksums do not match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import mmap
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dikkat.models.checksum import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -283,15 +284,6 @@ def build_tokenizer(image: E5Image):
         mask_token="<mask>",
         model_max_length=image.max_positions,
     )
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file, read in 4 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_e5_folder(image_path: Path, out_dir: Path, progress: bool = False) -> Path:

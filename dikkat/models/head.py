@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dikkat.models.checksum import file_sha256
+
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 HEADS_PACKAGE = "dikkat.assets"
 HEADS_DIR = "heads"
@@ -23,6 +25,10 @@ HEADS_DIR = "heads"
 
 class HeadMismatchError(ValueError):
     """A head was trained on features of another encoder (id, dimension or pooling)."""
+
+
+class HeadLoadError(ValueError):
+    """A head file is missing, truncated, damaged, or differs from its recorded SHA-256."""
 
 
 class SentimentHead(nn.Module):
@@ -125,10 +131,24 @@ def load_head(
     dim: int | None = None,
     pooling: str | None = None,
     device: str | torch.device = "cpu",
+    sha256: str | None = None,
 ) -> tuple[SentimentHead, HeadMeta]:
-    """Load a head in eval mode; raise HeadMismatchError if it belongs to another encoder."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    meta = HeadMeta.from_dict(payload["meta"])
+    """Load a head in eval mode, checking `sha256` when given.
+
+    Raises HeadLoadError for a missing, damaged or changed file and HeadMismatchError if the
+    head belongs to another encoder.
+    """
+    path = Path(path)
+    try:
+        if sha256 is not None and file_sha256(path) != sha256:
+            raise HeadLoadError(f"{path} does not match its recorded SHA-256 (changed or damaged)")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        meta = HeadMeta.from_dict(payload["meta"])
+        state = payload["state_dict"]
+    except HeadLoadError:
+        raise
+    except Exception as error:  # torch.load raises RuntimeError, EOFError, UnpicklingError...
+        raise HeadLoadError(f"cannot read the head file {path}: {type(error).__name__}") from error
     expected = {"encoder_id": encoder_id, "dim": dim, "pooling": pooling}
     for key, want in expected.items():
         have = getattr(meta, key)
@@ -138,7 +158,10 @@ def load_head(
                 "train a head for this encoder (dikkat train sentiment)"
             )
     head = SentimentHead(meta.dim, n_classes=len(meta.labels))
-    head.load_state_dict(payload["state_dict"])
+    try:
+        head.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise HeadLoadError(f"the head file {path} holds damaged weights: {error}") from error
     return head.to(device).eval(), meta
 
 

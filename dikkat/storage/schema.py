@@ -86,6 +86,11 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # 3: head files are verified by checksum; a version whose file cannot be loaded says why
+    """
+    ALTER TABLE model_versions ADD COLUMN sha256 TEXT;
+    ALTER TABLE model_versions ADD COLUMN problem TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

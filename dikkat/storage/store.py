@@ -48,6 +48,8 @@ class ModelVersion:
     source: str
     created_at: float
     activated_at: float | None
+    sha256: str | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -342,8 +344,9 @@ class Store:
         metrics: dict[str, Any],
         status: str,
         source: str,
+        sha256: str | None = None,
     ) -> int:
-        """Register a head; status 'active' retires the encoder's current active head."""
+        """Register a head (with its file's SHA-256); 'active' retires the current active head."""
         now = time.time()
         async with self._transaction() as db:
             if status == "active":
@@ -354,7 +357,7 @@ class Store:
                 )
             cursor = await db.execute(
                 "INSERT INTO model_versions (encoder, dim, path, metrics, status, source, "
-                "created_at, activated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, activated_at, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     encoder,
                     dim,
@@ -364,6 +367,7 @@ class Store:
                     source,
                     now,
                     now if status == "active" else None,
+                    sha256,
                 ),
             )
             return int(cursor.lastrowid)
@@ -395,6 +399,15 @@ class Store:
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE model_versions SET status = ? WHERE id = ?", (status, version_id)
+            )
+
+    async def mark_unloadable(self, version_id: int, problem: str) -> None:
+        """Record why a version's file cannot be served; an active one is retired."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE model_versions SET problem = ?, "
+                "status = CASE status WHEN 'active' THEN 'retired' ELSE status END WHERE id = ?",
+                (problem, version_id),
             )
 
     async def get_version(self, version_id: int) -> ModelVersion | None:
@@ -534,6 +547,8 @@ def _version(row: aiosqlite.Row) -> ModelVersion:
         source=row["source"],
         created_at=row["created_at"],
         activated_at=row["activated_at"],
+        sha256=row["sha256"],
+        problem=row["problem"],
     )
 
 

@@ -15,8 +15,16 @@ import pandas as pd
 
 from dikkat.config import Settings
 from dikkat.inference.service import InferenceService
+from dikkat.models.checksum import file_sha256
 from dikkat.models.encoder import SentenceEncoder
-from dikkat.models.head import SentimentHead, default_head_path, head_file_name, load_head
+from dikkat.models.head import (
+    HeadLoadError,
+    HeadMismatchError,
+    SentimentHead,
+    default_head_path,
+    head_file_name,
+    load_head,
+)
 from dikkat.storage.features import FeatureCache, text_hash
 from dikkat.storage.store import ModelVersion, RetrainRun, Store
 from dikkat.training.sentiment import (
@@ -219,22 +227,31 @@ class RetrainJob:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def rollback(self, version_id: int) -> ModelVersion:
-        """Activate an older version and hot-swap it."""
+        """Activate an older version and hot-swap it.
+
+        Raises KeyError for an unknown version and HeadLoadError (recorded on the version) when
+        its file is missing, damaged or differs from its checksum.
+        """
         version = await self.store.get_version(version_id)
         if version is None or version.encoder != self.encoder.cache_key:
             raise KeyError(version_id)
-        head = await asyncio.to_thread(self._load, Path(version.path))
+        try:
+            head = await asyncio.to_thread(self._load, Path(version.path), version.sha256)
+        except HeadLoadError as error:
+            await self.store.mark_unloadable(version_id, str(error))
+            raise
         activated = await self.store.activate_version(version_id)
         self.service.swap_head(head, version_id)
         return activated
 
-    def _load(self, path: Path) -> SentimentHead:
+    def _load(self, path: Path, sha256: str | None = None) -> SentimentHead:
         head, _ = load_head(
             path,
             encoder_id=self.encoder.encoder_id,
             dim=self.encoder.dim,
             pooling=self.encoder.pooling,
             device=self.encoder.device,
+            sha256=sha256,
         )
         return head
 
@@ -271,7 +288,9 @@ class RetrainJob:
         active_version = await self.store.active_version(self.encoder.cache_key)
         if active_version is None:
             raise RuntimeError("no active head to compare against")
-        active = await asyncio.to_thread(self._load, Path(active_version.path))
+        active = await asyncio.to_thread(
+            self._load, Path(active_version.path), active_version.sha256
+        )
         await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
         report = await asyncio.to_thread(
             train_candidate,
@@ -305,6 +324,7 @@ class RetrainJob:
             metrics=report.after,
             status="candidate",
             source=f"retrain #{run_id} ({trigger})",
+            sha256=await asyncio.to_thread(file_sha256, path),
         )
         if promote:
             await self.store.activate_version(version_id)
@@ -345,7 +365,8 @@ def evaluation_metrics(
 async def ensure_active_head(
     store: Store, encoder: SentenceEncoder, cache: FeatureCache, settings: Settings
 ) -> tuple[SentimentHead, int]:
-    """The active head for this encoder: registered, else the shipped one, else trained now."""
+    """The head to serve: the active version; if its file cannot be loaded, the newest earlier
+    version that loads (the bad one is marked); else the shipped head; else one trained now."""
     key = encoder.cache_key
     checks = dict(
         encoder_id=encoder.encoder_id,
@@ -355,13 +376,26 @@ async def ensure_active_head(
     )
     active = await store.active_version(key)
     if active is not None:
-        try:
-            head, _ = await asyncio.to_thread(load_head, Path(active.path), **checks)
-            return head, active.id
-        except (OSError, ValueError) as error:
-            log.error(
-                "active head #%d cannot be loaded (%s); installing a new one", active.id, error
-            )
+        fallbacks = [
+            v
+            for v in await store.list_versions(key)
+            if v.status == "retired" and v.problem is None and v.activated_at is not None
+        ]
+        fallbacks.sort(key=lambda v: v.activated_at or 0.0, reverse=True)
+        for version in [active, *fallbacks]:
+            try:
+                head, _ = await asyncio.to_thread(
+                    load_head, Path(version.path), sha256=version.sha256, **checks
+                )
+            except (HeadLoadError, HeadMismatchError) as error:
+                log.error("head #%d cannot be served: %s", version.id, error)
+                await store.mark_unloadable(version.id, str(error))
+                continue
+            if version.id != active.id:
+                await store.activate_version(version.id)
+                log.warning("serving head #%d instead of the damaged #%d", version.id, active.id)
+            return head, version.id
+        log.error("no stored head for %s can be loaded; installing a new one", key)
     shipped = default_head_path(encoder.encoder_id, encoder.pooling)
     if shipped is not None:
         head, meta = await asyncio.to_thread(load_head, shipped, **checks)
@@ -373,7 +407,7 @@ async def ensure_active_head(
         head, source = report.head, "trained at start-up on the seed corpus"
         meta = make_meta(encoder, report.after, report.data, source=source)
     metrics = meta.metrics
-    if "macro_f1" not in metrics:
+    if "macro_f1" not in metrics and "fixed" not in metrics:
         metrics = await asyncio.to_thread(evaluation_metrics, encoder, cache, head)
         meta.metrics = metrics
     path = heads_dir(settings) / f"{head_file_name(key)[:-3]}-{int(time.time())}.pt"
@@ -385,10 +419,11 @@ async def ensure_active_head(
         metrics=metrics,
         status="active",
         source=source,
+        sha256=await asyncio.to_thread(file_sha256, path),
     )
     log.info(
-        "sentiment head #%d active (macro-F1 %.3f on the evaluation set)",
+        "sentiment head #%d active (macro-F1 %.3f on the fixed evaluation set)",
         version,
-        metrics["macro_f1"],
+        fixed_metrics(metrics)["macro_f1"],
     )
     return head.to(encoder.device).eval(), version

@@ -1,0 +1,93 @@
+"""Damaged head files: start-up falls back to a loadable version; rollback refuses politely."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dikkat.bot.types import Request
+from dikkat.models.checksum import file_sha256
+from dikkat.storage.features import FeatureCache
+from dikkat.storage.store import Store
+from dikkat.training.retrain import ensure_active_head
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+async def store_and_cache(settings, minilm_encoder, seed_features_db):
+    shutil.copy(seed_features_db, settings.db_path)
+    store = await Store.open(settings.db_path)
+    cache = FeatureCache(settings.db_path, minilm_encoder.cache_key)
+    yield store, cache
+    cache.close()
+    await store.close()
+
+
+async def test_start_up_serves_the_newest_loadable_version_and_marks_the_damaged_ones(
+    settings, minilm_encoder, store_and_cache
+) -> None:
+    store, cache = store_and_cache
+    _, shipped_id = await ensure_active_head(store, minilm_encoder, cache, settings)
+    first = await store.get_version(shipped_id)
+    assert first.sha256 == file_sha256(first.path)
+    promoted_path = Path(settings.model_dir) / "heads" / "promoted.pt"
+    shutil.copy(first.path, promoted_path)
+    promoted = await store.add_model_version(
+        encoder=minilm_encoder.cache_key,
+        dim=minilm_encoder.dim,
+        path=str(promoted_path),
+        metrics={},
+        status="active",
+        source="retrain #1",
+        sha256=file_sha256(promoted_path),
+    )
+    flip_a_byte(promoted_path)  # silent corruption: torch would still load it
+    head, serving = await ensure_active_head(store, minilm_encoder, cache, settings)
+    assert serving == shipped_id and head is not None
+    damaged = await store.get_version(promoted)
+    assert damaged.status == "retired" and "SHA-256" in damaged.problem
+    assert (await store.active_version(minilm_encoder.cache_key)).id == shipped_id
+
+    Path(first.path).write_bytes(Path(first.path).read_bytes()[:100])  # truncated
+    _, fresh = await ensure_active_head(store, minilm_encoder, cache, settings)
+    assert fresh not in (shipped_id, promoted)
+    assert "SHA-256" in (await store.get_version(shipped_id)).problem
+    assert (await store.get_version(fresh)).source.startswith("shipped")
+
+
+async def test_a_truncated_file_without_a_recorded_checksum_is_caught_too(
+    settings, minilm_encoder, store_and_cache
+) -> None:
+    store, cache = store_and_cache
+    path = Path(settings.model_dir) / "old.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    old = await store.add_model_version(
+        encoder=minilm_encoder.cache_key, dim=384, path=str(path), metrics={}, status="active",
+        source="before checksums",
+    )  # fmt: skip
+    _, serving = await ensure_active_head(store, minilm_encoder, cache, settings)
+    assert serving != old and "cannot read the head file" in (await store.get_version(old)).problem
+
+
+async def test_rollback_to_a_damaged_version_is_refused_politely(bot) -> None:
+    version = await bot.store.get_version(1)
+    copy = Path(bot.settings.model_dir) / "v1.pt"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(version.path, copy)
+    second = await bot.store.add_model_version(
+        encoder=bot.service.encoder_id, dim=384, path=str(copy), metrics={}, status="retired",
+        source="old", sha256=file_sha256(copy),
+    )  # fmt: skip
+    flip_a_byte(copy)
+    reply = await bot.router.handle(Request("telegram", "1", "chat", "rollback", str(second)))
+    assert "bozuk" in reply.text and bot.service.head_version == 1
+    assert "SHA-256" in (await bot.store.get_version(second)).problem
+    assert "⚠️" in (await bot.router.handle(Request("telegram", "1", "chat", "models", ""))).text
