@@ -15,6 +15,7 @@ from dikkat.models.encoder import load_encoder
 from dikkat.models.sorter import Sorter
 from dikkat.storage.features import FeatureCache
 from dikkat.storage.store import Store
+from dikkat.training.head_sync import ActiveHeadWatcher
 from dikkat.training.retrain import RetrainJob, ensure_active_head
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class App:
         self.cache: FeatureCache | None = None
         self.service: InferenceService | None = None
         self.retrainer: RetrainJob | None = None
+        self.watcher: ActiveHeadWatcher | None = None
         self.router: Router | None = None
 
     async def start(self) -> Router:
@@ -65,6 +67,8 @@ class App:
         self.service = InferenceService(settings, sorter, pipeline, self.cache)
         await self.service.start()
         self.retrainer = RetrainJob(self.store, self.service, settings, cache=self.cache)
+        self.watcher = ActiveHeadWatcher(self.store, self.service, encoder, settings.head_poll_s)
+        self.watcher.start()
         self.router = Router(self.service, settings, self.store, retrainer=self.retrainer)
         log.info("ready on %s: sorter, sentiment head #%d", device, version)
         return self.router
@@ -72,8 +76,11 @@ class App:
     async def stop(self) -> None:
         """Interrupt retraining, finish in-flight requests, close the database (idempotent)."""
         retrainer, service, cache, store = self.retrainer, self.service, self.cache, self.store
+        watcher, self.watcher = self.watcher, None
         self.retrainer = self.service = self.cache = self.store = None
         self.router = None
+        if watcher is not None:
+            await watcher.stop()
         if retrainer is not None:
             await retrainer.stop()
         if service is not None:

@@ -236,6 +236,10 @@ STATUS_NAMES: dict[str, dict[str, str]] = {
         "en": "skipped (too little feedback)",
     },
     "failed": {"tr": "başarısız", "en": "failed"},
+    "superseded": {
+        "tr": "bu sırada etkin model değişti (ör. /rollback), aday etkinleştirilmedi",
+        "en": "superseded: the active model changed meanwhile (e.g. /rollback), not promoted",
+    },
     "running": {"tr": "sürüyor", "en": "running"},
     "active": {"tr": "etkin", "en": "active"},
     "retired": {"tr": "emekli", "en": "retired"},

@@ -91,6 +91,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE model_versions ADD COLUMN sha256 TEXT;
     ALTER TABLE model_versions ADD COLUMN problem TEXT;
     """,
+    # 4: a running retrain is owned by one process, which renews a lease while it works
+    """
+    ALTER TABLE retrain_runs ADD COLUMN owner TEXT;
+    ALTER TABLE retrain_runs ADD COLUMN lease_until REAL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections import Counter, defaultdict
@@ -33,6 +35,28 @@ class DatabaseOpenError(RuntimeError):
 
 class RunInProgress(Exception):
     """Another retraining run is still running."""
+
+
+class Superseded(Exception):
+    """The active head changed while a candidate was being judged against it."""
+
+
+LEASE_S = 60.0
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_gone(owner: str | None) -> bool:
+    """True when `owner` is a process on this host that no longer exists."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -372,8 +396,14 @@ class Store:
             )
             return int(cursor.lastrowid)
 
-    async def activate_version(self, version_id: int) -> ModelVersion:
-        """Make a version the active head of its encoder (the old one is retired)."""
+    async def activate_version(
+        self, version_id: int, *, expected_active: int | None = None
+    ) -> ModelVersion:
+        """Make a version the active head of its encoder (the old one is retired).
+
+        With `expected_active`, raise Superseded unless that version is still the active one
+        (checked in the same transaction).
+        """
         async with self._transaction() as db:
             async with db.execute(
                 "SELECT encoder FROM model_versions WHERE id = ?", (version_id,)
@@ -381,6 +411,17 @@ class Store:
                 row = await c.fetchone()
             if row is None:
                 raise KeyError(version_id)
+            if expected_active is not None:
+                async with db.execute(
+                    "SELECT id FROM model_versions WHERE encoder = ? AND status = 'active'",
+                    (row["encoder"],),
+                ) as c:
+                    current = await c.fetchone()
+                if current is None or current["id"] != expected_active:
+                    raise Superseded(
+                        f"the active head is #{current['id'] if current else '-'}, "
+                        f"not #{expected_active}"
+                    )
             await db.execute(
                 "UPDATE model_versions SET status = 'retired' "
                 "WHERE encoder = ? AND status = 'active'",
@@ -435,18 +476,53 @@ class Store:
     # retrain runs
 
     async def start_run(self, trigger: str, requested_by: str | None) -> int:
-        """Record that a run started; returns its id. One run at a time, across processes."""
+        """Record that a run started, owned by this process; returns its id.
+
+        One run at a time across processes: a running run blocks a new one while its owner
+        renews its lease; a run whose lease expired (or whose owner died on this host) is
+        recorded as failed first.
+        """
+        now = time.time()
         async with self._transaction() as db:
+            await self._reclaim_abandoned(db, now)
             async with db.execute("SELECT id FROM retrain_runs WHERE status = 'running'") as c:
                 running = await c.fetchone()
             if running is not None:
                 raise RunInProgress(f"run #{running[0]} is still running")
             cursor = await db.execute(
-                "INSERT INTO retrain_runs (trigger, requested_by, status, started_at) "
-                "VALUES (?, ?, 'running', ?)",
-                (trigger, requested_by, time.time()),
+                "INSERT INTO retrain_runs (trigger, requested_by, status, started_at, owner, "
+                "lease_until) VALUES (?, ?, 'running', ?, ?, ?)",
+                (trigger, requested_by, now, OWNER, now + LEASE_S),
             )
             return int(cursor.lastrowid)
+
+    async def renew_lease(self, run_id: int) -> None:
+        """Keep this process's running run from being reclaimed for another LEASE_S seconds."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE retrain_runs SET lease_until = ? "
+                "WHERE id = ? AND status = 'running' AND owner = ?",
+                (time.time() + LEASE_S, run_id, OWNER),
+            )
+
+    @staticmethod
+    async def _reclaim_abandoned(db: aiosqlite.Connection, now: float) -> int:
+        async with db.execute(
+            "SELECT id, owner, lease_until FROM retrain_runs WHERE status = 'running'"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        abandoned = [
+            row["id"]
+            for row in rows
+            if row["lease_until"] is None or row["lease_until"] < now or _owner_gone(row["owner"])
+        ]
+        for run_id in abandoned:
+            await db.execute(
+                "UPDATE retrain_runs SET status = 'failed', finished_at = ?, "
+                "error = 'interrupted (its process stopped during the run)' WHERE id = ?",
+                (now, run_id),
+            )
+        return len(abandoned)
 
     async def finish_run(
         self,
@@ -491,15 +567,10 @@ class Store:
         return _run(row) if row else None
 
     async def fail_unfinished_runs(self) -> int:
-        """Mark runs left 'running' by a crash or kill as failed (called at start-up)."""
+        """Mark runs abandoned by a crash or kill as failed (called at start-up); a run that
+        another live process is still renewing is left alone."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE retrain_runs SET status = 'failed', finished_at = ?, "
-                "error = 'interrupted (process stopped during the run)' "
-                "WHERE status = 'running'",
-                (time.time(),),
-            )
-            return cursor.rowcount
+            return await self._reclaim_abandoned(db, time.time())
 
     # audit and maintenance
 

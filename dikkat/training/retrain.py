@@ -26,7 +26,7 @@ from dikkat.models.head import (
     load_head,
 )
 from dikkat.storage.features import FeatureCache, text_hash
-from dikkat.storage.store import ModelVersion, RetrainRun, Store
+from dikkat.storage.store import LEASE_S, ModelVersion, RetrainRun, Store, Superseded
 from dikkat.training.sentiment import (
     evaluate,
     features_for,
@@ -256,6 +256,7 @@ class RetrainJob:
         return head
 
     async def _execute(self, run_id: int, trigger: str, on_done: OnDone | None) -> RetrainRun:
+        heartbeat = asyncio.create_task(self._renew_lease(run_id), name=f"lease-{run_id}")
         try:
             await self._train_and_decide(run_id, trigger)
         except asyncio.CancelledError:
@@ -268,12 +269,23 @@ class RetrainJob:
             await self.store.finish_run(
                 run_id, status="failed", error=f"{type(error).__name__}: {error}"
             )
+        finally:
+            heartbeat.cancel()
         run = await self.store.get_run(run_id)
         assert run is not None
         log.info("retrain run %d: %s", run_id, run.status)
         if on_done is not None:
             await on_done(run)
         return run
+
+    async def _renew_lease(self, run_id: int) -> None:
+        """Tell other processes this run is alive (they reclaim it only when the lease ends)."""
+        while True:
+            await asyncio.sleep(LEASE_S / 4)
+            try:
+                await self.store.renew_lease(run_id)
+            except Exception:  # a missed renewal is retried; the lease has slack for three
+                log.warning("could not renew the lease of retrain run %d", run_id, exc_info=True)
 
     async def _train_and_decide(self, run_id: int, trigger: str) -> None:
         previous = await self.store.last_run(finished=True)
@@ -326,14 +338,22 @@ class RetrainJob:
             source=f"retrain #{run_id} ({trigger})",
             sha256=await asyncio.to_thread(file_sha256, path),
         )
+        status = "promoted" if promote else "rejected"
+        error = None
         if promote:
-            await self.store.activate_version(version_id)
-            self.service.swap_head(report.head.to(self.encoder.device).eval(), version_id)
-        else:
+            try:
+                await self.store.activate_version(version_id, expected_active=active_version.id)
+            except Superseded as changed:
+                status, error = "superseded", f"judged against #{active_version.id}; {changed}"
+                log.warning("retrain run %d not promoted: %s", run_id, error)
+            else:
+                self.service.swap_head(report.head.to(self.encoder.device).eval(), version_id)
+        if status != "promoted":
             await self.store.set_version_status(version_id, "rejected")
         await self.store.finish_run(
             run_id,
-            status="promoted" if promote else "rejected",
+            status=status,
+            error=error,
             n_feedback=len(feedback),
             n_train=len(report.data),
             metrics_before=report.before,

@@ -1,14 +1,17 @@
 """The Store: migrations, feedback votes, privacy, model versions, runs, concurrency, backup."""
 
 import asyncio
+import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from dikkat.storage.features import FeatureCache, text_hash
 from dikkat.storage.schema import MIGRATIONS, SCHEMA_VERSION
-from dikkat.storage.store import Store
+from dikkat.storage.store import RunInProgress, Store
 
 
 @pytest.fixture
@@ -134,14 +137,43 @@ async def test_model_versions_one_active_per_encoder(store: Store) -> None:
         await store.activate_version(999)
 
 
-async def test_runs_are_recorded_and_interrupted_runs_marked_failed(store: Store) -> None:
+def dead_owner() -> str:
+    """The owner string of a process on this host that has already exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return f"{socket.gethostname()}:{child.pid}"
+
+
+async def test_runs_are_recorded_and_a_crashed_owners_run_is_marked_failed(store: Store) -> None:
     run = await store.start_run("admin", "telegram:1")
     await store.finish_run(run, status="promoted", n_feedback=3, metrics_after={"macro_f1": 0.7})
     stuck = await store.start_run("cron", None)
+    await store._conn.execute(
+        "UPDATE retrain_runs SET owner = ? WHERE id = ?", (dead_owner(), stuck)
+    )
     assert await store.fail_unfinished_runs() == 1
     assert (await store.get_run(stuck)).status == "failed"
     finished = await store.get_run(run)
     assert finished.status == "promoted" and finished.metrics_after == {"macro_f1": 0.7}
+
+
+async def test_a_live_run_survives_other_processes_until_its_lease_expires(
+    store: Store, tmp_path: Path
+) -> None:
+    live = await store.start_run("admin", "telegram:1")
+    other = await Store.open(store.path)  # e.g. `dikkat ask` starting while the bot retrains
+    try:
+        assert await other.fail_unfinished_runs() == 0
+        with pytest.raises(RunInProgress):
+            await other.start_run("cli", "cli")
+        assert (await other.get_run(live)).status == "running"
+        await store.renew_lease(live)
+        await store._conn.execute("UPDATE retrain_runs SET lease_until = 0 WHERE id = ?", (live,))
+        reclaimed_by_new_run = await other.start_run("cli", "cli")
+        assert (await other.get_run(live)).status == "failed"
+        assert (await other.get_run(reclaimed_by_new_run)).status == "running"
+    finally:
+        await other.close()
 
 
 async def test_concurrent_writers_never_see_database_locked(tmp_path: Path) -> None:

@@ -1,0 +1,80 @@
+"""Keeps the served head in step with the database when another process promotes or rolls back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from dikkat.inference.service import InferenceService
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.head import HeadLoadError, HeadMismatchError, load_head
+from dikkat.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class ActiveHeadWatcher:
+    """Polls the active version every `poll_s` seconds and hot-swaps it when it changed."""
+
+    def __init__(
+        self, store: Store, service: InferenceService, encoder: SentenceEncoder, poll_s: float
+    ) -> None:
+        self.store = store
+        self.service = service
+        self.encoder = encoder
+        self.poll_s = poll_s
+        self._unservable: set[int] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin polling (no-op when poll_s is 0)."""
+        if self.poll_s > 0 and self._task is None:
+            self._task = asyncio.create_task(self._poll(), name="active-head-watcher")
+
+    async def stop(self) -> None:
+        """Stop polling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def check(self) -> bool:
+        """Swap in the database's active head if it is not the one served; True if swapped."""
+        active = await self.store.active_version(self.encoder.cache_key)
+        if active is None or active.id == self.service.head_version:
+            return False
+        if active.id in self._unservable:
+            return False
+        try:
+            head, _ = await asyncio.to_thread(
+                load_head,
+                Path(active.path),
+                encoder_id=self.encoder.encoder_id,
+                dim=self.encoder.dim,
+                pooling=self.encoder.pooling,
+                device=self.encoder.device,
+                sha256=active.sha256,
+            )
+        except (HeadLoadError, HeadMismatchError) as error:
+            self._unservable.add(active.id)
+            log.error(
+                "head #%d is active in the database but cannot be served: %s", active.id, error
+            )
+            return False
+        previous = self.service.head_version
+        self.service.swap_head(head, active.id)
+        log.info(
+            "now serving head #%d (was #%s): activated by another process", active.id, previous
+        )
+        return True
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                await self.check()
+            except Exception:
+                log.warning("could not check the active head", exc_info=True)

@@ -1,0 +1,94 @@
+"""Another process changes the active head: the bot follows it, and a retrain never undoes it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from dikkat.bot.types import Reply, Request
+from dikkat.models.checksum import file_sha256
+from dikkat.storage.store import Store
+from dikkat.training import retrain as retrain_module
+from dikkat.training.head_sync import ActiveHeadWatcher
+
+
+async def register_copy(bot, name: str, status: str = "retired") -> int:
+    original = await bot.store.get_version(1)
+    path = Path(bot.settings.model_dir) / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(original.path, path)
+    return await bot.store.add_model_version(
+        encoder=bot.service.encoder_id, dim=384, path=str(path), metrics={}, status=status,
+        source=name, sha256=file_sha256(path),
+    )  # fmt: skip
+
+
+async def test_the_bot_serves_a_head_that_another_process_activated(bot) -> None:
+    watcher = ActiveHeadWatcher(bot.store, bot.service, bot.retrainer.encoder, poll_s=0.05)
+    second = await register_copy(bot, "from-cli")
+    other = await Store.open(bot.settings.db_path)  # `dikkat retrain` in another process
+    try:
+        await other.activate_version(second)
+    finally:
+        await other.close()
+    watcher.start()
+    try:
+        for _ in range(100):
+            if bot.service.head_version == second:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await watcher.stop()
+    assert bot.service.head_version == second
+    reply = await bot.router.handle(Request("telegram", "5", "chat", "sentiment", "güzel"))
+    prediction = int(reply.buttons[0].data.split(":")[1])
+    rows = await bot.store._all("SELECT head_version FROM predictions WHERE id = ?", (prediction,))
+    assert rows[0]["head_version"] == second
+
+
+async def test_an_unservable_active_head_is_not_swapped_in(bot) -> None:
+    broken = await register_copy(bot, "broken", status="active")
+    Path((await bot.store.get_version(broken)).path).write_bytes(b"garbage")
+    watcher = ActiveHeadWatcher(bot.store, bot.service, bot.retrainer.encoder, poll_s=0)
+    assert await watcher.check() is False and await watcher.check() is False
+    assert bot.service.head_version == 1
+
+
+async def test_a_rollback_during_a_retrain_is_not_undone(
+    bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot.settings.retrain_tolerance = 1.0  # the candidate would be promoted
+    older = await register_copy(bot, "older")
+    release = threading.Event()
+    original = retrain_module.train_candidate
+
+    def slow(*args, **kwargs):
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(retrain_module, "train_candidate", slow)
+    posted: list[Reply] = []
+
+    async def notifier(chat_id: str, reply: Reply) -> None:
+        posted.append(reply)
+
+    bot.router.set_notifier("telegram", notifier)
+    await bot.router.handle(Request("telegram", "1", "chat", "retrain", ""))
+    await asyncio.sleep(0.2)
+    rolled = await bot.router.handle(Request("telegram", "1", "chat", "rollback", str(older)))
+    assert f"#{older}" in rolled.text and bot.service.head_version == older
+    release.set()
+    for _ in range(600):
+        if posted:
+            break
+        await asyncio.sleep(0.1)
+    run = await bot.store.get_run(1)
+    assert run.status == "superseded" and "judged against #1" in run.error
+    assert bot.service.head_version == older
+    assert (await bot.store.active_version(bot.service.encoder_id)).id == older
+    assert (await bot.store.get_version(run.candidate_version)).status == "rejected"
+    assert "etkin model değişti" in posted[0].text
