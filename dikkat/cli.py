@@ -134,11 +134,11 @@ def console() -> None:
     _run(_console(settings), settings)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def ask(message: Annotated[str, typer.Argument(help='e.g. "/sort CBABBC"')]) -> None:
-    """Send one message to the bot and print its answer."""
+    """Send one message to the bot and print its answer (an empty one gets the usage text)."""
     settings = _settings(quiet=True)
-    _run(_console(settings, [message]), settings)
+    _run(_console(settings, [message if message.strip() else "/help"]), settings)
 
 
 @app.command()

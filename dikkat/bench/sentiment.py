@@ -9,6 +9,7 @@ import platform
 import resource
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,12 @@ def tfidf_baseline(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
 
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
     X_train = vectorizer.fit_transform(train["text"].str.lower())
-    model = LogisticRegressionCV(Cs=[0.3, 1, 3, 10], cv=3, max_iter=2000, n_jobs=1)
-    model.fit(X_train, train["label"])
+    model = LogisticRegressionCV(
+        Cs=[0.3, 1, 3, 10], cv=3, max_iter=2000, n_jobs=1, scoring="accuracy"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.8 attribute renames
+        model.fit(X_train, train["label"])
     proba = model.predict_proba(vectorizer.transform(test["text"].str.lower()))
     order = [list(model.classes_).index(label) for label in ("negative", "neutral", "positive")]
     return _summary(evaluate(None, np.zeros((len(test), 1)), test["label"], proba=proba[:, order]))

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from dikkat.bot.i18n import LABEL_NAMES, STATUS_NAMES, t
-from dikkat.bot.types import Reply, Request
+from dikkat.bot.types import Reply, Request, parse_id
 from dikkat.inference.service import InferenceService
 from dikkat.models.head import HeadLoadError
 from dikkat.storage.store import LABELS, ModelVersion, RetrainRun, RunInProgress, Store
@@ -115,9 +115,9 @@ class AdminCommands:
     async def rollback(self, request: Request, lang: str) -> Reply:
         """Activates an older head version (hot swap, no restart)."""
         arg = request.args.strip().lstrip("#")
-        if not arg.isdigit():
+        version_id = parse_id(arg)
+        if version_id is None:
             return Reply(t("rollback_usage", lang), private=True)
-        version_id = int(arg)
         existing = await self.store.get_version(version_id)
         if (
             self.retrainer is None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from dikkat.bot.router import Router
-from dikkat.bot.types import Button, ButtonPress, Reply, Request
+from dikkat.bot.types import Button, ButtonPress, Reply, Request, parse_id, printable
 from dikkat.bot.validation import split_command
 
 PROMPT = "dikkat> "
@@ -50,9 +50,9 @@ class ConsoleFrontend:
 
     async def answer(self, line: str) -> str | None:
         """The rendered reply to one line (a button press if it is a shown button's number)."""
-        choice = line.strip()
-        if choice.isdigit() and 1 <= int(choice) <= len(self._buttons):
-            button = self._buttons[int(choice) - 1]
+        choice = parse_id(line)
+        if choice is not None and choice <= len(self._buttons):
+            button = self._buttons[choice - 1]
             self._buttons = ()
             press = ButtonPress(PLATFORM, self.user_id, PLATFORM, button.data, self.lang)
             return self.render(await self.router.handle_button(press))
@@ -62,8 +62,8 @@ class ConsoleFrontend:
         return self.render(await self.router.handle(request))
 
     def render(self, reply: Reply) -> str:
-        """Reply text, where the image was saved, and the numbered buttons."""
-        parts = [reply.text]
+        """Reply text (without control characters), where the image went, the buttons."""
+        parts = [printable(reply.text)]
         if reply.image is not None:
             self.image_dir.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%d-%H%M%S")

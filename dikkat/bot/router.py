@@ -18,7 +18,7 @@ from dikkat.bot.i18n import (
     t,
 )
 from dikkat.bot.ratelimit import RateLimiter
-from dikkat.bot.types import Button, ButtonPress, Reply, Request
+from dikkat.bot.types import Button, ButtonPress, Reply, Request, parse_id, printable
 from dikkat.bot.validation import InvalidInput, clean_text, parse_sort_input
 from dikkat.config import Settings
 from dikkat.inference.batcher import BatcherStopped, Overloaded, RequestTimedOut, last_batch_size
@@ -163,7 +163,7 @@ class Router:
     async def _dispatch(self, request: Request, command: str, lang: str) -> Reply:
         handler = self._handlers.get(command)
         if handler is None:
-            return Reply(t("unknown_command", lang, command=command[:32]))
+            return Reply(t("unknown_command", lang, command=printable(command)[:32]))
         if command in ADMIN_COMMANDS and not self.is_admin(request.platform, request.user_id):
             raise _Refused("forbidden", "admin_only")
         if command not in UNLIMITED and request.platform != "console":
@@ -176,19 +176,20 @@ class Router:
         """Answer a feedback button press: `fb:<prediction id>:<label>`."""
         lang = await self.language(press.platform, press.user_id, press.lang)
         prefix, _, rest = press.data.partition(":")
-        prediction, _, label = rest.partition(":")
-        if prefix != FEEDBACK_PREFIX or not prediction.isdigit() or label not in LABELS:
+        raw_id, _, label = rest.partition(":")
+        prediction = parse_id(raw_id)
+        if prefix != FEEDBACK_PREFIX or prediction is None or label not in LABELS:
             return Reply(t("unknown_button", lang), private=True)
         try:
             outcome = await self.store.add_feedback(
-                int(prediction), press.platform, press.user_id, label
+                prediction, press.platform, press.user_id, label
             )
         except Exception:
             log.exception("feedback could not be stored")
             return Reply(t("internal_error", lang), private=True)
         log.info("feedback on %s: %s", press.platform, outcome)
         if outcome in ("created", "changed"):
-            await self._keep_features(int(prediction))
+            await self._keep_features(prediction)
         name = LABEL_NAMES[label][lang]
         return Reply(t(f"feedback_{outcome}", lang, label=name), private=True)
 

@@ -2,7 +2,36 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
+
+_ASCII_ID = re.compile(r"[0-9]{1,18}")
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """`text` without control characters (newlines kept) or bidirectional overrides, so that
+    echoing it cannot drive a terminal with escape sequences or reorder what is shown."""
+    return "".join(
+        ch
+        for ch in text
+        if ch == "\n" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI_CONTROLS)
+    )
+
+
+def parse_id(text: str) -> int | None:
+    """A positive database id written in ASCII digits (at most 18 of them), else None.
+
+    str.isdigit() accepts '²' and other Unicode digits that int() rejects.
+    """
+    text = text.strip()
+    if not _ASCII_ID.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value > 0 else None
 
 
 @dataclass(frozen=True)

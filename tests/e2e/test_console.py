@@ -59,3 +59,13 @@ def test_console_answers_all_729_lines_from_a_pipe(tmp_path: Path, model_dir: Pa
     assert len(answers) == 729
     for letters, line in zip(inputs, answers, strict=True):
         assert line.endswith(f"{letters} → {''.join(sorted(letters))}")
+
+
+def test_ask_takes_a_message_that_starts_with_a_dash_and_answers_an_empty_one(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    dash = run(["ask", "-5 puan verdim, berbat"], tmp_path, model_dir)
+    assert dash.returncode == 0, dash.stderr
+    assert "Olumsuz" in dash.stdout and "No such option" not in dash.stderr
+    empty = run(["ask", ""], tmp_path, model_dir)
+    assert empty.returncode == 0 and "/sort CBABBC" in empty.stdout

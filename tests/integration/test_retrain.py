@@ -211,3 +211,18 @@ async def test_held_out_feedback_is_never_trained_on_and_is_reported(bot) -> Non
     assert run.metrics_after["feedback"]["n"] == len(held) == run.metrics_before["feedback"]["n"]
     models = (await bot.router.handle(request("models"))).text
     assert f"#{run.candidate_version}" in models and "ayrılmış geri bildirim" in models
+
+
+@pytest.mark.parametrize("arg", ["²", "٣", "99999999999999999999", "0", "-1", "1e3"])
+async def test_rollback_with_odd_digits_gets_the_usage_text(bot, arg: str, caplog) -> None:
+    reply = await bot.router.handle(request("rollback", arg))
+    assert "/rollback 2" in reply.text or f"#{arg}" in reply.text
+    assert "ters gitti" not in reply.text
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("data", ["fb:²:positive", "fb:9999999999999999999999:negative", "fb::x"])
+async def test_forged_button_data_is_an_unknown_button(bot, data: str, caplog) -> None:
+    reply = await bot.router.handle_button(ButtonPress("telegram", "2", "chat", data))
+    assert "artık geçerli değil" in reply.text
+    assert not [r for r in caplog.records if r.exc_info]

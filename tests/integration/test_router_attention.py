@@ -58,3 +58,10 @@ async def test_bad_letters_get_usage(bot, command: str, args: str) -> None:
     reply = await bot.router.handle(request(command, args))
     assert f"/{command} CBABBC" in reply.text
     assert reply.image is None
+
+
+@pytest.mark.parametrize("text", [r"$\frac{$ fiyat", "$x^2$ ve $y$ çok pahalı"])
+async def test_dollar_signs_are_drawn_literally(bot, text: str) -> None:
+    reply = await bot.router.handle(request("attention", text))
+    assert reply.image is not None and "ters gitti" not in reply.text
+    size(reply.image)
