@@ -52,7 +52,7 @@ def _settings(quiet: bool | None = False) -> Settings:
     level = settings.log_level
     if quiet and "DIKKAT_LOG_LEVEL" not in os.environ:
         level = "WARNING"
-    configure_logging(level, settings.log_format, settings.secrets())
+    configure_logging(level, settings.log_format, settings.secrets(), settings.debug_loggers)
     return settings
 
 
@@ -124,7 +124,28 @@ def run(
             typer.echo(f"{key}: {value}")
         raise typer.Exit(0 if found["healthy"] else 1)
     settings = _settings(quiet=None)
+    if settings.telegram_token is None and settings.discord_token is None and _no_input():
+        typer.echo(
+            "No chat token is configured and there is no input to chat with: set "
+            "DIKKAT_TELEGRAM_TOKEN and/or DIKKAT_DISCORD_TOKEN (e.g. in .env, see the README), "
+            "or run `dikkat console` in a terminal.",
+            err=True,
+        )
+        raise typer.Exit(2)
     _run(serve(settings), settings)
+
+
+def _no_input() -> bool:
+    """stdin is closed or the null device (a container started without -i or a token)."""
+    import stat
+
+    if sys.stdin is None or sys.stdin.closed:
+        return True
+    try:
+        here, null = os.fstat(sys.stdin.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return True
+    return stat.S_ISCHR(here.st_mode) and here.st_rdev == null.st_rdev
 
 
 @app.command()

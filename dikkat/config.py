@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     lang: Language = "tr"
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    debug_loggers: str = ""
 
     @field_validator("device")
     @classmethod

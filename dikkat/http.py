@@ -70,13 +70,19 @@ class HttpServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _telegram(self, request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "")
-        if self._secret and not hmac.compare_digest(given, self._secret):
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+        if self._secret and not hmac.compare_digest(given, self._secret.encode("utf-8")):
             return web.Response(status=403)
         try:
             payload = await request.json()
         except ValueError:
             return web.Response(status=400)
+        if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
+            return web.Response(status=400)
         assert self._webhook is not None
-        await self._webhook(payload)
+        try:
+            await self._webhook(payload)
+        except Exception as error:  # a malformed update is the sender's problem, not a 500
+            log.warning("webhook update %s refused: %s", payload["update_id"], type(error).__name__)
+            return web.Response(status=400)
         return web.Response(status=200)

@@ -49,10 +49,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "filelock", "matplotlib", "PIL", "aiosqlite")
+
+
 def configure_logging(
-    level: str = "INFO", fmt: str = "text", secrets: list[str] | None = None
+    level: str = "INFO",
+    fmt: str = "text",
+    secrets: list[str] | None = None,
+    debug_loggers: str = "",
 ) -> None:
-    """Route all logging to stderr in the chosen format, redacting secrets."""
+    """Route all logging to stderr in the chosen format, redacting secrets.
+
+    Third-party loggers that print request parameters (aiosqlite logs every SQL statement with
+    user text and ids) stay at WARNING even at DEBUG, unless named in `debug_loggers`.
+    """
     handler = logging.StreamHandler(sys.stderr)
     inner = (
         JsonFormatter()
@@ -63,5 +73,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    opened = {name.strip() for name in debug_loggers.split(",")}
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(root.level if name in opened else max(logging.WARNING, root.level))

@@ -451,6 +451,21 @@ def new_head_path(out_dir: str | Path, encoder_id: str) -> Path:
     return Path(out_dir) / f"sentiment-{slug}-{stamp}.pt"
 
 
+MIN_ROWS_PER_CLASS = 10
+
+
+def check_class_counts(df: pd.DataFrame, source: str) -> None:
+    """Refuse data that cannot teach three classes (a one-class CSV trains a 'perfect' head)."""
+    counts = {label: int((df["label"] == label).sum()) for label in LABELS}
+    thin = [f"{label} {n}" for label, n in counts.items() if n < MIN_ROWS_PER_CLASS]
+    if thin:
+        shown = ", ".join(f"{label} {n}" for label, n in counts.items())
+        raise ValueError(
+            f"{source}: every class needs at least {MIN_ROWS_PER_CLASS} rows to train a "
+            f"three-class head; found {shown} (too few: {', '.join(thin)})"
+        )
+
+
 def train_sentiment_from_csv(
     data: str | Path,
     encoder: SentenceEncoder,
@@ -469,8 +484,7 @@ def train_sentiment_from_csv(
 ) -> TrainOutcome:
     """Load, split (stratified, seeded), featurise through the cache, train, save head and PNG."""
     df = load_labelled_csv(data, text_col, label_col, label_map)
-    if len(df) < 8:
-        raise ValueError(f"{data}: only {len(df)} usable rows; need at least 8")
+    check_class_counts(df, str(data))
     train_df, val_df = split_train_val(df, val_fraction, seed)
     cache = feature_cache_for(encoder, db_path) if db_path is not None else None
     try:

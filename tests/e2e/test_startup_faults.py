@@ -82,3 +82,31 @@ async def test_a_revoked_telegram_token_is_named_but_never_printed(
     assert done.returncode == 1, output[-2000:]
     assert "Telegram rejected the token (401 Unauthorized): check DIKKAT_TELEGRAM_TOKEN" in output
     assert TOKEN not in output and TOKEN.split(":")[1] not in output
+
+
+def test_run_without_a_token_or_any_input_says_what_to_set_and_exits_2(
+    tmp_path: Path, prepared_model_dir: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dikkat", "run"],
+        env=environment(tmp_path, prepared_model_dir),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "DIKKAT_TELEGRAM_TOKEN" in done.stderr and "Traceback" not in done.stderr
+    piped = subprocess.run(
+        [sys.executable, "-m", "dikkat", "run"],
+        env=environment(tmp_path, prepared_model_dir),
+        cwd=tmp_path,
+        input="/sort CBABBC\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert piped.returncode == 0 and "ABBBCC" in piped.stdout

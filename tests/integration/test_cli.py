@@ -123,3 +123,15 @@ def test_evaluate_with_a_missing_column_fails_clearly(cli_env: Path, tmp_path: P
     result = CliRunner().invoke(app, ["evaluate", "sentiment", "--data", str(data), "--json"])
     assert result.exit_code == 2
     assert "cannot evaluate" in result.output and "Traceback" not in result.output
+
+
+def test_training_on_a_one_class_csv_is_refused(cli_env: Path, tmp_path: Path) -> None:
+    data = tmp_path / "one.csv"
+    pd.DataFrame({"text": [f"harika {i}" for i in range(40)], "label": "positive"}).to_csv(
+        data, index=False
+    )
+    result = CliRunner().invoke(app, ["train", "sentiment", "--data", str(data)])
+    assert result.exit_code == 2
+    assert "every class needs at least 10 rows" in result.output
+    assert "negative 0, neutral 0, positive 40" in result.output
+    assert not (tmp_path / "models" / "trained").exists()

@@ -72,3 +72,29 @@ async def test_webhook_checks_the_secret_token() -> None:
     finally:
         await server.stop()
     assert received == [{"update_id": 2}]
+
+
+async def test_webhook_refuses_odd_secrets_and_bodies_without_a_500() -> None:
+    async def webhook(payload: dict[str, Any]) -> None:
+        if "message" in payload:
+            raise ValueError("malformed message")
+
+    server = HttpServer(
+        host="127.0.0.1", port=0, health=healthy, telegram_webhook=webhook, webhook_secret="s3"
+    )
+    await server.start()
+    url = f"http://127.0.0.1:{server.port}{TELEGRAM_WEBHOOK_PATH}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            raw_header = {SECRET_HEADER: "şifre".encode().decode("latin-1")}
+            async with session.post(url, json={"update_id": 1}, headers=raw_header) as r:
+                assert r.status == 403
+            for body in ("null", "[]", '"x"', "{}", '{"update_id": "x"}', '{"update_id": 1.5}'):
+                headers = {SECRET_HEADER: "s3", "Content-Type": "application/json"}
+                async with session.post(url, data=body, headers=headers) as r:
+                    assert r.status == 400, body
+            bad = {"update_id": 3, "message": {"chat": "?"}}
+            async with session.post(url, json=bad, headers={SECRET_HEADER: "s3"}) as r:
+                assert r.status == 400
+    finally:
+        await server.stop()

@@ -51,3 +51,25 @@ def test_request_log_line_has_command_platform_latency_and_outcome(
         "outcome": "ok",
         "batch_size": 4,
     }
+
+
+async def test_debug_level_does_not_log_sql_with_user_text(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dikkat.storage.store import Store
+
+    configure_logging("DEBUG", "text", [])
+    store = await Store.open(tmp_path / "d.db")
+    try:
+        await store.set_language("telegram", "4242", "en")
+    finally:
+        await store.close()
+    assert "4242" not in capsys.readouterr().err
+    configure_logging("DEBUG", "text", [], debug_loggers="aiosqlite")
+    store = await Store.open(tmp_path / "d.db")
+    try:
+        await store.set_language("telegram", "4343", "en")
+    finally:
+        await store.close()
+    assert "4343" in capsys.readouterr().err
+    configure_logging("WARNING", "text", [])
