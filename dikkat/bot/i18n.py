@@ -168,6 +168,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "tr": "Üzgünüm, bir şeyler ters gitti. Lütfen tekrar deneyin.",
         "en": "Sorry, something went wrong. Please try again.",
     },
+    "store_busy": {
+        "tr": "Oyunuzu şu an kaydedemedim (veritabanı meşgul). Lütfen birazdan tekrar deneyin.",
+        "en": "I couldn't save your vote just now (the database is busy). Please try again.",
+    },
     "unknown_button": {
         "tr": "Bu düğme artık geçerli değil.",
         "en": "This button is no longer valid.",

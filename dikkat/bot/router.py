@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+
+import numpy as np
 
 from dikkat.bot.admin import AdminCommands, Retrainer
 from dikkat.bot.attention import AttentionCommands
@@ -182,25 +185,35 @@ class Router:
             return Reply(t("unknown_button", lang), private=True)
         try:
             outcome = await self.store.add_feedback(
-                prediction, press.platform, press.user_id, label
+                prediction,
+                press.platform,
+                press.user_id,
+                label,
+                features=await self._remembered_features(prediction),
             )
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                log.exception("feedback could not be stored")
+                return Reply(t("internal_error", lang), private=True)
+            log.warning("feedback not stored: the database stayed locked (%s)", error)
+            return Reply(t("store_busy", lang), private=True)
         except Exception:
             log.exception("feedback could not be stored")
             return Reply(t("internal_error", lang), private=True)
         log.info("feedback on %s: %s", press.platform, outcome)
-        if outcome in ("created", "changed"):
-            await self._keep_features(prediction)
         name = LABEL_NAMES[label][lang]
         return Reply(t(f"feedback_{outcome}", lang, label=name), private=True)
 
-    async def _keep_features(self, prediction_id: int) -> None:
-        """Store the voted text's features now, so retraining never re-runs the encoder."""
+    async def _remembered_features(self, prediction_id: int) -> tuple[str, np.ndarray] | None:
+        """The voted text's features if the service still remembers them (stored with the vote,
+        so retraining never re-runs the encoder for it)."""
         try:
             text = await self.store.prediction_text(prediction_id)
-            if text is not None:
-                await self.service.keep_features(text)
         except Exception:
-            log.warning("could not keep the features of a voted text", exc_info=True)
+            log.warning("could not read the voted text", exc_info=True)
+            return None
+        vector = None if text is None else self.service.recent_features(text)
+        return None if vector is None else (self.service.encoder_id, vector)
 
     async def _start(self, request: Request, lang: str) -> Reply:
         """Greets and points to /help."""

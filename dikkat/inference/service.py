@@ -160,14 +160,6 @@ class InferenceService:
             return None
         return self.sentiment_pipeline.recent.get(text_hash(text))
 
-    async def keep_features(self, text: str) -> bool:
-        """Persist the remembered features of a text people voted on (retraining reuses them)."""
-        vector = self.recent_features(text)
-        if vector is None or self.feature_cache is None:
-            return False
-        await asyncio.to_thread(self.feature_cache.put_many, {text_hash(text): vector})
-        return True
-
     async def render(self, draw: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a figure-drawing function on the render thread, never on the event loop."""
         loop = asyncio.get_running_loop()

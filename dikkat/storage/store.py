@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiosqlite
+import numpy as np
 
 from dikkat.storage.features import text_hash
 from dikkat.storage.schema import (
@@ -150,10 +151,14 @@ def _loads(raw: str | None) -> dict[str, Any] | None:
 class Store:
     """All reads and writes of Dikkat's state; every write is one transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, path: Path, reader: aiosqlite.Connection | None = None
+    ) -> None:
         self._conn = conn
+        self._reader = reader or conn
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._languages: dict[tuple[str, str], str | None] = {}
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -176,15 +181,29 @@ class Store:
                 (version,) = await cursor.fetchone()
             for target, script in pending_migrations(version):
                 await conn.executescript(migration_script(target, script))
+            # Reads get their own connection: in WAL mode they never wait behind a write
+            # that is itself waiting for another process's lock.
+            reader = await aiosqlite.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
         except BaseException as error:
             await conn.close()
             if isinstance(error, sqlite3.Error | OSError):
                 raise DatabaseOpenError(_open_hint(path, error)) from error
             raise
-        return cls(conn, path)
+        try:
+            reader.row_factory = aiosqlite.Row
+            await reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await reader.close()
+            await conn.close()
+            raise
+        return cls(conn, path, reader)
 
     async def close(self) -> None:
-        """Close the connection (pending writes are already committed)."""
+        """Close the connections (pending writes are already committed)."""
+        if self._reader is not self._conn:
+            await self._reader.close()
         await self._conn.close()
 
     async def schema_version(self) -> int:
@@ -207,21 +226,26 @@ class Store:
             await self._conn.execute("COMMIT")
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
+        async with self._reader.execute(sql, tuple(params)) as cursor:
             return await cursor.fetchone()
 
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
+        async with self._reader.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
     # users
 
     async def get_language(self, platform: str, user_id: str) -> str | None:
-        """The language a user chose with /lang, if any."""
-        row = await self._one(
-            "SELECT lang FROM users WHERE platform = ? AND user_id = ?", (platform, user_id)
-        )
-        return row["lang"] if row else None
+        """The language a user chose with /lang, if any (remembered after the first read)."""
+        key = (platform, user_id)
+        if key not in self._languages:
+            row = await self._one(
+                "SELECT lang FROM users WHERE platform = ? AND user_id = ?", (platform, user_id)
+            )
+            if len(self._languages) >= 100_000:
+                self._languages.clear()
+            self._languages[key] = row["lang"] if row else None
+        return self._languages[key]
 
     async def set_language(self, platform: str, user_id: str, lang: str) -> None:
         """Remember a user's language."""
@@ -231,6 +255,7 @@ class Store:
                 "ON CONFLICT (platform, user_id) DO UPDATE SET lang = excluded.lang",
                 (platform, user_id, lang, time.time()),
             )
+        self._languages[(platform, user_id)] = lang
 
     # predictions and feedback
 
@@ -265,9 +290,15 @@ class Store:
             return int(cursor.lastrowid)
 
     async def add_feedback(
-        self, prediction_id: int, platform: str, user_id: str, label: str
+        self,
+        prediction_id: int,
+        platform: str,
+        user_id: str,
+        label: str,
+        features: tuple[str, np.ndarray] | None = None,
     ) -> FeedbackOutcome:
-        """Record or change one user's vote on a prediction."""
+        """Record or change one user's vote on a prediction, and in the same transaction the
+        voted text's features (encoder key, vector) when given: one write per vote."""
         if label not in LABELS:
             raise ValueError(f"unknown label {label!r}")
         now = time.time()
@@ -289,6 +320,19 @@ class Store:
                 "user_id) DO UPDATE SET label = excluded.label, updated_at = excluded.updated_at",
                 (prediction_id, platform, user_id, label, now, now),
             )
+            if features is not None:
+                encoder, vector = features
+                await db.execute(
+                    "INSERT OR REPLACE INTO features (text_hash, encoder, dim, vector, created_at) "
+                    "SELECT text_hash, ?, ?, ?, ? FROM predictions WHERE id = ?",
+                    (
+                        encoder,
+                        int(vector.shape[-1]),
+                        np.asarray(vector, np.float32).tobytes(),
+                        now,
+                        prediction_id,
+                    ),
+                )
             return "created" if existing is None else "changed"
 
     async def labelled_feedback(self, *, max_per_user: int) -> list[tuple[str, str]]:
@@ -338,6 +382,7 @@ class Store:
             await db.execute(
                 "DELETE FROM users WHERE platform = ? AND user_id = ?", (platform, user_id)
             )
+            self._languages.pop((platform, user_id), None)
             features = 0
             for key in hashes:
                 cursor = await db.execute(
