@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from typing import Any
 
 from dikkat.bot.router import Router
@@ -119,12 +121,16 @@ async def serve(settings: Settings) -> None:
     from dikkat.http import HttpServer
     from dikkat.training.schedule import build_scheduler
 
+    stop = asyncio.Event()
+    _stop_on_signals(stop)  # before loading models: a stop during start-up is a clean exit
     app = App(settings)
-    router = await app.start()  # closes what it opened when it fails
+    router = await _start_unless_stopped(app, stop)
+    if router is None:
+        log.info("stopped during start-up")
+        return
     assert app.retrainer is not None
     scheduler = build_scheduler(app.retrainer, settings.retrain_cron)
     scheduler.start()
-    stop = asyncio.Event()
     runners: list[Any] = []
     http: HttpServer | None = None
     try:
@@ -141,12 +147,12 @@ async def serve(settings: Settings) -> None:
             runners.append(run_discord(client, settings.discord_token.get_secret_value(), stop))
         if not runners:
             log.info("no chat token configured: starting the console")
+            _default_signals()  # Ctrl-C in the console ends it as usual
             frontend = ConsoleFrontend(router, image_dir=settings.db_path.parent / "images")
             await frontend.run()
             return
         http = _http_server(settings, app, telegram_app)
         await http.start()
-        _stop_on_signals(stop)
         await asyncio.gather(*runners)
     finally:
         scheduler.shutdown(wait=False)
@@ -173,12 +179,30 @@ def _http_server(settings: Settings, app: App, telegram_app: Any) -> Any:
     )
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    import signal
+async def _start_unless_stopped(app: App, stop: asyncio.Event) -> Router | None:
+    """app.start(), abandoned (and cleaned up) if a stop signal arrives first."""
+    starting = asyncio.create_task(app.start(), name="app-start")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        return starting.result()
+    starting.cancel()  # App.start closes what it opened; a model load in a thread ends by itself
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return None
 
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+
+def _default_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
 
 
 async def check(settings: Settings) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -261,8 +262,14 @@ class RetrainJob:
             await self._train_and_decide(run_id, trigger)
         except asyncio.CancelledError:
             await asyncio.shield(
-                self.store.finish_run(run_id, status="failed", error="interrupted")
+                self.store.finish_run(
+                    run_id, status="failed", error="interrupted (the bot is stopping)"
+                )
             )
+            if on_done is not None:  # tell whoever started it, if that still works
+                run = await asyncio.shield(self.store.get_run(run_id))
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(on_done(run)), 5)
             raise
         except Exception as error:
             log.exception("retrain run %d failed", run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,26 @@ def test_run_without_a_token_or_any_input_says_what_to_set_and_exits_2(
         check=False,
     )
     assert piped.returncode == 0 and "ABBBCC" in piped.stdout
+
+
+def test_sigterm_during_start_up_is_a_clean_exit(tmp_path: Path) -> None:
+    """SIGTERM while the encoder is being prepared (a fresh model dir: several seconds)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dikkat", "run"],
+        env=environment(tmp_path, tmp_path / "fresh-models", DIKKAT_LOG_LEVEL="INFO"),
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,  # stays open: a started console would wait here for input
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stderr:  # wait until start-up is under way
+            if "sorter" in line or "encoder" in line or "building" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-2000:]
+    assert "stopped during start-up" in stderr and "Traceback" not in stderr

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from dikkat.bot.admin import outcome_text
 from dikkat.bot.types import ButtonPress, Reply, Request
 from dikkat.storage.store import RunInProgress
 from dikkat.training import retrain as retrain_module
@@ -157,14 +158,20 @@ async def test_an_interrupted_retrain_is_recorded_and_changes_nothing(
 
     monkeypatch.setattr(retrain_module, "train_candidate", slow)
     version_before = bot.service.head_version
-    run_id = await bot.retrainer.start("admin", "telegram:1")
+    told: list[str] = []
+
+    async def tell_admin(outcome) -> None:
+        told.append(outcome_text(outcome, "tr"))
+
+    run_id = await bot.retrainer.start("admin", "telegram:1", tell_admin)
     await asyncio.sleep(0.2)
     stopping = asyncio.create_task(bot.retrainer.stop())
     await asyncio.sleep(0.1)
     release.set()
     await stopping
     run = await bot.store.get_run(run_id)
-    assert run.status == "failed" and run.error == "interrupted"
+    assert run.status == "failed" and run.error == "interrupted (the bot is stopping)"
+    assert len(told) == 1 and "başarısız" in told[0] and "Etkin model değişmedi" in told[0]
     assert bot.service.head_version == version_before
     heads = Path(bot.settings.model_dir) / "heads"
     assert not heads.exists() or not any(p.suffix == ".tmp" for p in heads.iterdir())
