@@ -10,9 +10,9 @@ from typing import Any
 
 from dikkat.bot.router import Router
 from dikkat.config import Settings
-from dikkat.inference.device import resolve_device
 from dikkat.inference.sentiment import SentimentPipeline
 from dikkat.inference.service import InferenceService
+from dikkat.models.device import resolve_device
 from dikkat.models.encoder import load_encoder
 from dikkat.models.sorter import Sorter
 from dikkat.storage.features import FeatureCache
@@ -66,7 +66,7 @@ class App:
         self.cache = FeatureCache(settings.db_path, encoder.cache_key)
         head, version = await ensure_active_head(self.store, encoder, self.cache, settings)
         pipeline = SentimentPipeline(encoder, head, version)
-        self.service = InferenceService(settings, sorter, pipeline, self.cache)
+        self.service = InferenceService(settings, sorter, pipeline)
         await self.service.start()
         self.retrainer = RetrainJob(self.store, self.service, settings, cache=self.cache)
         self.watcher = ActiveHeadWatcher(self.store, self.service, encoder, settings.head_poll_s)

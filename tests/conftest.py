@@ -139,7 +139,7 @@ async def bot(
         source="shipped",
     )
     service = InferenceService(
-        settings, Sorter.from_checkpoint(), SentimentPipeline(minilm_encoder, head, version), cache
+        settings, Sorter.from_checkpoint(), SentimentPipeline(minilm_encoder, head, version)
     )
     await service.start()
     retrainer = RetrainJob(store, service, settings, cache=cache)

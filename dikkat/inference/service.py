@@ -18,7 +18,7 @@ from dikkat.inference.sentiment import SentimentPipeline, SentimentResult
 from dikkat.models.explain import ExplainTrace, explain_trace
 from dikkat.models.head import SentimentHead
 from dikkat.models.sorter import SEQUENCE_LENGTH, Sorter, SortTrace
-from dikkat.storage.features import FeatureCache, text_hash
+from dikkat.storage.features import text_hash
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,11 @@ class InferenceService:
         self,
         settings: Settings,
         sorter: Sorter,
-        sentiment: SentimentPipeline | None = None,
-        feature_cache: FeatureCache | None = None,
+        sentiment: SentimentPipeline,
     ) -> None:
         self.settings = settings
         self.sorter = sorter
         self.sentiment_pipeline = sentiment
-        self.feature_cache = feature_cache
         options: dict[str, Any] = dict(
             max_batch_size=settings.max_batch_size,
             max_batch_tokens=settings.max_batch_tokens,
@@ -65,20 +63,18 @@ class InferenceService:
         self._sort = DynamicBatcher(sorter.sort_batch, name="sorter", **options)
         self._trace = DynamicBatcher(sorter.trace_batch, name="sorter_trace", **options)
         self._explain = DynamicBatcher(self._explain_batch, name="sorter_explain", **options)
-        self._batchers: list[DynamicBatcher] = [self._sort, self._trace, self._explain]
-        self._sentiment: DynamicBatcher | None = None
-        self._encoder_attention: DynamicBatcher | None = None
-        if sentiment is not None:
-            self._sentiment = DynamicBatcher(
-                sentiment.predict_batch,
-                name="sentiment",
-                min_padding_efficiency=settings.min_padding_efficiency,
-                **options,
-            )
-            self._encoder_attention = DynamicBatcher(
-                self._encoder_attention_batch, name="encoder_attention", **options
-            )
-            self._batchers += [self._sentiment, self._encoder_attention]
+        self._sentiment = DynamicBatcher(
+            sentiment.predict_batch,
+            name="sentiment",
+            min_padding_efficiency=settings.min_padding_efficiency,
+            **options,
+        )
+        self._encoder_attention = DynamicBatcher(
+            self._encoder_attention_batch, name="encoder_attention", **options
+        )
+        self._batchers: list[DynamicBatcher] = [
+            self._sort, self._trace, self._explain, self._sentiment, self._encoder_attention,
+        ]  # fmt: skip
         self._render = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
     @property
@@ -88,15 +84,13 @@ class InferenceService:
 
     @property
     def encoder_id(self) -> str:
-        """The feature key of the running encoder (encoder id, pooling, max length)."""
-        if self.sentiment_pipeline is None:
-            return "-"
+        """The feature key of the running encoder (encoder id, pooling, max length, prefix)."""
         return self.sentiment_pipeline.encoder.cache_key
 
     @property
     def head_version(self) -> int | None:
         """The sentiment head version serving now."""
-        return None if self.sentiment_pipeline is None else self.sentiment_pipeline.head_version
+        return self.sentiment_pipeline.head_version
 
     async def start(self) -> None:
         """Start every batcher's worker."""
@@ -126,20 +120,16 @@ class InferenceService:
 
     async def sentiment(self, text: str) -> SentimentResult:
         """Label and probabilities of one cleaned text (long texts are truncated, and say so)."""
-        pipeline, batcher = self._require_sentiment()
-        batcher.check_capacity()  # refuse before tokenizing: "busy" must be instant
-        cost, truncated = pipeline.cost(text)
-        result = await batcher.submit(text, cost=cost)
+        self._sentiment.check_capacity()  # refuse before tokenizing: "busy" must be instant
+        cost, truncated = self.sentiment_pipeline.cost(text)
+        result = await self._sentiment.submit(text, cost=cost)
         return dataclasses.replace(result, truncated=truncated) if truncated else result
 
     async def encoder_attention(self, text: str) -> EncoderAttention:
         """The encoder's attention over the first tokens of `text`."""
-        _, _ = self._require_sentiment()
-        assert self._encoder_attention is not None
         return await self._encoder_attention.submit(text, cost=ATTENTION_MAX_TOKENS)
 
     def _encoder_attention_batch(self, texts: list[str]) -> list[EncoderAttention]:
-        assert self.sentiment_pipeline is not None
         encoder = self.sentiment_pipeline.encoder
         results = []
         for text in texts:
@@ -150,26 +140,14 @@ class InferenceService:
 
     def swap_head(self, head: SentimentHead, version: int | None) -> None:
         """Hot-swap the sentiment head; batches already running finish with the old one."""
-        pipeline, _ = self._require_sentiment()
-        pipeline.swap(head, version)
+        self.sentiment_pipeline.swap(head, version)
         log.info("sentiment head version %s is serving", version)
 
     def recent_features(self, text: str) -> np.ndarray | None:
         """The features computed for `text` when it was last classified, if still remembered."""
-        if self.sentiment_pipeline is None:
-            return None
         return self.sentiment_pipeline.recent.get(text_hash(text))
 
     async def render(self, draw: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a figure-drawing function on the render thread, never on the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._render, lambda: draw(*args, **kwargs))
-
-    def _require_sentiment(self) -> tuple[SentimentPipeline, DynamicBatcher]:
-        if self.sentiment_pipeline is None or self._sentiment is None:
-            raise SentimentUnavailable("no sentiment model is loaded")
-        return self.sentiment_pipeline, self._sentiment
-
-
-class SentimentUnavailable(RuntimeError):
-    """The service runs without a sentiment model (e.g. a sorter-only test set-up)."""

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from dikkat.inference.device import resolve_device
+from dikkat.models.device import resolve_device
 from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder
 
 log = logging.getLogger(__name__)

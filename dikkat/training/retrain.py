@@ -190,8 +190,6 @@ class RetrainJob:
         *,
         cache: FeatureCache,
     ) -> None:
-        if service.sentiment_pipeline is None:
-            raise ValueError("retraining needs a service with a sentiment model")
         self.store = store
         self.service = service
         self.settings = settings
