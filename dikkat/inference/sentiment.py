@@ -70,7 +70,7 @@ class SentimentPipeline:
 
     def cost(self, text: str) -> tuple[int, bool]:
         """Token count after truncation (the batching cost) and whether truncation happened."""
-        (n,) = self.encoder.tokenize([text])
+        (n,) = self.encoder.token_counts([text])
         if n < self.encoder.max_length:
             return n, False
         ids = self.encoder.tokenizer(

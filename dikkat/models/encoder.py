@@ -102,7 +102,7 @@ class SentenceEncoder:
         )
         return {key: value.to(self.device) for key, value in batch.items()}
 
-    def tokenize(self, texts: list[str]) -> list[int]:
+    def token_counts(self, texts: list[str]) -> list[int]:
         """Token counts after truncation (special tokens included): the batching cost."""
         if not texts:
             return []

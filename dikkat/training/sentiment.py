@@ -192,7 +192,7 @@ def features_for(
     unique = dict(zip(keys, texts, strict=True))
     misses = [key for key in unique if key not in found]
     if misses:
-        lengths = encoder.tokenize([unique[key] for key in misses])
+        lengths = encoder.token_counts([unique[key] for key in misses])
         order = [misses[i] for i in np.argsort(lengths, kind="stable")]
         bar = tqdm(total=len(order), unit="text", desc="encoding", disable=not progress)
         for start in range(0, len(order), batch_size):

