@@ -265,7 +265,8 @@ def train_sentiment_command(
     patience: Annotated[int, typer.Option(help="early-stopping patience (epochs)")] = 8,
 ) -> None:
     """Train a sentiment head on a CSV: stratified 75/25 split, cached features, report, curves."""
-    from dikkat.training.sentiment import format_report, train_sentiment_from_csv
+    from dikkat.training.metrics import format_report
+    from dikkat.training.sentiment import train_sentiment_from_csv
 
     settings = _settings()
     encoder = _encoder(settings)
@@ -307,10 +308,10 @@ def train_seed_head_command(
 ) -> None:
     """Train the shipped head: seed corpus (training part) + the MIT-licensed public sets."""
     from dikkat.bench.lengths import shared_data_dirs
-    from dikkat.models.head import HEADS_DIR, head_file_name
+    from dikkat.models.head import HEADS_DIR, head_file_name, save_head
     from dikkat.storage.features import FeatureCache
+    from dikkat.training.metrics import format_report
     from dikkat.training.seed_head import missing_training_sets, train_seed_head
-    from dikkat.training.sentiment import format_report, save_head
 
     folder = None
     if not seed_only:
@@ -352,7 +353,8 @@ def evaluate_sentiment_command(
     """Accuracy, macro-F1 and confusion matrix of the active head (or --head) on a labelled CSV."""
     import json
 
-    from dikkat.training.sentiment import evaluate_from_csv, format_report
+    from dikkat.training.metrics import format_report
+    from dikkat.training.sentiment import evaluate_from_csv
 
     settings = _settings(quiet=as_json)
     encoder = _encoder(settings)

@@ -86,7 +86,8 @@ def shipped_head_path(minilm_encoder) -> Path:
 def seed_features_db(tmp_path_factory: pytest.TempPathFactory, minilm_encoder) -> Path:
     """A database whose feature cache already holds the seed corpus (encoded once)."""
     from dikkat.storage.features import FeatureCache
-    from dikkat.training.sentiment import features_for, load_labelled_csv, seed_corpus_path
+    from dikkat.training.data import load_labelled_csv, seed_corpus_path
+    from dikkat.training.features import features_for
 
     path = tmp_path_factory.mktemp("features") / "template.db"
     cache = FeatureCache(path, minilm_encoder.cache_key)

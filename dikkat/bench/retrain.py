@@ -39,18 +39,14 @@ from dikkat.models.sorter import Sorter
 from dikkat.storage.features import FeatureCache, text_hash
 from dikkat.storage.store import RetrainRun, Store
 from dikkat.training import retrain as retrain_module
+from dikkat.training.data import load_labelled_csv, seed_corpus_path, split_train_val
+from dikkat.training.features import features_for
+from dikkat.training.metrics import evaluate
 from dikkat.training.retrain import (
     RetrainJob,
     ensure_active_head,
     evaluation_metrics,
     fixed_metrics,
-)
-from dikkat.training.sentiment import (
-    evaluate,
-    features_for,
-    load_labelled_csv,
-    seed_corpus_path,
-    split_train_val,
 )
 
 __all__ = [

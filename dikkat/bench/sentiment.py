@@ -22,14 +22,11 @@ from dikkat.bench.lengths import shared_data_dirs
 from dikkat.models.encoder import BERTURK, MINILM_ID, OFFLINE_ID, SentenceEncoder, load_encoder
 from dikkat.models.head import default_head_path, load_head
 from dikkat.storage.features import FeatureCache
+from dikkat.training.data import load_labelled_csv, split_train_val
+from dikkat.training.features import features_for
+from dikkat.training.metrics import evaluate
 from dikkat.training.seed_head import BATCH_SIZE, LEARNING_RATE, PUBLIC_SETS
-from dikkat.training.sentiment import (
-    evaluate,
-    features_for,
-    load_labelled_csv,
-    split_train_val,
-    train_head,
-)
+from dikkat.training.sentiment import train_head
 
 IN_DOMAIN = "store_reviews_3class.csv"
 SPLIT_FRACTION, SPLIT_SEED, INNER_VAL = 0.25, 0, 0.15

@@ -25,19 +25,14 @@ from dikkat.models.head import (
     default_head_path,
     head_file_name,
     load_head,
+    save_head,
 )
 from dikkat.storage.features import FeatureCache, text_hash
 from dikkat.storage.store import LEASE_S, ModelVersion, RetrainRun, Store, Superseded
-from dikkat.training.sentiment import (
-    evaluate,
-    features_for,
-    load_labelled_csv,
-    make_meta,
-    save_head,
-    seed_corpus_path,
-    split_train_val,
-    train_head,
-)
+from dikkat.training.data import load_labelled_csv, seed_corpus_path, split_train_val
+from dikkat.training.features import features_for
+from dikkat.training.metrics import evaluate
+from dikkat.training.sentiment import make_meta, train_head
 
 log = logging.getLogger(__name__)
 

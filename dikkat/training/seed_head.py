@@ -12,14 +12,10 @@ import pandas as pd
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadMeta, SentimentHead
 from dikkat.storage.features import FeatureCache
-from dikkat.training.sentiment import (
-    evaluate,
-    features_for,
-    load_labelled_csv,
-    make_meta,
-    split_train_val,
-    train_head,
-)
+from dikkat.training.data import load_labelled_csv, split_train_val
+from dikkat.training.features import features_for
+from dikkat.training.metrics import evaluate
+from dikkat.training.sentiment import make_meta, train_head
 
 log = logging.getLogger(__name__)
 

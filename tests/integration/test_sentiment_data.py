@@ -8,7 +8,9 @@ import pytest
 
 from dikkat.models.encoder import load_encoder
 from dikkat.models.head import default_head_path, load_head
-from dikkat.training.sentiment import evaluate, features_for, load_labelled_csv
+from dikkat.training.data import load_labelled_csv
+from dikkat.training.features import features_for
+from dikkat.training.metrics import evaluate
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sentiment"
 SETS = {

@@ -14,20 +14,16 @@ from PIL import Image
 
 from dikkat.models.head import LABELS, load_head
 from dikkat.storage.features import FeatureCache
-from dikkat.training.sentiment import (
+from dikkat.training.data import (
     data_hash,
-    evaluate,
-    evaluate_from_csv,
-    feature_cache_for,
-    features_for,
-    format_report,
     load_labelled_csv,
     normalise_label,
     parse_label_map,
     split_train_val,
-    train_head,
-    train_sentiment_from_csv,
 )
+from dikkat.training.features import feature_cache_for, features_for
+from dikkat.training.metrics import evaluate, format_report
+from dikkat.training.sentiment import evaluate_from_csv, train_head, train_sentiment_from_csv
 from dikkat.viz.curves import training_curves_png
 
 
