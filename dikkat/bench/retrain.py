@@ -337,7 +337,7 @@ class _Probe:
 
 
 PHASES = {
-    "labelled_feedback": "read + resolve feedback (SQLite, event loop)",
+    "feedback_votes": "read feedback votes (SQLite)",
     "_remember_recent": "persist remembered features",
     "features_for": "feature lookup (cache)",
     "train_head": "train head",
@@ -391,7 +391,7 @@ def _instrument(bot: _Bot) -> Iterator[_Probe]:
             stack.enter_context(
                 mock.patch.object(retrain_module, name, _timed(probe, name, original))
             )
-        for owner, name in ((bot.store, "labelled_feedback"), (bot.retrainer, "_remember_recent")):
+        for owner, name in ((bot.store, "feedback_votes"), (bot.retrainer, "_remember_recent")):
             timed = _timed(probe, name, getattr(owner, name))
             stack.enter_context(mock.patch.object(owner, name, timed))
         stack.enter_context(mock.patch.object(encoder, "encode", counting_encode))

@@ -8,7 +8,6 @@ import os
 import socket
 import sqlite3
 import time
-from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -115,33 +114,6 @@ class ForgetResult:
     predictions: int
     feedback: int
     features: int
-
-
-def resolve_votes(
-    votes: list[tuple[str, str, str, str]], max_per_user: int
-) -> list[tuple[str, str]]:
-    """Majority label per text from (text, label, platform, user) votes, newest first.
-
-    Each user counts once per text and only with their newest `max_per_user` votes; texts with
-    tied votes are dropped (people disagree: it teaches nothing). Sorted by text, so the same
-    votes always give the same training data.
-    """
-    per_user: Counter[tuple[str, str]] = Counter()
-    voted: set[tuple[str, str, str]] = set()
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for text, label, platform, user_id in votes:
-        voter = (platform, user_id)
-        if per_user[voter] >= max_per_user or (platform, user_id, text) in voted:
-            continue
-        per_user[voter] += 1
-        voted.add((platform, user_id, text))
-        counts[text][label] += 1
-    resolved: list[tuple[str, str]] = []
-    for text, counter in sorted(counts.items()):
-        (top, top_count), *rest = counter.most_common()
-        if not rest or rest[0][1] < top_count:
-            resolved.append((text, top))
-    return resolved
 
 
 def _loads(raw: str | None) -> dict[str, Any] | None:
@@ -335,14 +307,13 @@ class Store:
                 )
             return "created" if existing is None else "changed"
 
-    async def labelled_feedback(self, *, max_per_user: int) -> list[tuple[str, str]]:
-        """(text, label) per distinct text by majority vote, sorted by text (see resolve_votes)."""
+    async def feedback_votes(self) -> list[tuple[str, str, str, str]]:
+        """Every vote as (text, label, platform, user id), newest first."""
         rows = await self._all(
             "SELECT p.text, f.label, f.platform, f.user_id FROM feedback f "
             "JOIN predictions p ON p.id = f.prediction_id ORDER BY f.updated_at DESC, f.id DESC"
         )
-        votes = [(r["text"], r["label"], r["platform"], r["user_id"]) for r in rows]
-        return await asyncio.to_thread(resolve_votes, votes, max_per_user)
+        return [(r["text"], r["label"], r["platform"], r["user_id"]) for r in rows]
 
     async def prediction_text(self, prediction_id: int) -> str | None:
         """The text a prediction was made for."""

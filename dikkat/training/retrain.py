@@ -33,6 +33,7 @@ from dikkat.training.data import load_labelled_csv, seed_corpus_path, split_trai
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
 from dikkat.training.sentiment import make_meta, train_head
+from dikkat.training.votes import resolve_votes
 
 log = logging.getLogger(__name__)
 
@@ -291,8 +292,10 @@ class RetrainJob:
         previous = await self.store.last_run(finished=True)
         since = previous.started_at if previous is not None else 0.0
         n_new = await self.store.feedback_count(since)
-        feedback = await self.store.labelled_feedback(
-            max_per_user=self.settings.retrain_max_labels_per_user
+        feedback = await asyncio.to_thread(
+            resolve_votes,
+            await self.store.feedback_votes(),
+            self.settings.retrain_max_labels_per_user,
         )
         if trigger == "cron" and n_new < self.settings.retrain_min_feedback:
             await self.store.finish_run(run_id, status="skipped", n_feedback=len(feedback))

@@ -12,6 +12,7 @@ import pytest
 from dikkat.storage.features import FeatureCache, text_hash
 from dikkat.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from dikkat.storage.store import RunInProgress, Store
+from dikkat.training.votes import resolve_votes
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ async def test_majority_vote_ties_dropped_and_one_vote_per_user_per_text(store: 
         await store.add_feedback(await predict(store, "berbat", "d"), "telegram", "d", "positive")
     await store.add_feedback(await predict(store, "berbat", "e"), "telegram", "e", "negative")
     await store.add_feedback(await predict(store, "berbat", "f"), "telegram", "f", "negative")
-    resolved = dict(await store.labelled_feedback(max_per_user=100))
+    resolved = dict(resolve_votes(await store.feedback_votes(), max_per_user=100))
     assert resolved == {"çok iyi": "positive", "berbat": "negative"}
 
 
@@ -95,7 +96,7 @@ async def test_cap_per_user_keeps_only_their_newest_votes(store: Store) -> None:
     for i in range(10):
         pid = await predict(store, f"metin {i}", "spammer")
         await store.add_feedback(pid, "telegram", "spammer", "negative")
-    resolved = await store.labelled_feedback(max_per_user=3)
+    resolved = resolve_votes(await store.feedback_votes(), max_per_user=3)
     assert sorted(text for text, _ in resolved) == ["metin 7", "metin 8", "metin 9"]
 
 
