@@ -11,7 +11,15 @@ from dikkat.bot.i18n import LABEL_NAMES, STATUS_NAMES, t
 from dikkat.bot.types import Reply, Request, parse_id
 from dikkat.inference.service import InferenceService
 from dikkat.models.head import HeadLoadError
-from dikkat.storage.store import LABELS, ModelVersion, RetrainRun, RunInProgress, Store
+from dikkat.storage.store import (
+    LABELS,
+    ModelVersion,
+    RetrainRun,
+    RunInProgress,
+    RunStatus,
+    Store,
+    VersionStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +58,7 @@ def scores_text(metrics: dict[str, Any] | None, lang: str) -> str:
 
 def outcome_text(outcome: RetrainRun, lang: str) -> str:
     """A retraining result for people: status and macro-F1 before and after."""
-    if outcome.status == "failed":
+    if outcome.status == RunStatus.FAILED:
         return t("retrain_failed", lang, run_id=outcome.id, error=outcome.error or "?")
     return t(
         "retrain_result",
@@ -105,7 +113,7 @@ class AdminCommands:
         lines = [t("models_header", lang, encoder=encoder)]
         for v in versions[:20]:
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.created_at))
-            marker = "✅" if v.status == "active" else "⚠️" if v.problem else "·"
+            marker = "✅" if v.status == VersionStatus.ACTIVE else "⚠️" if v.problem else "·"
             lines.append(
                 f"{marker} #{v.id} {STATUS_NAMES.get(v.status, {}).get(lang, v.status)} — "
                 f"macro-F1 {scores_text(v.metrics, lang)} — {v.source} — {when} UTC"

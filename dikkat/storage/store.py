@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,26 @@ from dikkat.storage.schema import (
 
 LABELS = ("negative", "neutral", "positive")
 FeedbackOutcome = Literal["created", "changed", "unchanged", "missing"]
+
+
+class RunStatus(StrEnum):
+    """How a retrain run stands or ended."""
+
+    RUNNING = "running"
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class VersionStatus(StrEnum):
+    """Where a head version stands (at most one active per encoder)."""
+
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    RETIRED = "retired"
+    REJECTED = "rejected"
 
 
 class DatabaseOpenError(RuntimeError):
@@ -68,7 +89,7 @@ class ModelVersion:
     dim: int
     path: str
     metrics: dict[str, Any]
-    status: str
+    status: VersionStatus
     source: str
     created_at: float
     activated_at: float | None
@@ -83,7 +104,7 @@ class RetrainRun:
     id: int
     trigger: str
     requested_by: str | None
-    status: str
+    status: RunStatus
     started_at: float
     finished_at: float | None
     n_feedback: int
@@ -389,7 +410,7 @@ class Store:
         """Register a head (with its file's SHA-256); 'active' retires the current active head."""
         now = time.time()
         async with self._transaction() as db:
-            if status == "active":
+            if status == VersionStatus.ACTIVE:
                 await db.execute(
                     "UPDATE model_versions SET status = 'retired' "
                     "WHERE encoder = ? AND status = 'active'",
@@ -406,7 +427,7 @@ class Store:
                     status,
                     source,
                     now,
-                    now if status == "active" else None,
+                    now if status == VersionStatus.ACTIVE else None,
                     sha256,
                 ),
             )
@@ -630,7 +651,7 @@ def _version(row: aiosqlite.Row) -> ModelVersion:
         dim=row["dim"],
         path=row["path"],
         metrics=json.loads(row["metrics"]),
-        status=row["status"],
+        status=VersionStatus(row["status"]),
         source=row["source"],
         created_at=row["created_at"],
         activated_at=row["activated_at"],
@@ -644,7 +665,7 @@ def _run(row: aiosqlite.Row) -> RetrainRun:
         id=row["id"],
         trigger=row["trigger"],
         requested_by=row["requested_by"],
-        status=row["status"],
+        status=RunStatus(row["status"]),
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         n_feedback=row["n_feedback"],

@@ -28,7 +28,15 @@ from dikkat.models.head import (
     save_head,
 )
 from dikkat.storage.features import FeatureCache, text_hash
-from dikkat.storage.store import LEASE_S, ModelVersion, RetrainRun, Store, Superseded
+from dikkat.storage.store import (
+    LEASE_S,
+    ModelVersion,
+    RetrainRun,
+    RunStatus,
+    Store,
+    Superseded,
+    VersionStatus,
+)
 from dikkat.training.data import load_labelled_csv, seed_corpus_path, split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
@@ -151,7 +159,7 @@ def fixed_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
     return metrics.get("fixed", metrics)
 
 
-def decide(
+def should_promote(
     before: dict[str, Any], after: dict[str, Any], *, tolerance: float, min_feedback_eval: int
 ) -> tuple[bool, str]:
     """Promote? Better on held-out feedback (when there is enough of it) and no worse than
@@ -257,7 +265,7 @@ class RetrainJob:
         except asyncio.CancelledError:
             await asyncio.shield(
                 self.store.finish_run(
-                    run_id, status="failed", error="interrupted (the bot is stopping)"
+                    run_id, status=RunStatus.FAILED, error="interrupted (the bot is stopping)"
                 )
             )
             if on_done is not None:  # tell whoever started it, if that still works
@@ -268,7 +276,7 @@ class RetrainJob:
         except Exception as error:
             log.exception("retrain run %d failed", run_id)
             await self.store.finish_run(
-                run_id, status="failed", error=f"{type(error).__name__}: {error}"
+                run_id, status=RunStatus.FAILED, error=f"{type(error).__name__}: {error}"
             )
         finally:
             heartbeat.cancel()
@@ -298,7 +306,7 @@ class RetrainJob:
             self.settings.retrain_max_labels_per_user,
         )
         if trigger == "cron" and n_new < self.settings.retrain_min_feedback:
-            await self.store.finish_run(run_id, status="skipped", n_feedback=len(feedback))
+            await self.store.finish_run(run_id, status=RunStatus.SKIPPED, n_feedback=len(feedback))
             return
         active_version = await self.store.active_version(self.encoder.cache_key)
         if active_version is None:
@@ -315,7 +323,7 @@ class RetrainJob:
             feedback,
             holdout_share=self.settings.retrain_feedback_holdout,
         )
-        promote, reason = decide(
+        promote, reason = should_promote(
             report.before,
             report.after,
             tolerance=self.settings.retrain_tolerance,
@@ -337,22 +345,25 @@ class RetrainJob:
             dim=self.encoder.dim,
             path=str(path),
             metrics=report.after,
-            status="candidate",
+            status=VersionStatus.CANDIDATE,
             source=f"retrain #{run_id} ({trigger})",
             sha256=await asyncio.to_thread(file_sha256, path),
         )
-        status = "promoted" if promote else "rejected"
+        status = RunStatus.PROMOTED if promote else RunStatus.REJECTED
         error = None
         if promote:
             try:
                 await self.store.activate_version(version_id, expected_active=active_version.id)
             except Superseded as changed:
-                status, error = "superseded", f"judged against #{active_version.id}; {changed}"
+                status, error = (
+                    RunStatus.SUPERSEDED,
+                    f"judged against #{active_version.id}; {changed}",
+                )
                 log.warning("retrain run %d not promoted: %s", run_id, error)
             else:
                 self.service.swap_head(report.head.to(self.encoder.device).eval(), version_id)
-        if status != "promoted":
-            await self.store.set_version_status(version_id, "rejected")
+        if status != RunStatus.PROMOTED:
+            await self.store.set_version_status(version_id, VersionStatus.REJECTED)
         await self.store.finish_run(
             run_id,
             status=status,
@@ -402,7 +413,9 @@ async def ensure_active_head(
         fallbacks = [
             v
             for v in await store.list_versions(key)
-            if v.status == "retired" and v.problem is None and v.activated_at is not None
+            if v.status == VersionStatus.RETIRED
+            and v.problem is None
+            and v.activated_at is not None
         ]
         fallbacks.sort(key=lambda v: v.activated_at or 0.0, reverse=True)
         for version in [active, *fallbacks]:
@@ -440,7 +453,7 @@ async def ensure_active_head(
         dim=encoder.dim,
         path=str(path),
         metrics=metrics,
-        status="active",
+        status=VersionStatus.ACTIVE,
         source=source,
         sha256=await asyncio.to_thread(file_sha256, path),
     )

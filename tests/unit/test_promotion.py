@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dikkat.training.retrain import decide, fixed_metrics, is_held_out, split_feedback
+from dikkat.training.retrain import fixed_metrics, is_held_out, should_promote, split_feedback
 
 
 def scores(fixed: float, feedback: float | None = None, n: int = 50) -> dict:
@@ -23,12 +23,12 @@ def scores(fixed: float, feedback: float | None = None, n: int = 50) -> dict:
         (scores(0.80, 0.60), scores(0.85, 0.55), False),  # worse on held-out feedback
         (scores(0.80, 0.60), scores(0.81, 0.60), True),  # tie on feedback, better on fixed
         (scores(0.80, 0.60), scores(0.80, 0.60), False),  # nothing gained
-        (scores(0.80), scores(0.795), True),  # no held-out feedback: fixed set decides
+        (scores(0.80), scores(0.795), True),  # no held-out feedback: fixed set should_promotes
         (scores(0.80, 0.9, n=5), scores(0.81, 0.1, n=5), True),  # too few held-out rows
     ],
 )
-def test_decide(before: dict, after: dict, promote: bool) -> None:
-    decision, reason = decide(before, after, tolerance=0.01, min_feedback_eval=20)
+def test_should_promote(before: dict, after: dict, promote: bool) -> None:
+    decision, reason = should_promote(before, after, tolerance=0.01, min_feedback_eval=20)
     assert decision is promote
     assert "fixed set" in reason
 
@@ -36,7 +36,7 @@ def test_decide(before: dict, after: dict, promote: bool) -> None:
 def test_flat_legacy_metrics_count_as_the_fixed_set() -> None:
     legacy = {"n": 194, "accuracy": 0.8, "macro_f1": 0.78}
     assert fixed_metrics(legacy) == legacy and fixed_metrics(scores(0.7))["macro_f1"] == 0.7
-    assert decide(legacy, scores(0.775), tolerance=0.01, min_feedback_eval=20)[0]
+    assert should_promote(legacy, scores(0.775), tolerance=0.01, min_feedback_eval=20)[0]
 
 
 def test_feedback_split_is_stable_disjoint_and_near_the_share() -> None:
