@@ -168,3 +168,21 @@ def prepared_model_dir(tmp_path: Path, e5_model_dir: Path) -> Path:
     target = tmp_path / "models-e5"
     shutil.copytree(e5_model_dir / "encoders", target / "encoders", copy_function=os.link)
     return target
+
+
+@pytest.fixture
+def held_retrain(monkeypatch: pytest.MonkeyPatch):
+    """Makes the retrain job's training wait until the returned event is set (max 30 s)."""
+    import threading
+
+    from dikkat.training import retrain as retrain_module
+
+    release = threading.Event()
+    original = retrain_module.train_candidate
+
+    def held(*args, **kwargs):
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(retrain_module, "train_candidate", held)
+    return release

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import threading
 from pathlib import Path
-
-import pytest
 
 from dikkat.bot.types import Reply, Request
 from dikkat.models.checksum import file_sha256
 from dikkat.storage.store import Store
-from dikkat.training import retrain as retrain_module
 from dikkat.training.head_sync import ActiveHeadWatcher
 
 
@@ -58,19 +54,10 @@ async def test_an_unservable_active_head_is_not_swapped_in(bot) -> None:
     assert bot.service.head_version == 1
 
 
-async def test_a_rollback_during_a_retrain_is_not_undone(
-    bot, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_rollback_during_a_retrain_is_not_undone(bot, held_retrain) -> None:
     bot.settings.retrain_tolerance = 1.0  # the candidate would be promoted
     older = await register_copy(bot, "older")
-    release = threading.Event()
-    original = retrain_module.train_candidate
-
-    def slow(*args, **kwargs):
-        release.wait(30)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(retrain_module, "train_candidate", slow)
+    release = held_retrain
     posted: list[Reply] = []
 
     async def notifier(chat_id: str, reply: Reply) -> None:

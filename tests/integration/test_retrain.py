@@ -144,19 +144,8 @@ async def test_a_crashing_retrain_leaves_the_active_head_and_no_partial_file(
     assert not heads.exists() or list(heads.iterdir()) == []
 
 
-async def test_an_interrupted_retrain_is_recorded_and_changes_nothing(
-    bot, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import threading
-
-    release = threading.Event()
-    original = retrain_module.train_candidate
-
-    def slow(*args, **kwargs):
-        release.wait(10)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(retrain_module, "train_candidate", slow)
+async def test_an_interrupted_retrain_is_recorded_and_changes_nothing(bot, held_retrain) -> None:
+    release = held_retrain
     version_before = bot.service.head_version
     told: list[str] = []
 

@@ -1,5 +1,7 @@
 """/healthz, /metrics and the webhook endpoint of the HTTP server."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -18,6 +20,19 @@ async def unhealthy() -> tuple[bool, dict[str, Any]]:
 
 async def broken() -> tuple[bool, dict[str, Any]]:
     raise RuntimeError("boom")
+
+
+@asynccontextmanager
+async def webhook_url(webhook) -> AsyncIterator[str]:
+    """A running server with secret 's3' that hands webhook payloads to `webhook`; its URL."""
+    server = HttpServer(
+        host="127.0.0.1", port=0, health=healthy, telegram_webhook=webhook, webhook_secret="s3"
+    )
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}{TELEGRAM_WEBHOOK_PATH}"
+    finally:
+        await server.stop()
 
 
 @pytest.mark.parametrize(
@@ -56,12 +71,7 @@ async def test_webhook_checks_the_secret_token() -> None:
     async def webhook(payload: dict[str, Any]) -> None:
         received.append(payload)
 
-    server = HttpServer(
-        host="127.0.0.1", port=0, health=healthy, telegram_webhook=webhook, webhook_secret="s3"
-    )
-    await server.start()
-    url = f"http://127.0.0.1:{server.port}{TELEGRAM_WEBHOOK_PATH}"
-    try:
+    async with webhook_url(webhook) as url:
         async with aiohttp.ClientSession() as session:
             async with session.post(url, json={"update_id": 1}) as response:
                 assert response.status == 403
@@ -69,8 +79,6 @@ async def test_webhook_checks_the_secret_token() -> None:
                 assert r.status == 400
             async with session.post(url, json={"update_id": 2}, headers={SECRET_HEADER: "s3"}) as r:
                 assert r.status == 200
-    finally:
-        await server.stop()
     assert received == [{"update_id": 2}]
 
 
@@ -79,12 +87,7 @@ async def test_webhook_refuses_odd_secrets_and_bodies_without_a_500() -> None:
         if "message" in payload:
             raise ValueError("malformed message")
 
-    server = HttpServer(
-        host="127.0.0.1", port=0, health=healthy, telegram_webhook=webhook, webhook_secret="s3"
-    )
-    await server.start()
-    url = f"http://127.0.0.1:{server.port}{TELEGRAM_WEBHOOK_PATH}"
-    try:
+    async with webhook_url(webhook) as url:
         async with aiohttp.ClientSession() as session:
             raw_header = {SECRET_HEADER: "şifre".encode().decode("latin-1")}
             async with session.post(url, json={"update_id": 1}, headers=raw_header) as r:
@@ -96,5 +99,3 @@ async def test_webhook_refuses_odd_secrets_and_bodies_without_a_500() -> None:
             bad = {"update_id": 3, "message": {"chat": "?"}}
             async with session.post(url, json=bad, headers={SECRET_HEADER: "s3"}) as r:
                 assert r.status == 400
-    finally:
-        await server.stop()
