@@ -298,7 +298,9 @@ def _load_as_plain_fast_tokenizer(config_path: Path) -> None:
 def build_e5_folder(image_path: Path, out_dir: Path, progress: bool = False) -> Path:
     """Dequantize `image_path` into a BertModel + tokenizer folder at `out_dir` (atomically)."""
     from tqdm.auto import tqdm
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # our own bars say what happens
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     source_sha = file_sha256(image_path)

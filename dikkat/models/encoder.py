@@ -74,6 +74,9 @@ class SentenceEncoder:
     ) -> SentenceEncoder:
         """Load tokenizer and model from a hub id or a local folder (no network fallbacks)."""
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a per-tensor bar at every start is noise
 
         local_only = options.pop("local_files_only", False)
         model_options = options.pop("model_options", {})
