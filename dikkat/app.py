@@ -63,7 +63,7 @@ class App:
             probe_timeout_s=settings.hub_probe_timeout_s,
             model_dir=settings.model_dir,
         )
-        self.cache = FeatureCache(settings.db_path, encoder.cache_key)
+        self.cache = FeatureCache(settings.db_path, encoder.feature_key)
         head, version = await ensure_active_head(self.store, encoder, self.cache, settings)
         pipeline = SentimentPipeline(encoder, head, version)
         self.service = InferenceService(settings, sorter, pipeline)
@@ -217,7 +217,7 @@ async def check(settings: Settings) -> dict[str, Any]:
             **detail,
             "database_path": str(settings.db_path),
             "schema_version": await app.store.schema_version(),
-            "encoder": app.service.encoder_id,
+            "encoder": app.service.feature_key,
             "sorter_check": f"CBABBC -> {sort_answer}",
             "sentiment_check": sentiment.label,
             "frontends": [

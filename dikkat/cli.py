@@ -327,7 +327,7 @@ def train_seed_head_command(
             raise typer.Exit(2)
     settings = _settings()
     encoder = _encoder(settings)
-    cache = FeatureCache(settings.db_path, encoder.cache_key)
+    cache = FeatureCache(settings.db_path, encoder.feature_key)
     try:
         report = train_seed_head(encoder, cache, folder, progress=True)
     finally:
@@ -388,7 +388,7 @@ def _served_head(settings: Settings, encoder) -> tuple[Path | None, str]:
     async def active():
         store = await Store.open(settings.db_path)
         try:
-            return await store.active_version(encoder.cache_key)
+            return await store.active_version(encoder.feature_key)
         finally:
             await store.close()
 

@@ -90,7 +90,7 @@ def seed_features_db(tmp_path_factory: pytest.TempPathFactory, minilm_encoder) -
     from dikkat.training.features import features_for
 
     path = tmp_path_factory.mktemp("features") / "template.db"
-    cache = FeatureCache(path, minilm_encoder.cache_key)
+    cache = FeatureCache(path, minilm_encoder.feature_key)
     features_for(
         load_labelled_csv(seed_corpus_path())["text"].tolist(),
         minilm_encoder,
@@ -129,10 +129,10 @@ async def bot(
 
     shutil.copy(seed_features_db, settings.db_path)
     store = await Store.open(settings.db_path)
-    cache = FeatureCache(settings.db_path, minilm_encoder.cache_key)
+    cache = FeatureCache(settings.db_path, minilm_encoder.feature_key)
     head, _ = load_head(shipped_head_path)
     version = await store.add_model_version(
-        encoder=minilm_encoder.cache_key,
+        encoder=minilm_encoder.feature_key,
         dim=minilm_encoder.dim,
         path=str(shipped_head_path),
         metrics=evaluation_metrics(minilm_encoder, cache, head),

@@ -197,7 +197,7 @@ def _fill_cache(
     db: Path, encoder: SentenceEncoder, texts: Sequence[str], progress: bool
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Features of `texts` from the scratch cache, encoding (once, ever) what is missing."""
-    cache = FeatureCache(db, encoder.cache_key)
+    cache = FeatureCache(db, encoder.feature_key)
     try:
         keys = {text_hash(t) for t in texts}
         missing = len(keys) - len(cache.get_many(keys))
@@ -246,7 +246,7 @@ class _Bot:
 async def _open_bot(db: Path, encoder: SentenceEncoder) -> _Bot:
     settings = Settings(db_path=db, model_dir=db.parent / f"{db.stem}-models")
     store = await Store.open(db)
-    cache = FeatureCache(db, encoder.cache_key)
+    cache = FeatureCache(db, encoder.feature_key)
     head, version = await ensure_active_head(store, encoder, cache, settings)
     sorter = await asyncio.to_thread(Sorter.from_checkpoint, device=str(encoder.device))
     service = InferenceService(settings, sorter, SentimentPipeline(encoder, head, version))
@@ -614,7 +614,7 @@ async def _curve(
             feed_s = time.perf_counter() - started
             say(f"learning curve: retrain after {n} items")
             run = await _timed_retrain(bot)
-            active_version = await bot.store.active_version(encoder.cache_key)
+            active_version = await bot.store.active_version(encoder.feature_key)
             assert active_version is not None
             active_head = _load(Path(active_version.path), encoder)
             point = {
@@ -675,7 +675,7 @@ def _machine(encoder: SentenceEncoder) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "load_average_start": [round(x, 2) for x in load],
         "device": str(encoder.device),
-        "encoder": encoder.cache_key,
+        "encoder": encoder.feature_key,
     }
 
 

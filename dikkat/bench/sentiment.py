@@ -176,7 +176,7 @@ def run_sentiment_benchmark(
     for encoder_id, load in _encoders(model_dir, berturk):
         say(f"{encoder_id}: loading")
         encoder = load()
-        cache = FeatureCache(scratch / "features.db", encoder.cache_key)
+        cache = FeatureCache(scratch / "features.db", encoder.feature_key)
         try:
             say(f"{encoder_id}: in-domain head")
             scores = _head_on(encoder, cache, train, {"test": test}, progress)

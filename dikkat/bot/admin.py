@@ -105,7 +105,7 @@ class AdminCommands:
 
     async def models(self, request: Request, lang: str) -> Reply:
         """Lists the head versions of the running encoder with their metrics and status."""
-        encoder = self.service.encoder_id
+        encoder = self.service.feature_key
         versions = await self.store.list_versions(encoder)
         await self.store.audit(request.platform, request.user_id, "models")
         if not versions:
@@ -130,7 +130,7 @@ class AdminCommands:
         if (
             self.retrainer is None
             or existing is None
-            or existing.encoder != self.service.encoder_id
+            or existing.encoder != self.service.feature_key
         ):
             return Reply(t("rollback_unknown", lang, version=version_id), private=True)
         try:

@@ -213,7 +213,7 @@ class Router:
             log.warning("could not read the voted text", exc_info=True)
             return None
         vector = None if text is None else self.service.recent_features(text)
-        return None if vector is None else (self.service.encoder_id, vector)
+        return None if vector is None else (self.service.feature_key, vector)
 
     async def _start(self, request: Request, lang: str) -> Reply:
         """Greets and points to /help."""

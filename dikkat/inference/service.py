@@ -83,9 +83,9 @@ class InferenceService:
         return list(self._batchers)
 
     @property
-    def encoder_id(self) -> str:
+    def feature_key(self) -> str:
         """The feature key of the running encoder (encoder id, pooling, max length, prefix)."""
-        return self.sentiment_pipeline.encoder.cache_key
+        return self.sentiment_pipeline.encoder.feature_key
 
     @property
     def head_version(self) -> int | None:

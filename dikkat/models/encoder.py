@@ -87,7 +87,7 @@ class SentenceEncoder:
         return cls(tokenizer, model, encoder_id or str(name_or_path), **options)
 
     @property
-    def cache_key(self) -> str:
+    def feature_key(self) -> str:
         """Feature-cache id: the vectors depend on encoder, pooling, max length and prefix."""
         key = f"{self.encoder_id}|{self.pooling}|{self.max_length}"
         return f"{key}|{self.text_prefix}" if self.text_prefix else key

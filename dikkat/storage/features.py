@@ -23,9 +23,9 @@ def text_hash(text: str) -> str:
 class FeatureCache:
     """Synchronous, thread-safe cache used from training threads; one encoder id per instance."""
 
-    def __init__(self, db_path: Path, encoder_id: str) -> None:
+    def __init__(self, db_path: Path, feature_key: str) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.encoder_id = encoder_id
+        self.feature_key = feature_key
         self._conn = connect_sync(str(db_path))
         self._lock = threading.Lock()
 
@@ -45,7 +45,7 @@ class FeatureCache:
                 rows = self._conn.execute(
                     f"SELECT text_hash, vector FROM features WHERE encoder = ? "
                     f"AND text_hash IN ({marks})",
-                    (self.encoder_id, *chunk),
+                    (self.feature_key, *chunk),
                 )
                 for key, blob in rows:
                     found[key] = np.frombuffer(blob, dtype=np.float32)
@@ -55,7 +55,7 @@ class FeatureCache:
         """Store vectors in one transaction (existing entries are replaced)."""
         now = time.time()
         rows = [
-            (key, self.encoder_id, int(vec.shape[-1]), np.asarray(vec, np.float32).tobytes(), now)
+            (key, self.feature_key, int(vec.shape[-1]), np.asarray(vec, np.float32).tobytes(), now)
             for key, vec in vectors.items()
         ]
         with self._lock:
@@ -74,6 +74,6 @@ class FeatureCache:
     def __len__(self) -> int:
         with self._lock:
             (count,) = self._conn.execute(
-                "SELECT COUNT(*) FROM features WHERE encoder = ?", (self.encoder_id,)
+                "SELECT COUNT(*) FROM features WHERE encoder = ?", (self.feature_key,)
             ).fetchone()
         return int(count)

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 
 def feature_cache_for(encoder: SentenceEncoder, db_path: str | Path) -> FeatureCache:
-    """A FeatureCache keyed by the encoder's cache_key (id + pooling + max length)."""
-    return FeatureCache(Path(db_path), encoder.cache_key)
+    """A FeatureCache keyed by the encoder's feature_key (id + pooling + max length)."""
+    return FeatureCache(Path(db_path), encoder.feature_key)
 
 
 def features_for(
@@ -29,9 +29,9 @@ def features_for(
     """(n, dim) features: cached ones looked up, misses encoded in length-sorted batches."""
     from tqdm.auto import tqdm
 
-    if cache is not None and cache.encoder_id != encoder.cache_key:
+    if cache is not None and cache.feature_key != encoder.feature_key:
         raise ValueError(
-            f"feature cache is for {cache.encoder_id!r}, encoder is {encoder.cache_key!r}"
+            f"feature cache is for {cache.feature_key!r}, encoder is {encoder.feature_key!r}"
         )
     texts = list(texts)
     keys = [text_hash(text) for text in texts]

@@ -43,7 +43,7 @@ class ActiveHeadWatcher:
 
     async def check(self) -> bool:
         """Swap in the database's active head if it is not the one served; True if swapped."""
-        active = await self.store.active_version(self.encoder.cache_key)
+        active = await self.store.active_version(self.encoder.feature_key)
         if active is None or active.id == self.service.head_version:
             return False
         if active.id in self._unservable:

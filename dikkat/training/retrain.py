@@ -236,7 +236,7 @@ class RetrainJob:
         its file is missing, damaged or differs from its checksum.
         """
         version = await self.store.get_version(version_id)
-        if version is None or version.encoder != self.encoder.cache_key:
+        if version is None or version.encoder != self.encoder.feature_key:
             raise KeyError(version_id)
         try:
             head = await asyncio.to_thread(self._load, Path(version.path), version.sha256)
@@ -308,7 +308,7 @@ class RetrainJob:
         if trigger == "cron" and n_new < self.settings.retrain_min_feedback:
             await self.store.finish_run(run_id, status=RunStatus.SKIPPED, n_feedback=len(feedback))
             return
-        active_version = await self.store.active_version(self.encoder.cache_key)
+        active_version = await self.store.active_version(self.encoder.feature_key)
         if active_version is None:
             raise RuntimeError("no active head to compare against")
         active = await asyncio.to_thread(
@@ -341,7 +341,7 @@ class RetrainJob:
         path = heads_dir(self.settings) / f"run-{run_id}.pt"
         await asyncio.to_thread(save_head, report.head, path, meta)
         version_id = await self.store.add_model_version(
-            encoder=self.encoder.cache_key,
+            encoder=self.encoder.feature_key,
             dim=self.encoder.dim,
             path=str(path),
             metrics=report.after,
@@ -401,7 +401,7 @@ async def ensure_active_head(
 ) -> tuple[SentimentHead, int]:
     """The head to serve: the active version; if its file cannot be loaded, the newest earlier
     version that loads (the bad one is marked); else the shipped head; else one trained now."""
-    key = encoder.cache_key
+    key = encoder.feature_key
     checks = dict(
         encoder_id=encoder.encoder_id,
         dim=encoder.dim,

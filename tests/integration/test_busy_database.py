@@ -53,7 +53,7 @@ async def test_a_thousand_votes_from_fifty_users_at_once_are_all_stored(bot) -> 
     kept = await bot.store._all(
         "SELECT COUNT(DISTINCT p.text) AS n FROM features f JOIN predictions p "
         "ON f.text_hash = p.text_hash AND f.encoder = ? WHERE p.text LIKE 'metin %'",
-        (bot.service.encoder_id,),
+        (bot.service.feature_key,),
     )
     assert kept[0]["n"] == 5  # stored with the votes, in the same transaction
 

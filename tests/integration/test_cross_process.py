@@ -18,7 +18,7 @@ async def register_copy(bot, name: str, status: str = "retired") -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(original.path, path)
     return await bot.store.add_model_version(
-        encoder=bot.service.encoder_id, dim=384, path=str(path), metrics={}, status=status,
+        encoder=bot.service.feature_key, dim=384, path=str(path), metrics={}, status=status,
         source=name, sha256=file_sha256(path),
     )  # fmt: skip
 
@@ -76,6 +76,6 @@ async def test_a_rollback_during_a_retrain_is_not_undone(bot, held_retrain) -> N
     run = await bot.store.get_run(1)
     assert run.status == "superseded" and "judged against #1" in run.error
     assert bot.service.head_version == older
-    assert (await bot.store.active_version(bot.service.encoder_id)).id == older
+    assert (await bot.store.active_version(bot.service.feature_key)).id == older
     assert (await bot.store.get_version(run.candidate_version)).status == "rejected"
     assert "etkin model değişti" in posted[0].text

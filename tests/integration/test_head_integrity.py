@@ -24,7 +24,7 @@ def flip_a_byte(path: Path) -> None:
 async def store_and_cache(settings, minilm_encoder, seed_features_db):
     shutil.copy(seed_features_db, settings.db_path)
     store = await Store.open(settings.db_path)
-    cache = FeatureCache(settings.db_path, minilm_encoder.cache_key)
+    cache = FeatureCache(settings.db_path, minilm_encoder.feature_key)
     yield store, cache
     cache.close()
     await store.close()
@@ -40,7 +40,7 @@ async def test_start_up_serves_the_newest_loadable_version_and_marks_the_damaged
     promoted_path = Path(settings.model_dir) / "heads" / "promoted.pt"
     shutil.copy(first.path, promoted_path)
     promoted = await store.add_model_version(
-        encoder=minilm_encoder.cache_key,
+        encoder=minilm_encoder.feature_key,
         dim=minilm_encoder.dim,
         path=str(promoted_path),
         metrics={},
@@ -53,7 +53,7 @@ async def test_start_up_serves_the_newest_loadable_version_and_marks_the_damaged
     assert serving == shipped_id and head is not None
     damaged = await store.get_version(promoted)
     assert damaged.status == "retired" and "SHA-256" in damaged.problem
-    assert (await store.active_version(minilm_encoder.cache_key)).id == shipped_id
+    assert (await store.active_version(minilm_encoder.feature_key)).id == shipped_id
 
     Path(first.path).write_bytes(Path(first.path).read_bytes()[:100])  # truncated
     _, fresh = await ensure_active_head(store, minilm_encoder, cache, settings)
@@ -70,7 +70,7 @@ async def test_a_truncated_file_without_a_recorded_checksum_is_caught_too(
     path.parent.mkdir(parents=True)
     path.write_bytes(b"PK\x03\x04 not a whole checkpoint")
     old = await store.add_model_version(
-        encoder=minilm_encoder.cache_key, dim=384, path=str(path), metrics={}, status="active",
+        encoder=minilm_encoder.feature_key, dim=384, path=str(path), metrics={}, status="active",
         source="before checksums",
     )  # fmt: skip
     _, serving = await ensure_active_head(store, minilm_encoder, cache, settings)
@@ -83,7 +83,7 @@ async def test_rollback_to_a_damaged_version_is_refused_politely(bot) -> None:
     copy.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(version.path, copy)
     second = await bot.store.add_model_version(
-        encoder=bot.service.encoder_id, dim=384, path=str(copy), metrics={}, status="retired",
+        encoder=bot.service.feature_key, dim=384, path=str(copy), metrics={}, status="retired",
         source="old", sha256=file_sha256(copy),
     )  # fmt: skip
     flip_a_byte(copy)

@@ -71,7 +71,7 @@ async def test_cron_run_is_skipped_with_too_little_new_feedback(bot) -> None:
     await give_feedback(bot, [("Harika bir deneyimdi", "positive")])
     run = await bot.retrainer.run("cron")
     assert run.status == "skipped" and run.n_feedback == 1
-    assert (await bot.store.active_version(bot.service.encoder_id)).source == "shipped"
+    assert (await bot.store.active_version(bot.service.feature_key)).source == "shipped"
 
 
 async def test_promotion_hot_swaps_and_results_carry_the_new_version(bot) -> None:
@@ -117,12 +117,12 @@ async def test_one_user_labelling_1000_items_wrongly_cannot_get_a_worse_head_pro
             head_version=1,
         )
         await bot.store.add_feedback(prediction, "telegram", "troll", label)
-    before = fixed_metrics((await bot.store.active_version(bot.service.encoder_id)).metrics)
+    before = fixed_metrics((await bot.store.active_version(bot.service.feature_key)).metrics)
     run = await bot.retrainer.run("admin", "telegram:1")
     assert run.n_feedback == bot.settings.retrain_max_labels_per_user
     # the troll's own held-out labels favour the candidate; the fixed set must still stop it
     assert run.metrics_after["feedback"]["n"] >= bot.settings.retrain_min_feedback_eval
-    active = fixed_metrics((await bot.store.active_version(bot.service.encoder_id)).metrics)
+    active = fixed_metrics((await bot.store.active_version(bot.service.feature_key)).metrics)
     assert active["macro_f1"] >= before["macro_f1"] - bot.settings.retrain_tolerance
     if run.status == "promoted":
         after, previous = run.metrics_after["fixed"], run.metrics_before["fixed"]

@@ -10,7 +10,7 @@ class CountingEncoder:
 
     def __init__(self, dim: int = 8) -> None:
         self.encoder_id, self.dim, self.pooling, self.max_length = "fake", dim, "mean", 128
-        self.cache_key = "fake|mean|128"
+        self.feature_key = "fake|mean|128"
         self.encoded: list[str] = []
 
     def token_counts(self, texts: list[str]) -> list[int]:

@@ -48,7 +48,7 @@ def test_truncation_to_max_length(tiny_bert_dir: Path) -> None:
     long_text = " ".join(["film"] * 500)
     assert enc.token_counts([long_text, "bu film"]) == [8, 4]
     assert enc.encode([long_text]).shape == (1, 32)
-    assert enc.cache_key == f"{enc.encoder_id}|mean|8"
+    assert enc.feature_key == f"{enc.encoder_id}|mean|8"
 
 
 def test_attentions_shape_and_rows_sum_to_one(tiny_bert_dir: Path) -> None:
@@ -88,7 +88,7 @@ def test_auto_falls_back_to_the_packaged_multilingual_encoder(
         enc = load_encoder("auto", device="cpu", probe_timeout_s=0.1, model_dir=e5_model_dir)
     assert calls == [encoder_module.BERTURK, "probe"]
     assert enc.encoder_id == OFFLINE_ID == E5_ID and enc.dim == 384
-    assert enc.text_prefix == "query: " and enc.cache_key.endswith("|query: ")
+    assert enc.text_prefix == "query: " and enc.feature_key.endswith("|query: ")
     lines = [r.getMessage() for r in caplog.records if "sentiment encoder" in r.getMessage()]
     assert len(lines) == 1 and E5_ID in lines[0] and "fallback" in lines[0]
     assert "cached" in lines[0]
