@@ -13,7 +13,7 @@ from dikkat.config import Settings
 from dikkat.inference.sentiment import SentimentPipeline
 from dikkat.inference.service import InferenceService
 from dikkat.models.device import resolve_device
-from dikkat.models.encoder import load_encoder
+from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.sorter import Sorter
 from dikkat.storage.features import FeatureCache
 from dikkat.storage.store import Store
@@ -26,8 +26,17 @@ log = logging.getLogger(__name__)
 class App:
     """Everything a frontend needs, started and stopped in the right order."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        encoder: SentenceEncoder | None = None,
+        sorter: Sorter | None = None,
+    ) -> None:
+        """`encoder` and `sorter` replace the ones the settings would load (tests, benchmarks)."""
         self.settings = settings
+        self._given_encoder = encoder
+        self._given_sorter = sorter
         self.store: Store | None = None
         self.cache: FeatureCache | None = None
         self.service: InferenceService | None = None
@@ -53,8 +62,10 @@ class App:
         if interrupted:
             log.warning("%d retrain run(s) were interrupted by the last stop", interrupted)
         device = resolve_device(settings.device)
-        sorter = await asyncio.to_thread(Sorter.from_checkpoint, device=str(device))
-        encoder = await asyncio.to_thread(
+        sorter = self._given_sorter or await asyncio.to_thread(
+            Sorter.from_checkpoint, device=str(device)
+        )
+        encoder = self._given_encoder or await asyncio.to_thread(
             load_encoder,
             settings.sentiment_encoder,
             max_length=settings.sentiment_max_length,

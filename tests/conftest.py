@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         device="cpu",
         sentiment_encoder="minilm",
         admins="telegram:1",
+        head_poll_s=0,  # tests that need the watcher start their own
     )
 
 
@@ -101,55 +100,16 @@ def seed_features_db(tmp_path_factory: pytest.TempPathFactory, minilm_encoder) -
     return path
 
 
-@dataclass
-class Bot:
-    """Every part of a running bot, for tests that go through the Router."""
-
-    settings: Settings
-    store: object
-    service: object
-    retrainer: object
-    router: object
-    cache: object
-
-
 @pytest.fixture
-async def bot(
-    settings: Settings, minilm_encoder, shipped_head_path: Path, seed_features_db: Path
-) -> AsyncIterator[Bot]:
-    """A started bot on the real models with the shipped head registered as version 1."""
-    from dikkat.bot.router import Router
-    from dikkat.inference.sentiment import SentimentPipeline
-    from dikkat.inference.service import InferenceService
-    from dikkat.models.head import load_head
-    from dikkat.models.sorter import Sorter
-    from dikkat.storage.features import FeatureCache
-    from dikkat.storage.store import Store
-    from dikkat.training.retrain import RetrainJob, evaluation_metrics
+async def bot(settings: Settings, minilm_encoder, seed_features_db: Path):
+    """A started App on the real models (MiniLM, the shipped head installed as version 1)."""
+    from dikkat.app import App
 
     shutil.copy(seed_features_db, settings.db_path)
-    store = await Store.open(settings.db_path)
-    cache = FeatureCache(settings.db_path, minilm_encoder.feature_key)
-    head, _ = load_head(shipped_head_path)
-    version = await store.add_model_version(
-        encoder=minilm_encoder.feature_key,
-        dim=minilm_encoder.dim,
-        path=str(shipped_head_path),
-        metrics=evaluation_metrics(minilm_encoder, cache, head),
-        status="active",
-        source="shipped",
-    )
-    service = InferenceService(
-        settings, Sorter.from_checkpoint(), SentimentPipeline(minilm_encoder, head, version)
-    )
-    await service.start()
-    retrainer = RetrainJob(store, service, settings, cache=cache)
-    router = Router(service, settings, store, retrainer=retrainer)
-    yield Bot(settings, store, service, retrainer, router, cache)
-    await retrainer.stop()
-    await service.stop()
-    cache.close()
-    await store.close()
+    app = App(settings, encoder=minilm_encoder)
+    await app.start()
+    yield app
+    await app.stop()
 
 
 @pytest.fixture(scope="session")

@@ -26,16 +26,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dikkat.app import App
 from dikkat.bench.lengths import shared_data_dirs, synthetic_texts
 from dikkat.bot.i18n import LABEL_NAMES, t
 from dikkat.bot.router import Router
 from dikkat.bot.types import ButtonPress, Request
 from dikkat.config import Settings
-from dikkat.inference.sentiment import SentimentPipeline
 from dikkat.inference.service import InferenceService
 from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.head import LABELS, SentimentHead, load_head
-from dikkat.models.sorter import Sorter
 from dikkat.storage.features import FeatureCache, text_hash
 from dikkat.storage.store import RetrainRun, Store
 from dikkat.training import retrain as retrain_module
@@ -44,7 +43,6 @@ from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
 from dikkat.training.retrain import (
     RetrainJob,
-    ensure_active_head,
     evaluation_metrics,
     fixed_metrics,
 )
@@ -225,8 +223,9 @@ def _clone(source: Path, target: Path) -> None:
 
 @dataclass
 class _Bot:
-    """The parts dikkat.app.App wires, on one database and a shared, already loaded encoder."""
+    """A started App on one database with the shared, already loaded encoder."""
 
+    app: App
     settings: Settings
     store: Store
     cache: FeatureCache
@@ -237,24 +236,20 @@ class _Bot:
     version: int
 
     async def close(self) -> None:
-        await self.retrainer.stop()
-        await self.service.stop()
-        self.cache.close()
-        await self.store.close()
+        await self.app.stop()
 
 
 async def _open_bot(db: Path, encoder: SentenceEncoder) -> _Bot:
-    settings = Settings(db_path=db, model_dir=db.parent / f"{db.stem}-models")
-    store = await Store.open(db)
-    cache = FeatureCache(db, encoder.feature_key)
-    head, version = await ensure_active_head(store, encoder, cache, settings)
-    sorter = await asyncio.to_thread(Sorter.from_checkpoint, device=str(encoder.device))
-    service = InferenceService(settings, sorter, SentimentPipeline(encoder, head, version))
-    await service.start()
-    retrainer = RetrainJob(store, service, settings, cache=cache)
-    router = Router(service, settings, store, retrainer=retrainer)
+    settings = Settings(db_path=db, model_dir=db.parent / f"{db.stem}-models", head_poll_s=0)
+    app = App(settings, encoder=encoder)
+    router = await app.start()
     router.rate_limiter.burst = 10**9  # benchmark clients are not people
-    return _Bot(settings, store, cache, service, retrainer, router, head, version)
+    assert app.store and app.cache and app.service and app.retrainer
+    pipeline = app.service.sentiment_pipeline
+    return _Bot(
+        app, settings, app.store, app.cache, app.service, app.retrainer, router,
+        pipeline.head, pipeline.head_version,
+    )  # fmt: skip
 
 
 def _user(index: int, config: RetrainBenchConfig) -> str:

@@ -58,6 +58,11 @@ class SentimentPipeline:
         self.recent = RecentFeatures()
 
     @property
+    def head(self) -> SentimentHead:
+        """The head that serves the next batch."""
+        return self._active.head
+
+    @property
     def head_version(self) -> int | None:
         """The version that serves the next batch."""
         return self._active.version
