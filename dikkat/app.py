@@ -79,7 +79,9 @@ class App:
         pipeline = SentimentPipeline(encoder, head, version)
         self.service = InferenceService(settings, sorter, pipeline)
         await self.service.start()
-        self.retrainer = RetrainJob(self.store, self.service, settings, cache=self.cache)
+        self.retrainer = RetrainJob(
+            self.store, self.service, settings, encoder=encoder, cache=self.cache
+        )
         self.watcher = ActiveHeadWatcher(self.store, self.service, encoder, settings.head_poll_s)
         self.watcher.start()
         self.router = Router(self.service, settings, self.store, retrainer=self.retrainer)

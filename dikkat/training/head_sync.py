@@ -7,10 +7,10 @@ import contextlib
 import logging
 from pathlib import Path
 
-from dikkat.inference.service import InferenceService
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadLoadError, HeadMismatchError, load_head
 from dikkat.storage.store import Store
+from dikkat.training.serving import HeadServer
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ class ActiveHeadWatcher:
     """Polls the active version every `poll_s` seconds and hot-swaps it when it changed."""
 
     def __init__(
-        self, store: Store, service: InferenceService, encoder: SentenceEncoder, poll_s: float
+        self, store: Store, service: HeadServer, encoder: SentenceEncoder, poll_s: float
     ) -> None:
         self.store = store
         self.service = service

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from dikkat.config import Settings
-from dikkat.inference.service import InferenceService
 from dikkat.models.checksum import file_sha256
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import (
@@ -41,6 +40,7 @@ from dikkat.training.data import load_labelled_csv, seed_corpus_path, split_trai
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
 from dikkat.training.sentiment import make_meta, train_head
+from dikkat.training.serving import HeadServer
 from dikkat.training.votes import resolve_votes
 
 log = logging.getLogger(__name__)
@@ -189,16 +189,17 @@ class RetrainJob:
     def __init__(
         self,
         store: Store,
-        service: InferenceService,
+        service: HeadServer,
         settings: Settings,
         *,
+        encoder: SentenceEncoder,
         cache: FeatureCache,
     ) -> None:
         self.store = store
         self.service = service
         self.settings = settings
         self.cache = cache
-        self.encoder = service.sentiment_pipeline.encoder
+        self.encoder = encoder
         self._tasks: set[asyncio.Task[RetrainRun]] = set()
 
     async def start(
