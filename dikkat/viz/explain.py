@@ -7,8 +7,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 
-from dikkat.models.explain import ExplainTrace, explain_trace
-from dikkat.models.gpt import GPT
+from dikkat.models.explain import ExplainTrace
 from dikkat.models.sorter import ALPHABET, SEQUENCE_LENGTH
 from dikkat.viz.render import PixelLayout, figure_to_png, fmt_number, heatmap, language
 
@@ -315,8 +314,3 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
         color=ANSWER_COLOR,
     )
     return figure_to_png(page.finish())
-
-
-def explain_png(model: GPT, letters: str, *, lang: str = "tr") -> bytes:
-    """`explain_trace` and `explain_trace_png` in one call."""
-    return explain_trace_png(explain_trace(model, letters), lang=lang)
