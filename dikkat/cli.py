@@ -308,7 +308,7 @@ def train_seed_head_command(
 ) -> None:
     """Train the shipped head: seed corpus (training part) + the MIT-licensed public sets."""
     from dikkat.bench.lengths import shared_data_dirs
-    from dikkat.models.head import HEADS_DIR, head_file_name, save_head
+    from dikkat.models.head import SHIPPED_HEADS_SUBDIR, head_file_name, save_head
     from dikkat.storage.features import FeatureCache
     from dikkat.training.metrics import format_report
     from dikkat.training.seed_head import missing_training_sets, train_seed_head
@@ -332,7 +332,7 @@ def train_seed_head_command(
         report = train_seed_head(encoder, cache, folder, progress=True)
     finally:
         cache.close()
-    assets = Path(__file__).parent / "assets" / HEADS_DIR
+    assets = Path(__file__).parent / "assets" / SHIPPED_HEADS_SUBDIR
     path = save_head(report.head, out or assets / head_file_name(encoder.encoder_id), report.meta)
     for name, metrics in report.evaluations.items():
         typer.echo(f"== {name}\n{format_report(metrics)}")

@@ -48,7 +48,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Button:
-    """A button under a reply; `data` comes back in a Feedback when it is pressed."""
+    """A button under a reply; `data` comes back in a ButtonPress when it is pressed."""
 
     label: str
     data: str

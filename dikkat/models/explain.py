@@ -123,6 +123,3 @@ def explain_trace(model: GPT, letters: str) -> ExplainTrace:
         logits=logits[0].cpu(),
         probs=F.softmax(logits, dim=-1)[0].cpu(),
     )
-
-
-# --- rendering ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from dikkat.models.checksum import file_sha256
 
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 HEADS_PACKAGE = "dikkat.assets"
-HEADS_DIR = "heads"
+SHIPPED_HEADS_SUBDIR = "heads"
 
 
 class HeadMismatchError(ValueError):
@@ -172,7 +172,7 @@ def head_file_name(encoder_id: str) -> str:
 
 def default_head_path(encoder_id: str, pooling: str | None = None) -> Path | None:
     """The head shipped for this encoder (and pooling, when given), or None."""
-    folder = Path(str(resources.files(HEADS_PACKAGE).joinpath(HEADS_DIR)))
+    folder = Path(str(resources.files(HEADS_PACKAGE).joinpath(SHIPPED_HEADS_SUBDIR)))
     path = folder / head_file_name(encoder_id)
     if not path.is_file():
         return None

@@ -56,7 +56,7 @@ def seed_split(seed: int = EVAL_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     return split_train_val(load_labelled_csv(seed_corpus_path()), EVAL_FRACTION, seed)
 
 
-def heads_dir(settings: Settings) -> Path:
+def head_versions_dir(settings: Settings) -> Path:
     """Where head versions live."""
     return settings.model_dir / "heads"
 
@@ -339,7 +339,7 @@ class RetrainJob:
             n_train=len(report.data),
             n_feedback=len(feedback),
         )
-        path = heads_dir(self.settings) / f"run-{run_id}.pt"
+        path = head_versions_dir(self.settings) / f"run-{run_id}.pt"
         await asyncio.to_thread(save_head, report.head, path, meta)
         version_id = await self.store.add_model_version(
             encoder=self.encoder.feature_key,
@@ -447,7 +447,7 @@ async def ensure_active_head(
     if "macro_f1" not in metrics and "fixed" not in metrics:
         metrics = await asyncio.to_thread(evaluation_metrics, encoder, cache, head)
         meta.metrics = metrics
-    path = heads_dir(settings) / f"{head_file_name(key)[:-3]}-{int(time.time())}.pt"
+    path = head_versions_dir(settings) / f"{head_file_name(key)[:-3]}-{int(time.time())}.pt"
     await asyncio.to_thread(save_head, head, path, meta)
     version = await store.add_model_version(
         encoder=key,
