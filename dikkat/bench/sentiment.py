@@ -25,11 +25,11 @@ from dikkat.storage.features import FeatureCache
 from dikkat.training.data import load_labelled_csv, split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
+from dikkat.training.retrain import train_on_inner_split
 from dikkat.training.seed_head import BATCH_SIZE, LEARNING_RATE, PUBLIC_SETS
-from dikkat.training.sentiment import train_head
 
 IN_DOMAIN = "store_reviews_3class.csv"
-SPLIT_FRACTION, SPLIT_SEED, INNER_VAL = 0.25, 0, 0.15
+SPLIT_FRACTION, SPLIT_SEED = 0.25, 0
 THROUGHPUT_TEXTS = 512
 
 
@@ -76,13 +76,12 @@ def _head_on(
     progress: bool,
 ) -> dict[str, Any]:
     """Train the classic head with the shipped recipe; score it on every test frame."""
-    fit, inner = split_train_val(train, INNER_VAL, SPLIT_SEED)
-    result = train_head(
-        features_for(fit["text"].tolist(), encoder, cache, progress=progress),
-        fit["label"],
-        features_for(inner["text"].tolist(), encoder, cache, progress=progress),
-        inner["label"],
+    result = train_on_inner_split(
+        train,
+        encoder,
+        cache,
         seed=SPLIT_SEED,
+        progress=progress,
         lr=LEARNING_RATE,
         batch_size=BATCH_SIZE,
     )

@@ -39,7 +39,7 @@ from dikkat.storage.store import (
 from dikkat.training.data import load_labelled_csv, seed_corpus_path, split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
-from dikkat.training.sentiment import make_meta, train_head
+from dikkat.training.sentiment import TrainResult, make_meta, train_head
 from dikkat.training.serving import HeadServer
 from dikkat.training.votes import resolve_votes
 
@@ -77,9 +77,28 @@ def split_feedback(
     feedback: list[tuple[str, str]], share: float
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(training feedback, held-out feedback): a text never moves between the two."""
-    held = [row for row in feedback if is_held_out(row[0], share)]
-    train = [row for row in feedback if not is_held_out(row[0], share)]
+    train: list[tuple[str, str]] = []
+    held: list[tuple[str, str]] = []
+    for row in feedback:
+        (held if is_held_out(row[0], share) else train).append(row)
     return train, held
+
+
+def train_on_inner_split(
+    data: pd.DataFrame,
+    encoder: SentenceEncoder,
+    cache: FeatureCache | None,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+    **options: Any,
+) -> TrainResult:
+    """Train a head on `data`, early-stopping on a stratified inner split of it (options go to
+    train_head): the recipe of retrain candidates, the shipped head and the benchmarks."""
+    fit, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
+    X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
+    X_inner = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
+    return train_head(X_fit, fit["label"], X_inner, inner_val["label"], seed=seed, **options)
 
 
 @dataclass
@@ -116,20 +135,17 @@ def train_candidate(
     excluded = set(evaluation["text"]) | set(held["text"])
     data = merge_training_data(seed_train, train_feedback)
     data = data[~data["text"].isin(excluded)]
-    fit, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
-    X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
-    X_inner = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
-    X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
-    X_held = features_for(held["text"].tolist(), encoder, cache, progress=progress)
-    result = train_head(
-        X_fit,
-        fit["label"],
-        X_inner,
-        inner_val["label"],
+    result = train_on_inner_split(
+        data,
+        encoder,
+        cache,
         seed=seed,
+        progress=progress,
         torch_threads=torch_threads,
         init=active,
     )
+    X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
+    X_held = features_for(held["text"].tolist(), encoder, cache, progress=progress)
 
     def scores(head: SentimentHead) -> dict[str, Any]:
         on_feedback = evaluate(head, X_held, held["label"]) if len(held) else {"n": 0}

@@ -12,14 +12,13 @@ import pandas as pd
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadMeta, SentimentHead
 from dikkat.storage.features import FeatureCache
-from dikkat.training.data import load_labelled_csv, split_train_val
+from dikkat.training.data import load_labelled_csv
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
-from dikkat.training.sentiment import make_meta, train_head
+from dikkat.training.sentiment import make_meta
 
 log = logging.getLogger(__name__)
 
-INNER_VAL_FRACTION = 0.15
 LEARNING_RATE = 3e-4
 BATCH_SIZE = 128
 
@@ -85,7 +84,7 @@ def train_seed_head(
 ) -> SeedHeadReport:
     """Train from scratch on seed-train (+ the MIT sets when `data_dir` is given); never on
     the retrain job's fixed evaluation quarter. Scores it there and on every other set present."""
-    from dikkat.training.retrain import seed_split
+    from dikkat.training.retrain import seed_split, train_on_inner_split
 
     seed_train, evaluation = seed_split()
     parts = [seed_train.assign(source="seed_corpus.csv")]
@@ -107,15 +106,12 @@ def train_seed_head(
                 )
     data = pd.concat(parts, ignore_index=True).drop_duplicates("text", keep="first")
     data = data[~data["text"].isin(set(evaluation["text"]))].reset_index(drop=True)
-    fit, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
-    X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
-    X_val = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
-    result = train_head(
-        X_fit,
-        fit["label"],
-        X_val,
-        inner_val["label"],
+    result = train_on_inner_split(
+        data,
+        encoder,
+        cache,
         seed=seed,
+        progress=progress,
         lr=LEARNING_RATE,
         batch_size=BATCH_SIZE,
     )
