@@ -8,8 +8,9 @@ import logging
 from pathlib import Path
 
 from dikkat.models.encoder import SentenceEncoder
-from dikkat.models.head import HeadLoadError, HeadMismatchError, load_head
+from dikkat.models.head import HeadLoadError, HeadMismatchError
 from dikkat.storage.store import Store
+from dikkat.training.retrain import load_head_for
 from dikkat.training.serving import HeadServer
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,8 @@ class ActiveHeadWatcher:
         if active.id in self._unservable:
             return False
         try:
-            head, _ = await asyncio.to_thread(
-                load_head,
-                Path(active.path),
-                encoder_id=self.encoder.encoder_id,
-                dim=self.encoder.dim,
-                pooling=self.encoder.pooling,
-                device=self.encoder.device,
-                sha256=active.sha256,
+            head = await asyncio.to_thread(
+                load_head_for, Path(active.path), self.encoder, sha256=active.sha256
             )
         except (HeadLoadError, HeadMismatchError) as error:
             self._unservable.add(active.id)

@@ -56,6 +56,22 @@ def seed_split(seed: int = EVAL_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     return split_train_val(load_labelled_csv(seed_corpus_path()), EVAL_FRACTION, seed)
 
 
+def load_head_for(
+    path: Path, encoder: SentenceEncoder, *, sha256: str | None = None
+) -> SentimentHead:
+    """A stored head checked against `encoder` (id, dimension, pooling) and `sha256`, on the
+    encoder's device. Raises HeadLoadError or HeadMismatchError."""
+    head, _ = load_head(
+        path,
+        encoder_id=encoder.encoder_id,
+        dim=encoder.dim,
+        pooling=encoder.pooling,
+        device=encoder.device,
+        sha256=sha256,
+    )
+    return head
+
+
 def head_versions_dir(settings: Settings) -> Path:
     """Where head versions live."""
     return settings.model_dir / "heads"
@@ -265,15 +281,7 @@ class RetrainJob:
         return activated
 
     def _load(self, path: Path, sha256: str | None = None) -> SentimentHead:
-        head, _ = load_head(
-            path,
-            encoder_id=self.encoder.encoder_id,
-            dim=self.encoder.dim,
-            pooling=self.encoder.pooling,
-            device=self.encoder.device,
-            sha256=sha256,
-        )
-        return head
+        return load_head_for(path, self.encoder, sha256=sha256)
 
     async def _execute(self, run_id: int, trigger: str, on_done: OnDone | None) -> RetrainRun:
         heartbeat = asyncio.create_task(self._renew_lease(run_id), name=f"lease-{run_id}")
@@ -437,8 +445,8 @@ async def ensure_active_head(
         fallbacks.sort(key=lambda v: v.activated_at or 0.0, reverse=True)
         for version in [active, *fallbacks]:
             try:
-                head, _ = await asyncio.to_thread(
-                    load_head, Path(version.path), sha256=version.sha256, **checks
+                head = await asyncio.to_thread(
+                    load_head_for, Path(version.path), encoder, sha256=version.sha256
                 )
             except (HeadLoadError, HeadMismatchError) as error:
                 log.error("head #%d cannot be served: %s", version.id, error)
