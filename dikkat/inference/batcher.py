@@ -302,8 +302,12 @@ class DynamicBatcher(Generic[T, R]):
         return batch, full or len(batch) < len(self._queue)
 
     def _wait_remaining(self, oldest: _Pending[T, R]) -> float:
-        """Seconds to hold a partial batch; 0 when the oldest item arrived at an idle service."""
-        if self._last_done is None or oldest.enqueued - self._last_done >= self.max_wait:
+        """Seconds to hold a partial batch for company.
+
+        Only an item that queued behind a running batch (load: work was left behind) is held,
+        at most `max_wait` from its arrival; one that arrives at an idle model runs at once.
+        """
+        if self._last_done is None or oldest.enqueued >= self._last_done:
             return 0.0
         return oldest.enqueued + self.max_wait - time.monotonic()
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.encoder import SentenceEncoder, TokenizedText
 from dikkat.models.head import LABELS, SentimentHead
 from dikkat.storage.features import text_hash
 
@@ -73,30 +73,25 @@ class SentimentPipeline:
             raise ValueError(f"head expects {head.dim} features, encoder gives {self.encoder.dim}")
         self._active = _ActiveHead(head.to(self.encoder.device).eval(), version)
 
-    def cost(self, text: str) -> tuple[int, bool]:
-        """Token count after truncation (the batching cost) and whether truncation happened."""
-        (n,) = self.encoder.token_counts([text])
-        if n < self.encoder.max_length:
-            return n, False
-        ids = self.encoder.tokenizer(
-            self.encoder.text_prefix + text, truncation=True, max_length=self.encoder.max_length + 1
-        )
-        return n, len(ids["input_ids"]) > self.encoder.max_length
+    def tokenize(self, text: str) -> TokenizedText:
+        """Tokenize once: the ids travel with the request into the batch (count = cost)."""
+        return self.encoder.tokenize(text)
 
-    def predict_batch(self, texts: list[str]) -> list[SentimentResult]:
-        """One encoder forward and one head forward for the whole batch."""
+    def predict_batch(self, items: list[TokenizedText]) -> list[SentimentResult]:
+        """One encoder forward and one head forward for the whole batch of tokenized texts."""
         active = self._active
-        features = self.encoder.encode(texts)  # (B, dim)
+        features = self.encoder.encode_tokenized(items)  # (B, dim)
         probabilities = active.head.predict_proba(features)  # (B, 3)
         results = []
-        for text, vector, row in zip(texts, features, probabilities, strict=True):
-            self.recent.put(text_hash(text), vector)
+        for item, vector, row in zip(items, features, probabilities, strict=True):
+            self.recent.put(text_hash(item.text), vector)
             best = int(np.argmax(row))
             results.append(
                 SentimentResult(
                     label=LABELS[best],
                     probabilities={label: float(p) for label, p in zip(LABELS, row, strict=True)},
                     head_version=active.version,
+                    truncated=item.truncated,
                 )
             )
         return results

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -121,9 +120,8 @@ class InferenceService:
     async def sentiment(self, text: str) -> SentimentResult:
         """Label and probabilities of one cleaned text (long texts are truncated, and say so)."""
         self._sentiment.check_capacity()  # refuse before tokenizing: "busy" must be instant
-        cost, truncated = self.sentiment_pipeline.cost(text)
-        result = await self._sentiment.submit(text, cost=cost)
-        return dataclasses.replace(result, truncated=truncated) if truncated else result
+        tokens = self.sentiment_pipeline.tokenize(text)
+        return await self._sentiment.submit(tokens, cost=tokens.cost)
 
     async def encoder_attention(self, text: str) -> EncoderAttention:
         """The encoder's attention over the first tokens of `text`."""

@@ -6,6 +6,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +28,20 @@ OFFLINE_ID = E5_ID
 OFFLINE_ALIASES = frozenset({E5_ID, "e5", "offline"})
 E5_PREFIX = "query: "
 DEFAULT_MODEL_DIR = Path("var/models")
+
+
+@dataclass(frozen=True)
+class TokenizedText:
+    """A text's token ids (prefix and special tokens included), cut to the encoder's max length."""
+
+    text: str
+    input_ids: tuple[int, ...]
+    truncated: bool
+
+    @property
+    def cost(self) -> int:
+        """Token count after truncation: the batching cost."""
+        return len(self.input_ids)
 
 
 class EncoderLoadError(RuntimeError):
@@ -92,27 +108,24 @@ class SentenceEncoder:
         key = f"{self.encoder_id}|{self.pooling}|{self.max_length}"
         return f"{key}|{self.text_prefix}" if self.text_prefix else key
 
-    def _prefixed(self, texts: list[str]) -> list[str]:
-        return [self.text_prefix + text for text in texts] if self.text_prefix else list(texts)
-
-    def _batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(
-            self._prefixed(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        return {key: value.to(self.device) for key, value in batch.items()}
+    def tokenize(self, text: str) -> TokenizedText:
+        """Token ids of one text, truncated to max_length, and whether the cut dropped tokens."""
+        limit = self.max_length
+        ids = self.tokenizer(self.text_prefix + text, truncation=True, max_length=limit + 1)[
+            "input_ids"
+        ]
+        if len(ids) <= limit:
+            return TokenizedText(text, tuple(ids), False)
+        special = self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+        tail = 0
+        while tail < len(special) and special[len(special) - 1 - tail]:
+            tail += 1
+        # the same ids as truncating at `limit`: drop the last body token, keep closing specials
+        return TokenizedText(text, tuple(ids[: limit - tail]) + tuple(ids[len(ids) - tail :]), True)
 
     def token_counts(self, texts: list[str]) -> list[int]:
         """Token counts after truncation (special tokens included): the batching cost."""
-        if not texts:
-            return []
-        ids = self.tokenizer(self._prefixed(texts), truncation=True, max_length=self.max_length)[
-            "input_ids"
-        ]
-        return [len(row) for row in ids]
+        return [self.tokenize(text).cost for text in texts]
 
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, C) hidden states + (B, T) mask -> (B, C) sentence vectors."""
@@ -121,14 +134,25 @@ class SentenceEncoder:
         weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Pooled features of one padded batch: (n, dim) float32."""
-        if not texts:
+        return self.encode_tokenized([self.tokenize(text) for text in texts])
+
+    def encode_tokenized(self, items: Sequence[TokenizedText]) -> np.ndarray:
+        """Pooled features of already tokenized texts, padded to the longest: (n, dim) float32."""
+        if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = self._batch(list(texts))
+        width = max(item.cost for item in items)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, item in enumerate(items):
+            input_ids[row, : item.cost] = torch.tensor(item.input_ids, dtype=torch.long)
+            mask[row, : item.cost] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         with self._lock, torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state  # (B, T, C)
-            pooled = self.pool(hidden, batch["attention_mask"])
+            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            pooled = self.pool(hidden, mask)  # (B, C)
         return pooled.float().cpu().numpy()
 
     def attentions(self, text: str, max_tokens: int = 32) -> tuple[list[str], np.ndarray]:

@@ -162,6 +162,16 @@ async def test_lone_request_on_idle_batcher_runs_at_once() -> None:
     assert model.batches == [[1]]
 
 
+async def test_request_right_after_a_batch_runs_at_once_when_nothing_queued_behind_it() -> None:
+    model = Model()
+    batcher = DynamicBatcher(model, name=unique_name(), max_wait_ms=60_000)
+    async with running(batcher):
+        async with asyncio.timeout(GUARD_S):  # a 60 s hold for company would blow this
+            for item in (1, 2, 3):  # a closed loop of one client: each arrives at an idle model
+                assert await batcher.submit(item) == 2 * item
+    assert model.batches == [[1], [2], [3]]
+
+
 async def test_busy_batcher_waits_until_batch_is_full() -> None:
     model = Model(block_first=True)
     batcher = DynamicBatcher(model, name=unique_name(), max_batch_size=3, max_wait_ms=60_000)

@@ -51,6 +51,25 @@ def test_truncation_to_max_length(tiny_bert_dir: Path) -> None:
     assert enc.feature_key == f"{enc.encoder_id}|mean|8"
 
 
+def test_tokenize_once_matches_the_tokenizers_own_truncation_and_batch_encoding(
+    tiny_bert_dir: Path,
+) -> None:
+    enc = load_encoder(str(tiny_bert_dir), max_length=8, device="cpu")
+    texts = [" ".join(["film"] * 500), "bu film", "kotu urun", "bu film cok guzel bu film cok"]
+    items = [enc.tokenize(text) for text in texts]
+    for text, item in zip(texts, items, strict=True):
+        own = enc.tokenizer(text, truncation=True, max_length=8)["input_ids"]
+        assert list(item.input_ids) == own and item.cost == len(own)
+        assert item.truncated == (len(enc.tokenizer(text)["input_ids"]) > 8)
+    assert [item.truncated for item in items] == [True, False, False, True]
+    batch = enc.tokenizer(texts, padding=True, truncation=True, max_length=8, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = enc.model(**batch).last_hidden_state
+    expected = enc.pool(hidden, batch["attention_mask"]).numpy()
+    np.testing.assert_allclose(enc.encode_tokenized(items), expected, atol=1e-6)
+    np.testing.assert_allclose(enc.encode(texts), expected, atol=1e-6)
+
+
 def test_attentions_shape_and_rows_sum_to_one(tiny_bert_dir: Path) -> None:
     enc = load_encoder(str(tiny_bert_dir), device="cpu")
     tokens, attn = enc.attentions("bu film cok guzel bu film cok guzel", max_tokens=6)
