@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dikkat.hashing import text_hash
 from dikkat.models.encoder import SentenceEncoder, TokenizedText
 from dikkat.models.head import LABELS, SentimentHead
-from dikkat.storage.features import text_hash
 
 
 @dataclass(frozen=True)

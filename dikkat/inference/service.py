@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from dikkat.config import Settings
+from dikkat.hashing import text_hash
 from dikkat.inference.batcher import DynamicBatcher
 from dikkat.inference.sentiment import SentimentPipeline, SentimentResult
 from dikkat.models.explain import ExplainTrace, explain_trace
 from dikkat.models.head import SentimentHead
 from dikkat.models.sorter import SEQUENCE_LENGTH, Sorter, SortTrace
-from dikkat.storage.features import text_hash
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterable
@@ -10,14 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dikkat.hashing import text_hash
 from dikkat.storage.schema import connect_sync
 
 _CHUNK = 500
-
-
-def text_hash(text: str) -> str:
-    """Stable key of a text (sha256 of its UTF-8 bytes)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+__all__ = ["FeatureCache", "text_hash"]
 
 
 class FeatureCache:

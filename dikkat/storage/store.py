@@ -18,7 +18,7 @@ from typing import Any, Literal
 import aiosqlite
 import numpy as np
 
-from dikkat.storage.features import text_hash
+from dikkat.hashing import text_hash
 from dikkat.storage.schema import (
     BUSY_TIMEOUT_MS,
     PRAGMAS,

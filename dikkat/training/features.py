@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dikkat.storage.features import FeatureCache, text_hash
+from dikkat.hashing import text_hash
+from dikkat.storage.features import FeatureCache
 
 if TYPE_CHECKING:
     from dikkat.models.encoder import SentenceEncoder
