@@ -1,0 +1,118 @@
+"""The Store's connections: opening and migrating the database, transactions and reads."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Self
+
+import aiosqlite
+
+from dikkat.storage.records import DatabaseOpenError
+from dikkat.storage.schema import (
+    BUSY_TIMEOUT_MS,
+    PRAGMAS,
+    migration_script,
+    pending_migrations,
+)
+
+
+class StoreBase:
+    """One writer connection (serialised transactions) and one query-only reader connection."""
+
+    def __init__(
+        self, conn: aiosqlite.Connection, path: Path, reader: aiosqlite.Connection | None = None
+    ) -> None:
+        self._conn = conn
+        self._reader = reader or conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+        self._languages: dict[tuple[str, str], str | None] = {}
+
+    @classmethod
+    async def open(cls, path: Path) -> Self:
+        """Open (creating if needed) the database and bring its schema up to date.
+
+        Raises DatabaseOpenError naming the file; the connection's thread is closed first.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+        except (OSError, sqlite3.Error) as error:
+            raise DatabaseOpenError(_open_hint(path, error)) from error
+        try:
+            conn.row_factory = aiosqlite.Row
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
+            async with conn.execute("PRAGMA user_version") as cursor:
+                (version,) = await cursor.fetchone()
+            for target, script in pending_migrations(version):
+                await conn.executescript(migration_script(target, script))
+            # Reads get their own connection: in WAL mode they never wait behind a write
+            # that is itself waiting for another process's lock.
+            reader = await aiosqlite.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
+        except BaseException as error:
+            await conn.close()
+            if isinstance(error, sqlite3.Error | OSError):
+                raise DatabaseOpenError(_open_hint(path, error)) from error
+            raise
+        try:
+            reader.row_factory = aiosqlite.Row
+            await reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await reader.close()
+            await conn.close()
+            raise
+        return cls(conn, path, reader)
+
+    async def close(self) -> None:
+        """Close the connections (pending writes are already committed)."""
+        if self._reader is not self._conn:
+            await self._reader.close()
+        await self._conn.close()
+
+    async def schema_version(self) -> int:
+        """The database's `PRAGMA user_version`."""
+        return int((await self._one("PRAGMA user_version"))[0])
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        return (await self._one("SELECT 1"))[0] == 1
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._reader.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._reader.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+
+def _open_hint(path: Path, error: BaseException) -> str:
+    """One line: which file, what went wrong, what to do."""
+    text = str(error)
+    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
+        advice = "make the file and its folder writable for this user, or set DIKKAT_DB_PATH"
+    elif "not a database" in text or "malformed" in text:
+        advice = "it is not a usable SQLite database: restore a backup or set DIKKAT_DB_PATH"
+    else:
+        advice = "check the path and permissions, or set DIKKAT_DB_PATH"
+    return f"cannot open the database {path}: {text}; {advice}"
