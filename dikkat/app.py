@@ -32,11 +32,14 @@ class App:
         *,
         encoder: SentenceEncoder | None = None,
         sorter: Sorter | None = None,
+        store: Store | None = None,
     ) -> None:
-        """`encoder` and `sorter` replace the ones the settings would load (tests, benchmarks)."""
+        """`encoder`, `sorter` and `store` replace what the settings would load or open (tests,
+        benchmarks); a given store stays open after `stop`: its opener closes it."""
         self.settings = settings
         self._given_encoder = encoder
         self._given_sorter = sorter
+        self._given_store = store
         self.store: Store | None = None
         self.cache: FeatureCache | None = None
         self.service: InferenceService | None = None
@@ -57,7 +60,7 @@ class App:
 
     async def _start(self) -> Router:
         settings = self.settings
-        self.store = await Store.open(settings.db_path)
+        self.store = self._given_store or await Store.open(settings.db_path)
         interrupted = await self.store.fail_unfinished_runs()
         if interrupted:
             log.warning("%d retrain run(s) were interrupted by the last stop", interrupted)
@@ -102,7 +105,7 @@ class App:
             await service.stop()
         if cache is not None:
             cache.close()
-        if store is not None:
+        if store is not None and store is not self._given_store:
             await store.close()
 
     async def health(self) -> tuple[bool, dict[str, Any]]:

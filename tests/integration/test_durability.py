@@ -44,3 +44,22 @@ def test_sigkill_while_writing_feedback_loses_no_acknowledged_vote(tmp_path: Pat
     stored = {row[0] for row in rows}
     assert set(acknowledged) <= stored
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+async def test_an_app_given_a_store_serves_from_it_and_leaves_it_open(
+    settings, minilm_encoder, seed_features_db: Path
+) -> None:
+    import shutil
+
+    from dikkat.app import App
+    from dikkat.storage.store import Store
+
+    shutil.copy(seed_features_db, settings.db_path)
+    store = await Store.open(settings.db_path)
+    try:
+        async with App(settings, encoder=minilm_encoder, store=store) as app:
+            assert app.store is store
+            assert (await store.active_version(minilm_encoder.feature_key)) is not None
+        assert await store.ping()  # the App did not close what it did not open
+    finally:
+        await store.close()
