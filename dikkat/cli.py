@@ -426,7 +426,7 @@ def retrain(
     if as_json:
         typer.echo(json.dumps(run.as_json(), ensure_ascii=False))
     else:
-        from dikkat.bot.admin import outcome_text
+        from dikkat.bot.commands.admin import outcome_text
 
         typer.echo(outcome_text(run, "en"))
     if run.status == "failed":

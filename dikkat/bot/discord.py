@@ -15,10 +15,11 @@ import discord
 from discord import app_commands
 from discord.app_commands import TranslationContextLocation, TranslationContextTypes
 
-from dikkat.bot.i18n import normalise_language, t
+from dikkat.bot.i18n import ARGUMENT_HELP, t
 from dikkat.bot.text import split_text
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
 from dikkat.config import Settings
+from dikkat.i18n import normalise_language
 
 if TYPE_CHECKING:
     from dikkat.bot.router import Router
@@ -33,11 +34,14 @@ CUSTOM_ID_PREFIX = "dikkat:"
 
 @dataclass(frozen=True)
 class Argument:
-    """The one `text` parameter of a slash command, described in English and Turkish."""
+    """The one `text` parameter of a slash command; its description is in ARGUMENT_HELP."""
 
     required: bool
-    en: str
-    tr: str
+    key: str = "other"
+
+    def description(self, lang: str) -> str:
+        """The parameter's description in `lang`."""
+        return ARGUMENT_HELP.text(self.key, lang)
 
 
 # Which commands take text; a command missing here gets DEFAULT_ARGUMENT.
@@ -48,20 +52,14 @@ ARGUMENTS: dict[str, Argument | None] = {
     "retrain": None,
     "models": None,
     "stats": None,
-    "sort": Argument(
-        True, "six letters over A, B and C, e.g. CBABBC", "A, B, C'den 6 harf: CBABBC"
-    ),
-    "sentiment": Argument(True, "a Turkish sentence", "Türkçe bir cümle"),
-    "attention": Argument(
-        False,
-        "letters like CBABBC or a sentence; empty for the worked example",
-        "CBABBC gibi harfler ya da bir cümle; boş: adım adım örnek",
-    ),
-    "explain": Argument(False, "a Turkish sentence", "Türkçe bir cümle"),
-    "lang": Argument(False, "tr or en", "tr ya da en"),
-    "rollback": Argument(True, "the model version to go back to", "dönülecek model sürümü"),
+    "sort": Argument(True, "sort"),
+    "sentiment": Argument(True, "sentiment"),
+    "attention": Argument(False, "attention"),
+    "explain": Argument(False, "explain"),
+    "lang": Argument(False, "lang"),
+    "rollback": Argument(True, "rollback"),
 }
-DEFAULT_ARGUMENT = Argument(False, "optional text", "isteğe bağlı metin")
+DEFAULT_ARGUMENT = Argument(False)
 # Deferred answers to these are ephemeral (a fast answer follows Reply.private instead).
 PRIVATE_COMMANDS = frozenset({"forget", "retrain", "models", "rollback", "stats"})
 
@@ -128,7 +126,7 @@ class MenuTranslator(app_commands.Translator):
             return shorten(description) if description else None
         if context.location is TranslationContextLocation.parameter_description:
             argument = ARGUMENTS.get(context.data.command.name, DEFAULT_ARGUMENT)
-            return argument.tr if argument else None
+            return argument.description("tr") if argument else None
         return None
 
 
@@ -176,7 +174,9 @@ class DikkatDiscord(discord.Client):
             name=name, description=shorten(description), callback=callback
         )
         if argument is not None:
-            command = app_commands.describe(text=app_commands.locale_str(argument.en))(command)
+            command = app_commands.describe(
+                text=app_commands.locale_str(argument.description("en"))
+            )(command)
         return command
 
     async def setup_hook(self) -> None:

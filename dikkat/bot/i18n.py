@@ -1,268 +1,305 @@
-"""Every message the bot says, in Turkish (default) and English."""
+"""The bot's catalogs: every reply, command and argument description, in Turkish and English."""
 
 from __future__ import annotations
 
-LANGUAGES = ("tr", "en")
-DEFAULT_LANGUAGE = "tr"
+from dikkat.i18n import Catalog
 
-MESSAGES: dict[str, dict[str, str]] = {
-    "start": {
-        "tr": (
-            "Merhaba, ben Dikkat 👋 Transformer modellerini elinizin altına getiriyorum.\n"
-            "Türkçe bir cümlenin duygusunu söyleyebilir, harfleri küçük bir GPT ile sıralayabilir "
-            "ve dikkat (self-attention) mekanizmasını resimle gösterebilirim.\n"
-            "Komutlar için /help yazın."
-        ),
-        "en": (
-            "Hi, I'm Dikkat 👋 I put transformer models in your hands.\n"
-            "I can tell the sentiment of a Turkish sentence, sort letters with a tiny GPT "
-            "and show self-attention as a picture.\n"
-            "Type /help for the commands."
-        ),
-    },
-    "help_header": {"tr": "Komutlar:", "en": "Commands:"},
-    "help_admin_header": {"tr": "Yönetici komutları:", "en": "Admin commands:"},
-    "sort_usage": {
-        "tr": (
-            "Lütfen yalnızca A, B ve C harflerinden oluşan tam 6 harf gönderin.\n"
-            "Örnek: /sort CBABBC"
-        ),
-        "en": "Please send exactly 6 letters, using only A, B and C.\nExample: /sort CBABBC",
-    },
-    "sort_result": {
-        "tr": "🔤 {letters} → {answer}\n(85.584 parametreli küçük GPT sıraladı)",
-        "en": "🔤 {letters} → {answer}\n(sorted by an 85,584-parameter tiny GPT)",
-    },
-    "sentiment_usage": {
-        "tr": (
-            "Duygusunu söylememi istediğiniz metni yazın.\nÖrnek: /sentiment Kargo çok hızlı geldi"
-        ),
-        "en": "Write the text whose sentiment you want.\nExample: /sentiment Kargo çok hızlı geldi",
-    },
-    "sentiment_result": {
-        "tr": "{emoji} {label} (%{confidence})",
-        "en": "{emoji} {label} ({confidence}%)",
-    },
-    "sentiment_ask_feedback": {
-        "tr": "Yanlışsa doğrusunu seçin:",
-        "en": "If this is wrong, pick the right one:",
-    },
-    "text_truncated": {
-        "tr": "(Metin uzundu; yalnızca başına baktım.)",
-        "en": "(The text was long; I only looked at its beginning.)",
-    },
-    "feedback_created": {
-        "tr": 'Teşekkürler! "{label}" olarak kaydettim.',
-        "en": 'Thanks! Saved as "{label}".',
-    },
-    "feedback_changed": {
-        "tr": 'Oyunuzu "{label}" olarak değiştirdim.',
-        "en": 'Changed your vote to "{label}".',
-    },
-    "feedback_unchanged": {
-        "tr": 'Bu oyu zaten vermiştiniz: "{label}".',
-        "en": 'You already voted "{label}".',
-    },
-    "feedback_missing": {
-        "tr": "Bu tahmin artık kayıtlı değil (silinmiş olabilir).",
-        "en": "This prediction is no longer stored (it may have been deleted).",
-    },
-    "lang_usage": {
-        "tr": "Dil şu an Türkçe. Değiştirmek için: /lang en (English) veya /lang tr (Türkçe)",
-        "en": "The language is English now. To change it: /lang tr (Türkçe) or /lang en (English)",
-    },
-    "lang_set": {"tr": "Tamam, artık Türkçe konuşuyorum.", "en": "OK, I'll speak English now."},
-    "forget_done": {
-        "tr": "Sizinle ilgili kayıtlar silindi: {predictions} tahmin, {feedback} geri bildirim.",
-        "en": "Deleted what was stored about you: {predictions} predictions, {feedback} votes.",
-    },
-    "slow_down": {
-        "tr": "Biraz yavaş lütfen 🙂 {seconds} saniye sonra tekrar deneyin.",
-        "en": "Please slow down 🙂 Try again in {seconds} seconds.",
-    },
-    "admin_only": {
-        "tr": "Üzgünüm, bu komutu yalnızca yöneticiler kullanabilir.",
-        "en": "Sorry, only admins can use this command.",
-    },
-    "retrain_started": {
-        "tr": "Yeniden eğitim #{run_id} başladı; bitince sonucu buraya yazacağım.",
-        "en": "Retraining run #{run_id} started; I'll post the result here when it ends.",
-    },
-    "retrain_busy": {
-        "tr": "Bir yeniden eğitim zaten sürüyor; lütfen bitmesini bekleyin.",
-        "en": "A retraining run is already in progress; please wait for it to finish.",
-    },
-    "retrain_unavailable": {
-        "tr": "Yeniden eğitim bu kurulumda kullanılamıyor.",
-        "en": "Retraining is not available in this set-up.",
-    },
-    "retrain_result": {
-        "tr": "Yeniden eğitim #{run_id}: {status}. Geri bildirim: {n_feedback}. "
-        "Makro-F1 önce {before}; sonra {after}.",
-        "en": "Retraining run #{run_id}: {status}. Feedback: {n_feedback}. "
-        "Macro-F1 before {before}; after {after}.",
-    },
-    "scores_fixed": {"tr": "sabit küme {f1}", "en": "fixed set {f1}"},
-    "scores_feedback": {
-        "tr": "ayrılmış geri bildirim {f1} (n={n})",
-        "en": "held-out feedback {f1} (n={n})",
-    },
-    "retrain_failed": {
-        "tr": "Yeniden eğitim #{run_id} başarısız oldu: {error}. Etkin model değişmedi.",
-        "en": "Retraining run #{run_id} failed: {error}. The active model is unchanged.",
-    },
-    "models_header": {"tr": "Model sürümleri ({encoder}):", "en": "Model versions ({encoder}):"},
-    "models_empty": {"tr": "Henüz kayıtlı model sürümü yok.", "en": "No model versions yet."},
-    "rollback_usage": {
-        "tr": "Hangi sürüm? Örnek: /rollback 2 (sürümler için /models)",
-        "en": "Which version? Example: /rollback 2 (see /models)",
-    },
-    "rollback_damaged": {
-        "tr": "#{version} sürümünün dosyası bozuk ya da değişmiş; etkin model değişmedi.",
-        "en": "The file of version #{version} is damaged or changed; the active model stays.",
-    },
-    "rollback_done": {
-        "tr": "Sürüm #{version} artık etkin.",
-        "en": "Version #{version} is active now.",
-    },
-    "rollback_unknown": {
-        "tr": "#{version} numaralı, bu kodlayıcıya ait bir sürüm yok.",
-        "en": "There is no version #{version} for this encoder.",
-    },
-    "stats": {
-        "tr": "Tahminler: {predictions}\nGeri bildirim: {feedback}\nSon eğitim: {last_run}",
-        "en": "Predictions: {predictions}\nFeedback: {feedback}\nLast retraining: {last_run}",
-    },
-    "none": {"tr": "yok", "en": "none"},
-    "attention_usage": {
-        "tr": (
-            "Kullanım: /attention (örnek hesap), /attention CBABBC (küçük GPT) veya "
-            "/attention Bu film harikaydı (kodlayıcı)."
-        ),
-        "en": (
-            "Usage: /attention (worked example), /attention CBABBC (tiny GPT) or "
-            "/attention Bu film harikaydı (encoder)."
-        ),
-    },
-    "explain_usage": {
-        "tr": "Lütfen A, B ve C harflerinden oluşan tam 6 harf gönderin.\nÖrnek: /explain CBABBC",
-        "en": "Please send exactly 6 letters, using only A, B and C.\nExample: /explain CBABBC",
-    },
-    "attention_sentiment": {
-        "tr": "Duygu: {emoji} {label} (%{confidence})",
-        "en": "Sentiment: {emoji} {label} ({confidence}%)",
-    },
-    "unknown_command": {
-        "tr": "Bu komutu tanımıyorum: /{command}. Komutların listesi için /help yazın.",
-        "en": "I don't know the command /{command}. Type /help for the list of commands.",
-    },
-    "busy": {
-        "tr": "Şu an çok yoğunum, lütfen birazdan tekrar deneyin. ⏳",
-        "en": "I'm busy right now, please try again in a moment. ⏳",
-    },
-    "timeout": {
-        "tr": "Bu istek çok uzun sürdü, lütfen tekrar deneyin.",
-        "en": "That request took too long, please try again.",
-    },
-    "internal_error": {
-        "tr": "Üzgünüm, bir şeyler ters gitti. Lütfen tekrar deneyin.",
-        "en": "Sorry, something went wrong. Please try again.",
-    },
-    "store_busy": {
-        "tr": "Oyunuzu şu an kaydedemedim (veritabanı meşgul). Lütfen birazdan tekrar deneyin.",
-        "en": "I couldn't save your vote just now (the database is busy). Please try again.",
-    },
-    "unknown_button": {
-        "tr": "Bu düğme artık geçerli değil.",
-        "en": "This button is no longer valid.",
-    },
-    "unavailable": {
-        "tr": "Bu özellik şu an kullanılamıyor.",
-        "en": "This feature is not available right now.",
-    },
-}
+MESSAGES = Catalog(
+    {
+        "start": {
+            "tr": (
+                "Merhaba, ben Dikkat 👋 Transformer modellerini elinizin altına "
+                "getiriyorum.\nTürkçe bir cümlenin duygusunu söyleyebilir, harfleri küçük bir GPT "
+                "ile sıralayabilir ve dikkat (self-attention) mekanizmasını resimle "
+                "gösterebilirim.\nKomutlar için /help yazın."
+            ),
+            "en": (
+                "Hi, I'm Dikkat 👋 I put transformer models in your hands.\nI can tell the "
+                "sentiment of a Turkish sentence, sort letters with a tiny GPT and show "
+                "self-attention as a picture.\nType /help for the commands."
+            ),
+        },
+        "help_header": {"tr": "Komutlar:", "en": "Commands:"},
+        "help_admin_header": {"tr": "Yönetici komutları:", "en": "Admin commands:"},
+        "sort_usage": {
+            "tr": (
+                "Lütfen yalnızca A, B ve C harflerinden oluşan tam 6 harf gönderin.\nÖrnek: /sort "
+                "CBABBC"
+            ),
+            "en": "Please send exactly 6 letters, using only A, B and C.\nExample: /sort CBABBC",
+        },
+        "sort_result": {
+            "tr": "🔤 {letters} → {answer}\n(85.584 parametreli küçük GPT sıraladı)",
+            "en": "🔤 {letters} → {answer}\n(sorted by an 85,584-parameter tiny GPT)",
+        },
+        "sentiment_usage": {
+            "tr": (
+                "Duygusunu söylememi istediğiniz metni yazın.\nÖrnek: /sentiment Kargo çok hızlı "
+                "geldi"
+            ),
+            "en": (
+                "Write the text whose sentiment you want.\nExample: /sentiment Kargo çok hızlı "
+                "geldi"
+            ),
+        },
+        "sentiment_result": {
+            "tr": "{emoji} {label} (%{confidence})",
+            "en": "{emoji} {label} ({confidence}%)",
+        },
+        "sentiment_ask_feedback": {
+            "tr": "Yanlışsa doğrusunu seçin:",
+            "en": "If this is wrong, pick the right one:",
+        },
+        "text_truncated": {
+            "tr": "(Metin uzundu; yalnızca başına baktım.)",
+            "en": "(The text was long; I only looked at its beginning.)",
+        },
+        "feedback_created": {
+            "tr": 'Teşekkürler! "{label}" olarak kaydettim.',
+            "en": 'Thanks! Saved as "{label}".',
+        },
+        "feedback_changed": {
+            "tr": 'Oyunuzu "{label}" olarak değiştirdim.',
+            "en": 'Changed your vote to "{label}".',
+        },
+        "feedback_unchanged": {
+            "tr": 'Bu oyu zaten vermiştiniz: "{label}".',
+            "en": 'You already voted "{label}".',
+        },
+        "feedback_missing": {
+            "tr": "Bu tahmin artık kayıtlı değil (silinmiş olabilir).",
+            "en": "This prediction is no longer stored (it may have been deleted).",
+        },
+        "lang_usage": {
+            "tr": "Dil şu an Türkçe. Değiştirmek için: /lang en (English) veya /lang tr (Türkçe)",
+            "en": (
+                "The language is English now. To change it: /lang tr (Türkçe) or /lang en (English)"
+            ),
+        },
+        "lang_set": {"tr": "Tamam, artık Türkçe konuşuyorum.", "en": "OK, I'll speak English now."},
+        "forget_done": {
+            "tr": (
+                "Sizinle ilgili kayıtlar silindi: {predictions} tahmin, {feedback} geri bildirim."
+            ),
+            "en": "Deleted what was stored about you: {predictions} predictions, {feedback} votes.",
+        },
+        "slow_down": {
+            "tr": "Biraz yavaş lütfen 🙂 {seconds} saniye sonra tekrar deneyin.",
+            "en": "Please slow down 🙂 Try again in {seconds} seconds.",
+        },
+        "admin_only": {
+            "tr": "Üzgünüm, bu komutu yalnızca yöneticiler kullanabilir.",
+            "en": "Sorry, only admins can use this command.",
+        },
+        "retrain_started": {
+            "tr": "Yeniden eğitim #{run_id} başladı; bitince sonucu buraya yazacağım.",
+            "en": "Retraining run #{run_id} started; I'll post the result here when it ends.",
+        },
+        "retrain_busy": {
+            "tr": "Bir yeniden eğitim zaten sürüyor; lütfen bitmesini bekleyin.",
+            "en": "A retraining run is already in progress; please wait for it to finish.",
+        },
+        "retrain_unavailable": {
+            "tr": "Yeniden eğitim bu kurulumda kullanılamıyor.",
+            "en": "Retraining is not available in this set-up.",
+        },
+        "retrain_result": {
+            "tr": (
+                "Yeniden eğitim #{run_id}: {status}. Geri bildirim: {n_feedback}. Makro-F1 önce "
+                "{before}; sonra {after}."
+            ),
+            "en": (
+                "Retraining run #{run_id}: {status}. Feedback: {n_feedback}. Macro-F1 before "
+                "{before}; after {after}."
+            ),
+        },
+        "scores_fixed": {"tr": "sabit küme {f1}", "en": "fixed set {f1}"},
+        "scores_feedback": {
+            "tr": "ayrılmış geri bildirim {f1} (n={n})",
+            "en": "held-out feedback {f1} (n={n})",
+        },
+        "retrain_failed": {
+            "tr": "Yeniden eğitim #{run_id} başarısız oldu: {error}. Etkin model değişmedi.",
+            "en": "Retraining run #{run_id} failed: {error}. The active model is unchanged.",
+        },
+        "models_header": {
+            "tr": "Model sürümleri ({encoder}):",
+            "en": "Model versions ({encoder}):",
+        },
+        "models_empty": {"tr": "Henüz kayıtlı model sürümü yok.", "en": "No model versions yet."},
+        "rollback_usage": {
+            "tr": "Hangi sürüm? Örnek: /rollback 2 (sürümler için /models)",
+            "en": "Which version? Example: /rollback 2 (see /models)",
+        },
+        "rollback_damaged": {
+            "tr": "#{version} sürümünün dosyası bozuk ya da değişmiş; etkin model değişmedi.",
+            "en": "The file of version #{version} is damaged or changed; the active model stays.",
+        },
+        "rollback_done": {
+            "tr": "Sürüm #{version} artık etkin.",
+            "en": "Version #{version} is active now.",
+        },
+        "rollback_unknown": {
+            "tr": "#{version} numaralı, bu kodlayıcıya ait bir sürüm yok.",
+            "en": "There is no version #{version} for this encoder.",
+        },
+        "stats": {
+            "tr": "Tahminler: {predictions}\nGeri bildirim: {feedback}\nSon eğitim: {last_run}",
+            "en": "Predictions: {predictions}\nFeedback: {feedback}\nLast retraining: {last_run}",
+        },
+        "none": {"tr": "yok", "en": "none"},
+        "attention_usage": {
+            "tr": (
+                "Kullanım: /attention (örnek hesap), /attention CBABBC (küçük GPT) veya /attention "
+                "Bu film harikaydı (kodlayıcı)."
+            ),
+            "en": (
+                "Usage: /attention (worked example), /attention CBABBC (tiny GPT) or /attention Bu "
+                "film harikaydı (encoder)."
+            ),
+        },
+        "explain_usage": {
+            "tr": (
+                "Lütfen A, B ve C harflerinden oluşan tam 6 harf gönderin.\nÖrnek: /explain CBABBC"
+            ),
+            "en": "Please send exactly 6 letters, using only A, B and C.\nExample: /explain CBABBC",
+        },
+        "attention_sentiment": {
+            "tr": "Duygu: {emoji} {label} (%{confidence})",
+            "en": "Sentiment: {emoji} {label} ({confidence}%)",
+        },
+        "unknown_command": {
+            "tr": "Bu komutu tanımıyorum: /{command}. Komutların listesi için /help yazın.",
+            "en": "I don't know the command /{command}. Type /help for the list of commands.",
+        },
+        "busy": {
+            "tr": "Şu an çok yoğunum, lütfen birazdan tekrar deneyin. ⏳",
+            "en": "I'm busy right now, please try again in a moment. ⏳",
+        },
+        "timeout": {
+            "tr": "Bu istek çok uzun sürdü, lütfen tekrar deneyin.",
+            "en": "That request took too long, please try again.",
+        },
+        "internal_error": {
+            "tr": "Üzgünüm, bir şeyler ters gitti. Lütfen tekrar deneyin.",
+            "en": "Sorry, something went wrong. Please try again.",
+        },
+        "store_busy": {
+            "tr": "Oyunuzu şu an kaydedemedim (veritabanı meşgul). Lütfen birazdan tekrar deneyin.",
+            "en": "I couldn't save your vote just now (the database is busy). Please try again.",
+        },
+        "unknown_button": {
+            "tr": "Bu düğme artık geçerli değil.",
+            "en": "This button is no longer valid.",
+        },
+        "unavailable": {
+            "tr": "Bu özellik şu an kullanılamıyor.",
+            "en": "This feature is not available right now.",
+        },
+    }
+)
 
-COMMAND_HELP: dict[str, dict[str, str]] = {
-    "start": {"tr": "Dikkat'i tanıtır", "en": "introduces Dikkat"},
-    "help": {"tr": "bu listeyi gösterir", "en": "shows this list"},
-    "sentiment": {
-        "tr": "Türkçe bir metnin duygusunu söyler — /sentiment Kargo çok hızlı geldi",
-        "en": "tells the sentiment of Turkish text — /sentiment Kargo çok hızlı geldi",
-    },
-    "sort": {
-        "tr": "6 harfi (A, B, C) küçük bir GPT ile sıralar — /sort CBABBC",
-        "en": "sorts 6 letters (A, B, C) with a tiny GPT — /sort CBABBC",
-    },
-    "attention": {
-        "tr": "dikkat mekanizmasını resimle gösterir — /attention, /attention CBABBC "
-        "veya /attention Bu film harika",
-        "en": "shows self-attention as a picture — /attention, /attention CBABBC "
-        "or /attention Bu film harika",
-    },
-    "explain": {
-        "tr": "küçük GPT'nin bir girdi için adım adım çalışması — /explain CBABBC",
-        "en": "the tiny GPT's forward pass step by step — /explain CBABBC",
-    },
-    "lang": {"tr": "dili değiştirir — /lang en", "en": "changes the language — /lang tr"},
-    "forget": {
-        "tr": "sizinle ilgili kayıtlı her şeyi siler — /forget",
-        "en": "deletes everything stored about you — /forget",
-    },
-    "retrain": {
-        "tr": "duygu modelini geri bildirimlerle yeniden eğitir — /retrain",
-        "en": "retrains the sentiment head from feedback — /retrain",
-    },
-    "models": {
-        "tr": "model sürümlerini listeler — /models",
-        "en": "lists model versions — /models",
-    },
-    "rollback": {
-        "tr": "eski bir model sürümünü etkinleştirir — /rollback 2",
-        "en": "activates an older model version — /rollback 2",
-    },
-    "stats": {
-        "tr": "tahmin ve geri bildirim sayıları — /stats",
-        "en": "prediction and feedback counts — /stats",
-    },
-}
+COMMAND_HELP = Catalog(
+    {
+        "start": {"tr": "Dikkat'i tanıtır", "en": "introduces Dikkat"},
+        "help": {"tr": "bu listeyi gösterir", "en": "shows this list"},
+        "sentiment": {
+            "tr": "Türkçe bir metnin duygusunu söyler — /sentiment Kargo çok hızlı geldi",
+            "en": "tells the sentiment of Turkish text — /sentiment Kargo çok hızlı geldi",
+        },
+        "sort": {
+            "tr": "6 harfi (A, B, C) küçük bir GPT ile sıralar — /sort CBABBC",
+            "en": "sorts 6 letters (A, B, C) with a tiny GPT — /sort CBABBC",
+        },
+        "attention": {
+            "tr": (
+                "dikkat mekanizmasını resimle gösterir — /attention, /attention CBABBC veya "
+                "/attention Bu film harika"
+            ),
+            "en": (
+                "shows self-attention as a picture — /attention, /attention CBABBC or /attention "
+                "Bu film harika"
+            ),
+        },
+        "explain": {
+            "tr": "küçük GPT'nin bir girdi için adım adım çalışması — /explain CBABBC",
+            "en": "the tiny GPT's forward pass step by step — /explain CBABBC",
+        },
+        "lang": {"tr": "dili değiştirir — /lang en", "en": "changes the language — /lang tr"},
+        "forget": {
+            "tr": "sizinle ilgili kayıtlı her şeyi siler — /forget",
+            "en": "deletes everything stored about you — /forget",
+        },
+        "retrain": {
+            "tr": "duygu modelini geri bildirimlerle yeniden eğitir — /retrain",
+            "en": "retrains the sentiment head from feedback — /retrain",
+        },
+        "models": {
+            "tr": "model sürümlerini listeler — /models",
+            "en": "lists model versions — /models",
+        },
+        "rollback": {
+            "tr": "eski bir model sürümünü etkinleştirir — /rollback 2",
+            "en": "activates an older model version — /rollback 2",
+        },
+        "stats": {
+            "tr": "tahmin ve geri bildirim sayıları — /stats",
+            "en": "prediction and feedback counts — /stats",
+        },
+    }
+)
 
-ADMIN_COMMANDS = frozenset({"retrain", "models", "rollback", "stats"})
-LABEL_NAMES: dict[str, dict[str, str]] = {
-    "negative": {"tr": "Olumsuz", "en": "Negative"},
-    "neutral": {"tr": "Nötr", "en": "Neutral"},
-    "positive": {"tr": "Olumlu", "en": "Positive"},
-}
-STATUS_NAMES: dict[str, dict[str, str]] = {
-    "promoted": {"tr": "yeni model etkinleştirildi", "en": "new model promoted"},
-    "rejected": {"tr": "yeni model daha iyi değildi, eskisi kaldı", "en": "candidate rejected"},
-    "skipped": {
-        "tr": "yeterli yeni geri bildirim yok, atlandı",
-        "en": "skipped (too little feedback)",
-    },
-    "failed": {"tr": "başarısız", "en": "failed"},
-    "superseded": {
-        "tr": "bu sırada etkin model değişti (ör. /rollback), aday etkinleştirilmedi",
-        "en": "superseded: the active model changed meanwhile (e.g. /rollback), not promoted",
-    },
-    "running": {"tr": "sürüyor", "en": "running"},
-    "active": {"tr": "etkin", "en": "active"},
-    "retired": {"tr": "emekli", "en": "retired"},
-    "candidate": {"tr": "aday", "en": "candidate"},
-}
+# The `text` parameter of a slash command (Discord); "other" describes any command not listed.
+ARGUMENT_HELP = Catalog(
+    {
+        "sort": {
+            "tr": "A, B, C'den 6 harf: CBABBC",
+            "en": "six letters over A, B and C, e.g. CBABBC",
+        },
+        "sentiment": {"tr": "Türkçe bir cümle", "en": "a Turkish sentence"},
+        "attention": {
+            "tr": "CBABBC gibi harfler ya da bir cümle; boş: adım adım örnek",
+            "en": "letters like CBABBC or a sentence; empty for the worked example",
+        },
+        "explain": {
+            "tr": "A, B, C'den 6 harf: CBABBC",
+            "en": "six letters over A, B and C, e.g. CBABBC",
+        },
+        "lang": {"tr": "tr ya da en", "en": "tr or en"},
+        "rollback": {"tr": "dönülecek model sürümü", "en": "the model version to go back to"},
+        "other": {"tr": "isteğe bağlı metin", "en": "optional text"},
+    }
+)
+
+LABEL_NAMES = Catalog(
+    {
+        "negative": {"tr": "Olumsuz", "en": "Negative"},
+        "neutral": {"tr": "Nötr", "en": "Neutral"},
+        "positive": {"tr": "Olumlu", "en": "Positive"},
+    }
+)
+STATUS_NAMES = Catalog(
+    {
+        "promoted": {"tr": "yeni model etkinleştirildi", "en": "new model promoted"},
+        "rejected": {"tr": "yeni model daha iyi değildi, eskisi kaldı", "en": "candidate rejected"},
+        "skipped": {
+            "tr": "yeterli yeni geri bildirim yok, atlandı",
+            "en": "skipped (too little feedback)",
+        },
+        "failed": {"tr": "başarısız", "en": "failed"},
+        "superseded": {
+            "tr": "bu sırada etkin model değişti (ör. /rollback), aday etkinleştirilmedi",
+            "en": "superseded: the active model changed meanwhile (e.g. /rollback), not promoted",
+        },
+        "running": {"tr": "sürüyor", "en": "running"},
+        "active": {"tr": "etkin", "en": "active"},
+        "retired": {"tr": "emekli", "en": "retired"},
+        "candidate": {"tr": "aday", "en": "candidate"},
+    }
+)
 LABEL_EMOJI = {"negative": "🙁", "neutral": "😐", "positive": "🙂"}
 
 
-def normalise_language(code: str | None, default: str = DEFAULT_LANGUAGE) -> str:
-    """Map a client language code such as 'en-US' or 'tr' to a supported language."""
-    if code:
-        base = code.strip().lower().replace("_", "-").split("-")[0]
-        if base in LANGUAGES:
-            return base
-        return "en"
-    return default
-
-
 def t(key: str, lang: str, **values: object) -> str:
-    """The message `key` in `lang` (falling back to Turkish), formatted with `values`."""
-    variants = MESSAGES[key]
-    return variants.get(lang, variants[DEFAULT_LANGUAGE]).format(**values)
+    """The bot's message `key` in `lang`, formatted with `values`."""
+    return MESSAGES.text(key, lang, **values)

@@ -1,38 +1,30 @@
-"""The platform-neutral Router: validates a Request, calls the models, returns a Reply."""
+"""The platform-neutral Router: picks the language, checks rights and limits, dispatches a
+Request to its command (dikkat.bot.commands) and turns failures into polite replies."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
-import numpy as np
-
-from dikkat.bot.admin import AdminCommands, Retrainer
-from dikkat.bot.attention import AttentionCommands
-from dikkat.bot.i18n import (
-    ADMIN_COMMANDS,
-    COMMAND_HELP,
-    LABEL_EMOJI,
-    LABEL_NAMES,
-    LANGUAGES,
-    normalise_language,
-    t,
-)
+from dikkat.bot.commands.account import AccountCommands
+from dikkat.bot.commands.admin import ADMIN_COMMANDS, AdminCommands, Retrainer
+from dikkat.bot.commands.attention import AttentionCommands
+from dikkat.bot.commands.sentiment import SentimentCommands
+from dikkat.bot.commands.sort import SortCommands
+from dikkat.bot.i18n import COMMAND_HELP, t
 from dikkat.bot.ratelimit import RateLimiter
-from dikkat.bot.types import Button, ButtonPress, Reply, Request, parse_id, printable
-from dikkat.bot.validation import InvalidInput, clean_text, parse_sort_input
+from dikkat.bot.types import ButtonPress, Handler, Reply, Request, printable
+from dikkat.bot.validation import InvalidInput
 from dikkat.config import Settings
+from dikkat.i18n import normalise_language
 from dikkat.inference.batcher import BatcherStopped, Overloaded, RequestTimedOut, last_batch_size
 from dikkat.inference.service import InferenceService
-from dikkat.storage.store import LABELS, Store
+from dikkat.storage.store import Store
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Request, str], Awaitable[Reply]]
 Notifier = Callable[[str, Reply], Awaitable[None]]
-FEEDBACK_PREFIX = "fb"
 UNLIMITED = frozenset({"start", "help", "lang", "forget"})  # and the local console
 
 
@@ -45,7 +37,7 @@ class _Refused(Exception):
 
 
 class Router:
-    """One place for every behaviour of every command; adapters only translate."""
+    """One entry for every command of every platform; adapters only translate."""
 
     def __init__(
         self,
@@ -65,21 +57,25 @@ class Router:
         )
         self._admins = settings.admin_ids()
         self._notifiers: dict[str, Notifier] = {}
-        self._attention = AttentionCommands(service)
-        self._admin = AdminCommands(store, service, retrainer, self.notify)
+        account = AccountCommands(store, self.menu, self.is_admin)
+        self._sentiment = SentimentCommands(service, store)
+        sort = SortCommands(service)
+        attention = AttentionCommands(service)
+        admin = AdminCommands(store, service, retrainer, self.notify)
+        # The command table, in the order /help and the platform menus list it.
         self._handlers: dict[str, Handler] = {
-            "start": self._start,
-            "help": self._help,
-            "sentiment": self._sentiment,
-            "sort": self._sort,
-            "attention": self._attention.attention,
-            "explain": self._attention.explain,
-            "lang": self._lang,
-            "forget": self._forget,
-            "retrain": self._admin.retrain,
-            "models": self._admin.models,
-            "rollback": self._admin.rollback,
-            "stats": self._admin.stats,
+            "start": account.start,
+            "help": account.help,
+            "sentiment": self._sentiment.sentiment,
+            "sort": sort.sort,
+            "attention": attention.attention,
+            "explain": attention.explain,
+            "lang": account.lang,
+            "forget": account.forget,
+            "retrain": admin.retrain,
+            "models": admin.models,
+            "rollback": admin.rollback,
+            "stats": admin.stats,
         }
 
     @property
@@ -89,9 +85,8 @@ class Router:
 
     def menu(self, lang: str, *, admin: bool = False) -> list[tuple[str, str]]:
         """(command, one-line description) pairs for a platform's command menu."""
-        lang = lang if lang in LANGUAGES else "tr"
         return [
-            (name, COMMAND_HELP[name][lang])
+            (name, COMMAND_HELP.text(name, lang))
             for name in self.commands
             if admin or name not in ADMIN_COMMANDS
         ]
@@ -178,114 +173,4 @@ class Router:
     async def handle_button(self, press: ButtonPress) -> Reply:
         """Answer a feedback button press: `fb:<prediction id>:<label>`."""
         lang = await self.language(press.platform, press.user_id, press.lang)
-        prefix, _, rest = press.data.partition(":")
-        raw_id, _, label = rest.partition(":")
-        prediction = parse_id(raw_id)
-        if prefix != FEEDBACK_PREFIX or prediction is None or label not in LABELS:
-            return Reply(t("unknown_button", lang), private=True)
-        try:
-            outcome = await self.store.add_feedback(
-                prediction,
-                press.platform,
-                press.user_id,
-                label,
-                features=await self._remembered_features(prediction),
-            )
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
-                log.exception("feedback could not be stored")
-                return Reply(t("internal_error", lang), private=True)
-            log.warning("feedback not stored: the database stayed locked (%s)", error)
-            return Reply(t("store_busy", lang), private=True)
-        except Exception:
-            log.exception("feedback could not be stored")
-            return Reply(t("internal_error", lang), private=True)
-        log.info("feedback on %s: %s", press.platform, outcome)
-        name = LABEL_NAMES[label][lang]
-        return Reply(t(f"feedback_{outcome}", lang, label=name), private=True)
-
-    async def _remembered_features(self, prediction_id: int) -> tuple[str, np.ndarray] | None:
-        """The voted text's features if the service still remembers them (stored with the vote,
-        so retraining never re-runs the encoder for it)."""
-        try:
-            text = await self.store.prediction_text(prediction_id)
-        except Exception:
-            log.warning("could not read the voted text", exc_info=True)
-            return None
-        vector = None if text is None else self.service.recent_features(text)
-        return None if vector is None else (self.service.feature_key, vector)
-
-    async def _start(self, request: Request, lang: str) -> Reply:
-        """Greets and points to /help."""
-        return Reply(t("start", lang))
-
-    async def _help(self, request: Request, lang: str) -> Reply:
-        """Every command with a one-line description and an example."""
-        lines = [t("help_header", lang)]
-        lines += [f"/{name} — {text}" for name, text in self.menu(lang)]
-        if self.is_admin(request.platform, request.user_id):
-            lines += ["", t("help_admin_header", lang)]
-            lines += [f"/{name} — {COMMAND_HELP[name][lang]}" for name in sorted(ADMIN_COMMANDS)]
-        return Reply("\n".join(lines))
-
-    async def _sentiment(self, request: Request, lang: str) -> Reply:
-        """Negative / neutral / positive with a confidence, and feedback buttons."""
-        text, cut = clean_text(request.args)
-        if not text:
-            raise InvalidInput("sentiment_usage")
-        result = await self.service.sentiment(text)
-        prediction_id = await self.store.log_prediction(
-            platform=request.platform,
-            user_id=request.user_id,
-            chat_id=request.chat_id,
-            text=text,
-            label=result.label,
-            probabilities=result.probabilities,
-            head_version=result.head_version,
-        )
-        lines = [
-            t(
-                "sentiment_result",
-                lang,
-                emoji=LABEL_EMOJI[result.label],
-                label=LABEL_NAMES[result.label][lang],
-                confidence=round(100 * result.probabilities[result.label]),
-            ),
-            " · ".join(
-                f"{LABEL_NAMES[label][lang]} {100 * result.probabilities[label]:.0f}%"
-                for label in LABELS
-            ),
-        ]
-        if cut or result.truncated:
-            lines.append(t("text_truncated", lang))
-        lines.append(t("sentiment_ask_feedback", lang))
-        buttons = tuple(
-            Button(
-                f"{LABEL_EMOJI[label]} {LABEL_NAMES[label][lang]}",
-                f"{FEEDBACK_PREFIX}:{prediction_id}:{label}",
-            )
-            for label in LABELS
-        )
-        return Reply("\n".join(lines), buttons=buttons)
-
-    async def _sort(self, request: Request, lang: str) -> Reply:
-        """Sorts six letters over {A, B, C} with the nano-GPT."""
-        letters = parse_sort_input(request.args)
-        answer = await self.service.sort(letters)
-        return Reply(t("sort_result", lang, letters=letters, answer=answer))
-
-    async def _lang(self, request: Request, lang: str) -> Reply:
-        """Sets the user's language: /lang tr or /lang en."""
-        choice = request.args.strip().lower()
-        if choice not in LANGUAGES:
-            return Reply(t("lang_usage", lang))
-        await self.store.set_language(request.platform, request.user_id, choice)
-        return Reply(t("lang_set", choice))
-
-    async def _forget(self, request: Request, lang: str) -> Reply:
-        """Deletes everything stored about the caller."""
-        result = await self.store.forget_user(request.platform, request.user_id)
-        return Reply(
-            t("forget_done", lang, predictions=result.predictions, feedback=result.feedback),
-            private=True,
-        )
+        return await self._sentiment.feedback(press.data, press.platform, press.user_id, lang)

@@ -37,10 +37,11 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from dikkat.bot.i18n import normalise_language, t
+from dikkat.bot.i18n import t
 from dikkat.bot.text import split_text, utf16_len
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
 from dikkat.config import Settings
+from dikkat.i18n import normalise_language
 
 if TYPE_CHECKING:
     from dikkat.bot.router import Router

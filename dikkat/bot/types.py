@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 _ASCII_ID = re.compile(r"[0-9]{1,18}")
@@ -74,3 +75,7 @@ class ButtonPress:
     chat_id: str
     data: str
     lang: str | None = None
+
+
+Handler = Callable[[Request, str], Awaitable[Reply]]
+"""A command: answers a Request in the given language."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from dikkat.models.sorter import ALPHABET, SEQUENCE_LENGTH
+from dikkat.inference.sort_spec import ALPHABET, SEQUENCE_LENGTH
 
 _IGNORED_IN_SORT = re.compile(r"[\s,]+")
 MAX_TEXT_CHARS = 2000

@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import textwrap
+from functools import partial
 
 import numpy as np
 
-from dikkat.viz.render import PixelLayout, displayable, figure_to_png, fmt_number, heatmap, language
+from dikkat.i18n import Catalog
+from dikkat.viz.render import PixelLayout, displayable, figure_to_png, fmt_number, heatmap
 
 WIDTH_PX = 1200
 HEADS_PER_ROW = 4
 ANNOTATE_MAX_TOKENS = 12  # write the weights into the cells up to this many tokens
 GAMMA = 0.5  # square-root colour scale: [CLS]/[SEP] soak up attention, the rest stays visible
 
-TEXT: dict[str, dict[str, str]] = {
-    "tr": {
-        "subtitle": "Katman {layer}/{layers} · {heads} kafanın ortalaması · {n} token",
-        "heads": "Katman {layer}: her kafa ayrı (renk ölçeği 0 – {top:g})",
-        "head": "Kafa {n}",
-        "legend": "Satır: bakan token · sütun: bakılan token · her satırın toplamı 1",
-    },
-    "en": {
-        "subtitle": "Layer {layer}/{layers} · mean of {heads} heads · {n} tokens",
-        "heads": "Layer {layer}: every head on its own (colour scale 0 – {top:g})",
-        "head": "Head {n}",
-        "legend": "Row: token attending · column: token attended to · each row sums to 1",
-    },
-}
+TEXT = Catalog(
+    {
+        "subtitle": {
+            "tr": "Katman {layer}/{layers} · {heads} kafanın ortalaması · {n} token",
+            "en": "Layer {layer}/{layers} · mean of {heads} heads · {n} tokens",
+        },
+        "heads": {
+            "tr": "Katman {layer}: her kafa ayrı (renk ölçeği 0 – {top:g})",
+            "en": "Layer {layer}: every head on its own (colour scale 0 – {top:g})",
+        },
+        "head": {"tr": "Kafa {n}", "en": "Head {n}"},
+        "legend": {
+            "tr": "Satır: bakan token · sütun: bakılan token · her satırın toplamı 1",
+            "en": "Row: token attending · column: token attended to · each row sums to 1",
+        },
+    }
+)
 
 
 def cap_tokens(
@@ -68,7 +73,7 @@ def encoder_attention_png(
 ) -> bytes:
     """The chosen layer (default: last) with heads averaged as one big labelled heatmap, then
     every head as a small multiple."""
-    t = TEXT[language(lang)]
+    t = partial(TEXT.text, lang=lang)
     att = np.asarray(attention, dtype=np.float64)  # (L, H, T, T)
     n_layers, n_heads, size, _ = att.shape
     if len(tokens) != size:
@@ -87,7 +92,7 @@ def encoder_attention_png(
     page = PixelLayout(WIDTH_PX)
     page.y += 6
     page.text(textwrap.fill(displayable(title), 52), size=24, fontweight="bold", after_px=6)
-    subtitle = t["subtitle"].format(layer=index + 1, layers=n_layers, heads=n_heads, n=size)
+    subtitle = t("subtitle", layer=index + 1, layers=n_layers, heads=n_heads, n=size)
     page.text(subtitle, size=16, color="#444444", after_px=0)
 
     side = WIDTH_PX - margin - 110
@@ -112,11 +117,11 @@ def encoder_attention_png(
     big.tick_params(axis="x", labelrotation=0 if upright else 90)
     colorbar = page.fig.colorbar(image, cax=bar)
     colorbar.ax.tick_params(labelsize=13)
-    page.text(t["legend"], size=14, color="#444444", after_px=4)
+    page.text(t("legend"), size=14, color="#444444", after_px=4)
 
     page.y += 16
     page.text(
-        t["heads"].format(layer=index + 1, top=heads_top),
+        t("heads", layer=index + 1, top=heads_top),
         size=20,
         x_px=12,
         fontweight="bold",
@@ -134,7 +139,7 @@ def encoder_attention_png(
             heatmap(
                 ax,
                 chosen[head],
-                title=t["head"].format(n=head + 1),
+                title=t("head", n=head + 1),
                 cmap="viridis",
                 vmin=0.0,
                 vmax=heads_top,

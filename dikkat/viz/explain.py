@@ -2,89 +2,90 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 
+from dikkat.i18n import Catalog
 from dikkat.models.explain import ExplainTrace
 from dikkat.models.sorter import ALPHABET, SEQUENCE_LENGTH
-from dikkat.viz.render import PixelLayout, figure_to_png, fmt_number, heatmap, language
+from dikkat.viz.render import PixelLayout, figure_to_png, fmt_number, heatmap
 
 WIDTH_PX = 1200
 STEP_COLOR = "#0b3d91"
 ANSWER_COLOR = "#c0392b"
 
-TEXT: dict[str, dict[str, str]] = {
-    "tr": {
-        "title": "Küçük GPT'nin içi: {letters} → {answer}",
-        "subtitle": "11 token (6 girdi + cevabın ilk 5 harfi) · her token 48 sayılık bir vektör "
-        "· 3 blok, 3 kafa",
-        "row1": "Gömme: her harf ve her konum bir vektöre dönüşür, ikisi toplanır",
-        "row2": "Blok 1 · LayerNorm, sonra her token için sorgu, anahtar, değer",
-        "row3": "Blok 1 · Kafa 1: skorlar q·kᵀ/√16, sonra softmax (gelecek maskeli)",
-        "row4": "Blok 1 · Kafaların çıktısı birleşir, izdüşüm, artık bağlantı",
-        "row5": "Blok 1 · MLP: 48 → 192 (GELU) → 48, artık bağlantı",
-        "row6": "Blok 2 ve 3: aynı adımlar (kafaların ortalama dikkati, bloğun çıktısı)",
-        "row7": "Son LayerNorm → logitler → softmax → sonraki harf",
-        "tok": "1 Token gömmesi (wte)",
-        "pos": "2 Konum gömmesi (wpe)",
-        "sum": "3 Toplam = girdi x",
-        "ln1": "4 LayerNorm (ln_1)",
-        "q": "5 Sorgu q",
-        "k": "Anahtar k",
-        "v": "Değer v",
-        "scores": "6 Skorlar q·kᵀ/√16",
-        "softmax": "7 softmax → dikkat",
-        "heads": "8 Dikkat · v (3 kafa)",
-        "proj": "9 İzdüşüm (c_proj)",
-        "resid1": "10 x + dikkat",
-        "ln2": "11 LayerNorm (ln_2)",
-        "hidden": "12 MLP gizli katman (GELU)",
-        "mlp": "13 MLP çıktısı",
-        "resid2": "14 x + MLP",
-        "block_att": "Blok {n} dikkati",
-        "block_out": "Blok {n} çıktısı",
-        "lnf": "15 Son LayerNorm (ln_f)",
-        "logits": "16 Logitler",
-        "probs": "17 softmax → tahmin",
-        "result": "Tahmin: {letters} → {answer}",
-    },
-    "en": {
-        "title": "Inside the tiny GPT: {letters} → {answer}",
-        "subtitle": "11 tokens (6 input + the first 5 answer letters) · each token a vector of "
-        "48 numbers · 3 blocks, 3 heads",
-        "row1": "Embeddings: each letter and each position becomes a vector; add them",
-        "row2": "Block 1 · LayerNorm, then a query, key and value for every token",
-        "row3": "Block 1 · Head 1: scores q·kᵀ/√16, then softmax (future masked)",
-        "row4": "Block 1 · The heads' outputs are joined, projected, added to the residual",
-        "row5": "Block 1 · MLP: 48 → 192 (GELU) → 48, residual",
-        "row6": "Blocks 2 and 3: the same steps (heads' mean attention, block output)",
-        "row7": "Final LayerNorm → logits → softmax → next letter",
-        "tok": "1 Token embedding (wte)",
-        "pos": "2 Position embedding (wpe)",
-        "sum": "3 Sum = input x",
-        "ln1": "4 LayerNorm (ln_1)",
-        "q": "5 Query q",
-        "k": "Key k",
-        "v": "Value v",
-        "scores": "6 Scores q·kᵀ/√16",
-        "softmax": "7 softmax → attention",
-        "heads": "8 Attention · v (3 heads)",
-        "proj": "9 Projection (c_proj)",
-        "resid1": "10 x + attention",
-        "ln2": "11 LayerNorm (ln_2)",
-        "hidden": "12 MLP hidden layer (GELU)",
-        "mlp": "13 MLP output",
-        "resid2": "14 x + MLP",
-        "block_att": "Block {n} attention",
-        "block_out": "Block {n} output",
-        "lnf": "15 Final LayerNorm (ln_f)",
-        "logits": "16 Logits",
-        "probs": "17 softmax → prediction",
-        "result": "Prediction: {letters} → {answer}",
-    },
-}
+TEXT = Catalog(
+    {
+        "title": {
+            "tr": "Küçük GPT'nin içi: {letters} → {answer}",
+            "en": "Inside the tiny GPT: {letters} → {answer}",
+        },
+        "subtitle": {
+            "tr": (
+                "11 token (6 girdi + cevabın ilk 5 harfi) · her token 48 sayılık bir vektör · 3 "
+                "blok, 3 kafa"
+            ),
+            "en": (
+                "11 tokens (6 input + the first 5 answer letters) · each token a vector of 48 "
+                "numbers · 3 blocks, 3 heads"
+            ),
+        },
+        "row1": {
+            "tr": "Gömme: her harf ve her konum bir vektöre dönüşür, ikisi toplanır",
+            "en": "Embeddings: each letter and each position becomes a vector; add them",
+        },
+        "row2": {
+            "tr": "Blok 1 · LayerNorm, sonra her token için sorgu, anahtar, değer",
+            "en": "Block 1 · LayerNorm, then a query, key and value for every token",
+        },
+        "row3": {
+            "tr": "Blok 1 · Kafa 1: skorlar q·kᵀ/√16, sonra softmax (gelecek maskeli)",
+            "en": "Block 1 · Head 1: scores q·kᵀ/√16, then softmax (future masked)",
+        },
+        "row4": {
+            "tr": "Blok 1 · Kafaların çıktısı birleşir, izdüşüm, artık bağlantı",
+            "en": "Block 1 · The heads' outputs are joined, projected, added to the residual",
+        },
+        "row5": {
+            "tr": "Blok 1 · MLP: 48 → 192 (GELU) → 48, artık bağlantı",
+            "en": "Block 1 · MLP: 48 → 192 (GELU) → 48, residual",
+        },
+        "row6": {
+            "tr": "Blok 2 ve 3: aynı adımlar (kafaların ortalama dikkati, bloğun çıktısı)",
+            "en": "Blocks 2 and 3: the same steps (heads' mean attention, block output)",
+        },
+        "row7": {
+            "tr": "Son LayerNorm → logitler → softmax → sonraki harf",
+            "en": "Final LayerNorm → logits → softmax → next letter",
+        },
+        "tok": {"tr": "1 Token gömmesi (wte)", "en": "1 Token embedding (wte)"},
+        "pos": {"tr": "2 Konum gömmesi (wpe)", "en": "2 Position embedding (wpe)"},
+        "sum": {"tr": "3 Toplam = girdi x", "en": "3 Sum = input x"},
+        "ln1": {"tr": "4 LayerNorm (ln_1)", "en": "4 LayerNorm (ln_1)"},
+        "q": {"tr": "5 Sorgu q", "en": "5 Query q"},
+        "k": {"tr": "Anahtar k", "en": "Key k"},
+        "v": {"tr": "Değer v", "en": "Value v"},
+        "scores": {"tr": "6 Skorlar q·kᵀ/√16", "en": "6 Scores q·kᵀ/√16"},
+        "softmax": {"tr": "7 softmax → dikkat", "en": "7 softmax → attention"},
+        "heads": {"tr": "8 Dikkat · v (3 kafa)", "en": "8 Attention · v (3 heads)"},
+        "proj": {"tr": "9 İzdüşüm (c_proj)", "en": "9 Projection (c_proj)"},
+        "resid1": {"tr": "10 x + dikkat", "en": "10 x + attention"},
+        "ln2": {"tr": "11 LayerNorm (ln_2)", "en": "11 LayerNorm (ln_2)"},
+        "hidden": {"tr": "12 MLP gizli katman (GELU)", "en": "12 MLP hidden layer (GELU)"},
+        "mlp": {"tr": "13 MLP çıktısı", "en": "13 MLP output"},
+        "resid2": {"tr": "14 x + MLP", "en": "14 x + MLP"},
+        "block_att": {"tr": "Blok {n} dikkati", "en": "Block {n} attention"},
+        "block_out": {"tr": "Blok {n} çıktısı", "en": "Block {n} output"},
+        "lnf": {"tr": "15 Son LayerNorm (ln_f)", "en": "15 Final LayerNorm (ln_f)"},
+        "logits": {"tr": "16 Logitler", "en": "16 Logits"},
+        "probs": {"tr": "17 softmax → tahmin", "en": "17 softmax → prediction"},
+        "result": {"tr": "Tahmin: {letters} → {answer}", "en": "Prediction: {letters} → {answer}"},
+    }
+)
 
 ROW_SIZE, TITLE_SIZE, LABEL_SIZE = 19, 14, 12
 VECTOR_ROW_PX, MATRIX_ROW_PX = 264, 506  # 11 rows of 24 px; 11 rows of 46 px
@@ -115,7 +116,7 @@ def _colorbar(page: PixelLayout, image: AxesImage, ax: Axes) -> None:
 
 def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
     """Render an ExplainTrace as a tall one-page walkthrough in the LLM-visualisation order."""
-    t = TEXT[language(lang)]
+    t = partial(TEXT.text, lang=lang)
     labels = [f"{i} {tok}" for i, tok in enumerate(trace.tokens)]
     colors = ["#1a1a1a" if i < SEQUENCE_LENGTH else ANSWER_COLOR for i in range(len(labels))]
     b0 = trace.blocks[0]
@@ -128,15 +129,15 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
     page = PixelLayout(WIDTH_PX)
     page.y += 8
     page.text(
-        t["title"].format(letters=trace.letters, answer=trace.answer),
+        t("title", letters=trace.letters, answer=trace.answer),
         size=28,
         fontweight="bold",
         after_px=8,
     )
-    page.text(t["subtitle"], size=15, color="#444444")
+    page.text(t("subtitle"), size=15, color="#444444")
 
     # 1-3 embeddings, one shared scale
-    _heading(page, t["row1"])
+    _heading(page, t("row1"))
     axes = page.row(
         VECTOR_ROW_PX, [1, 1, 1, cbar], gap_px=[LABEL_GAP, LABEL_GAP, 10], right_px=CBAR_LABELS
     )
@@ -144,11 +145,11 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
     for ax, key, m in zip(
         axes, ("tok", "pos", "sum"), (trace.tok_emb, trace.pos_emb, trace.x0), strict=False
     ):
-        image = heatmap(ax, _np(m), title=t[key], row_labels=labels, vmax=lim, **vec)
+        image = heatmap(ax, _np(m), title=t(key), row_labels=labels, vmax=lim, **vec)
     _colorbar(page, image, axes[3])
 
     # 4-5 LayerNorm, then q/k/v of head 1
-    _heading(page, t["row2"])
+    _heading(page, t("row2"))
     axes = page.row(
         VECTOR_ROW_PX,
         [2.4, cbar, 1, 1, 1, cbar],
@@ -156,21 +157,21 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
         right_px=CBAR_LABELS,
     )
     image = heatmap(
-        axes[0], _np(b0.ln_1), title=t["ln1"], row_labels=labels, vmax=_limit(b0.ln_1), **vec
+        axes[0], _np(b0.ln_1), title=t("ln1"), row_labels=labels, vmax=_limit(b0.ln_1), **vec
     )
     _colorbar(page, image, axes[1])
     lim = _limit(b0.q[0], b0.k[0], b0.v[0])
     for ax, key, m in zip(axes[2:5], "qkv", (b0.q[0], b0.k[0], b0.v[0]), strict=True):
-        image = heatmap(ax, _np(m), title=t[key], vmax=lim, **vec)
+        image = heatmap(ax, _np(m), title=t(key), vmax=lim, **vec)
     _colorbar(page, image, axes[5])
 
     # 6-7 scores and softmax of head 1, with the numbers
-    _heading(page, t["row3"])
+    _heading(page, t("row3"))
     axes = page.row(MATRIX_ROW_PX, [1, 1], top_px=62, gap_px=LABEL_GAP)
     heatmap(
         axes[0],
         _np(b0.scores[0]),
-        title=t["scores"],
+        title=t("scores"),
         row_labels=labels,
         col_labels=trace.tokens,
         fmt=fmt_number(1),
@@ -181,7 +182,7 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
     heatmap(
         axes[1],
         _np(b0.attention[0]),
-        title=t["softmax"],
+        title=t("softmax"),
         row_labels=labels,
         col_labels=trace.tokens,
         fmt=fmt_number(2, strip=True),
@@ -194,7 +195,7 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
     )
 
     # 8-10 heads joined, projection, residual
-    _heading(page, t["row4"])
+    _heading(page, t("row4"))
     axes = page.row(
         VECTOR_ROW_PX, [1, 1, 1, cbar], gap_px=[LABEL_GAP, LABEL_GAP, 10], right_px=CBAR_LABELS
     )
@@ -202,11 +203,11 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
     for ax, key, m in zip(
         axes, ("heads", "proj", "resid1"), (b0.heads, b0.attn_out, b0.x_mid), strict=False
     ):
-        image = heatmap(ax, _np(m), title=t[key], row_labels=labels, vmax=lim, **vec)
+        image = heatmap(ax, _np(m), title=t(key), row_labels=labels, vmax=lim, **vec)
     _colorbar(page, image, axes[3])
 
     # 11-14 MLP: LayerNorm, hidden layer and output each on their own scale
-    _heading(page, t["row5"])
+    _heading(page, t("row5"))
     axes = page.row(
         VECTOR_ROW_PX,
         [1, cbar, 1.6, cbar, 1, 1, cbar],
@@ -214,20 +215,20 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
         right_px=CBAR_LABELS,
     )
     image = heatmap(
-        axes[0], _np(b0.ln_2), title=t["ln2"], row_labels=labels, vmax=_limit(b0.ln_2), **vec
+        axes[0], _np(b0.ln_2), title=t("ln2"), row_labels=labels, vmax=_limit(b0.ln_2), **vec
     )
     _colorbar(page, image, axes[1])
     image = heatmap(
-        axes[2], _np(b0.mlp_hidden), title=t["hidden"], vmax=_limit(b0.mlp_hidden), **vec
+        axes[2], _np(b0.mlp_hidden), title=t("hidden"), vmax=_limit(b0.mlp_hidden), **vec
     )
     _colorbar(page, image, axes[3])
     lim = _limit(b0.mlp_out, b0.x_out)
-    heatmap(axes[4], _np(b0.mlp_out), title=t["mlp"], vmax=lim, **vec)
-    image = heatmap(axes[5], _np(b0.x_out), title=t["resid2"], vmax=lim, **vec)
+    heatmap(axes[4], _np(b0.mlp_out), title=t("mlp"), vmax=lim, **vec)
+    image = heatmap(axes[5], _np(b0.x_out), title=t("resid2"), vmax=lim, **vec)
     _colorbar(page, image, axes[6])
 
     # blocks 2 and 3 summarised: heads' mean attention and the block's output
-    _heading(page, t["row6"])
+    _heading(page, t("row6"))
     later = trace.blocks[1:]
     axes = page.row(
         VECTOR_ROW_PX,
@@ -241,7 +242,7 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
         heatmap(
             axes[2 * i],
             _np(block.attention.mean(0)),
-            title=t["block_att"].format(n=n),
+            title=t("block_att", n=n),
             row_labels=labels if i == 0 else None,
             mask=mask,
             cmap="viridis",
@@ -252,12 +253,12 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
             **common,
         )
         image = heatmap(
-            axes[2 * i + 1], _np(block.x_out), title=t["block_out"].format(n=n), vmax=lim, **vec
+            axes[2 * i + 1], _np(block.x_out), title=t("block_out", n=n), vmax=lim, **vec
         )
     _colorbar(page, image, axes[-1])
 
     # 15-17 final LayerNorm, logits, softmax and the predicted letter
-    _heading(page, t["row7"])
+    _heading(page, t("row7"))
     axes = page.row(
         VECTOR_ROW_PX + 44,
         [2, cbar, 1, 1],
@@ -266,14 +267,14 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
         right_px=70,
     )
     image = heatmap(
-        axes[0], _np(trace.ln_f), title=t["lnf"], row_labels=labels, vmax=_limit(trace.ln_f), **vec
+        axes[0], _np(trace.ln_f), title=t("lnf"), row_labels=labels, vmax=_limit(trace.ln_f), **vec
     )
     _colorbar(page, image, axes[1])
     vocab = list(ALPHABET)
     heatmap(
         axes[2],
         _np(trace.logits),
-        title=t["logits"],
+        title=t("logits"),
         col_labels=vocab,
         fmt=fmt_number(1),
         diverging=True,
@@ -284,7 +285,7 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
     heatmap(
         axes[3],
         _np(trace.probs),
-        title=t["probs"],
+        title=t("probs"),
         col_labels=vocab,
         fmt=fmt_number(2, strip=True),
         vmin=0,
@@ -308,7 +309,7 @@ def explain_trace_png(trace: ExplainTrace, *, lang: str = "tr") -> bytes:
         )
     page.y += 6
     page.text(
-        t["result"].format(letters=trace.letters, answer=trace.answer),
+        t("result", letters=trace.letters, answer=trace.answer),
         size=26,
         fontweight="bold",
         color=ANSWER_COLOR,

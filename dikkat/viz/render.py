@@ -27,12 +27,6 @@ MISSING_GLYPH = "?"
 Formatter = Callable[[float], str]
 
 
-def language(lang: str | None) -> str:
-    """'tr', 'tr-TR' -> 'tr'; None -> 'tr'; anything else -> 'en' (as the bot's i18n does)."""
-    base = (lang or "tr").strip().lower().replace("_", "-").split("-")[0]
-    return base if base in ("tr", "en") else "en"
-
-
 @lru_cache(maxsize=1)
 def _font_charmap() -> frozenset[int]:
     path = font_manager.findfont(font_manager.FontProperties(family=FONT_FAMILY))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dikkat.bot.admin import outcome_text
+from dikkat.bot.commands.admin import outcome_text
 from dikkat.bot.types import ButtonPress, Reply, Request
 from dikkat.storage.store import RunInProgress
 from dikkat.training import retrain as retrain_module

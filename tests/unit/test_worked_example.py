@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from dikkat.bot.explain_text import (
+from dikkat.models.worked_example import worked_example
+from dikkat.viz.explain_text import (
     CAPTION_LIMIT,
     encoder_attention_caption,
     explain_caption,
@@ -13,7 +14,6 @@ from dikkat.bot.explain_text import (
     worked_example_caption,
     worked_example_text,
 )
-from dikkat.models.worked_example import worked_example
 
 
 def t(rows: list[list[float]]) -> torch.Tensor:

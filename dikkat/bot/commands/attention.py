@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 
-from dikkat.bot.explain_text import (
-    encoder_attention_caption,
-    explain_caption,
-    gpt_attention_caption,
-    worked_example_text,
-)
 from dikkat.bot.i18n import LABEL_EMOJI, LABEL_NAMES, t
 from dikkat.bot.types import Reply, Request
 from dikkat.bot.validation import InvalidInput, clean_text, parse_sort_input
 from dikkat.inference.service import InferenceService
 from dikkat.viz.encoder_attention import encoder_attention_png
 from dikkat.viz.explain import explain_trace_png
+from dikkat.viz.explain_text import (
+    encoder_attention_caption,
+    explain_caption,
+    gpt_attention_caption,
+    worked_example_text,
+)
 from dikkat.viz.gpt_attention import gpt_attention_png
 from dikkat.viz.worked_example import worked_example_png
 
@@ -68,7 +68,7 @@ class AttentionCommands:
             "attention_sentiment",
             lang,
             emoji=LABEL_EMOJI[result.label],
-            label=LABEL_NAMES[result.label][lang],
+            label=LABEL_NAMES.text(result.label, lang),
             confidence=round(100 * result.probabilities[result.label]),
         )
         return Reply(f"{caption}\n{verdict}", image=image, image_name="attention-encoder.png")

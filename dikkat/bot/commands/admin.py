@@ -10,7 +10,6 @@ from typing import Any, Protocol
 from dikkat.bot.i18n import LABEL_NAMES, STATUS_NAMES, t
 from dikkat.bot.types import Reply, Request, parse_id
 from dikkat.inference.service import InferenceService
-from dikkat.models.head import HeadLoadError
 from dikkat.storage.store import (
     LABELS,
     ModelVersion,
@@ -23,6 +22,8 @@ from dikkat.storage.store import (
 
 log = logging.getLogger(__name__)
 
+ADMIN_COMMANDS = frozenset({"retrain", "models", "rollback", "stats"})
+
 
 class Retrainer(Protocol):
     """What the admin commands need from the retraining job (implemented in training)."""
@@ -34,10 +35,18 @@ class Retrainer(Protocol):
         on_done: Callable[[RetrainRun], Awaitable[None]] | None = None,
     ) -> int: ...
 
-    async def rollback(self, version_id: int) -> ModelVersion: ...
+    async def rollback(self, version_id: int) -> ModelVersion:
+        """Activate an older version; when its file cannot be loaded, record that as the
+        version's `problem` in the store, then raise."""
+        ...
 
 
 Notify = Callable[[str, str, Reply], Awaitable[None]]
+
+
+def _status(status: str, lang: str) -> str:
+    """A version or run status for people; an unknown one as it is stored."""
+    return STATUS_NAMES.text(status, lang) if status in STATUS_NAMES else status
 
 
 def _f1(metrics: dict[str, Any] | None) -> str:
@@ -64,7 +73,7 @@ def outcome_text(outcome: RetrainRun, lang: str) -> str:
         "retrain_result",
         lang,
         run_id=outcome.id,
-        status=STATUS_NAMES[outcome.status][lang],
+        status=STATUS_NAMES.text(outcome.status, lang),
         n_feedback=outcome.n_feedback,
         before=scores_text(outcome.metrics_before, lang),
         after=scores_text(outcome.metrics_after, lang),
@@ -115,7 +124,7 @@ class AdminCommands:
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v.created_at))
             marker = "✅" if v.status == VersionStatus.ACTIVE else "⚠️" if v.problem else "·"
             lines.append(
-                f"{marker} #{v.id} {STATUS_NAMES.get(v.status, {}).get(lang, v.status)} — "
+                f"{marker} #{v.id} {_status(v.status, lang)} — "
                 f"macro-F1 {scores_text(v.metrics, lang)} — {v.source} — {when} UTC"
             )
         return Reply("\n".join(lines), private=True)
@@ -135,7 +144,9 @@ class AdminCommands:
             return Reply(t("rollback_unknown", lang, version=version_id), private=True)
         try:
             await self.retrainer.rollback(version_id)
-        except HeadLoadError:
+        except Exception:
+            if not await self._unloadable(version_id):
+                raise
             log.warning("rollback to #%d refused: its head file is damaged", version_id)
             return Reply(t("rollback_damaged", lang, version=version_id), private=True)
         await self.store.audit(
@@ -143,20 +154,23 @@ class AdminCommands:
         )
         return Reply(t("rollback_done", lang, version=version_id), private=True)
 
+    async def _unloadable(self, version_id: int) -> bool:
+        """Whether the retrainer recorded that this version's file cannot be loaded."""
+        version = await self.store.get_version(version_id)
+        return version is not None and version.problem is not None
+
     async def stats(self, request: Request, lang: str) -> Reply:
         """Predictions, feedback per label and the last retraining run."""
         stats = await self.store.stats()
         await self.store.audit(request.platform, request.user_id, "stats")
         feedback = ", ".join(
-            f"{LABEL_NAMES[label][lang]} {stats['feedback'][label]}" for label in LABELS
+            f"{LABEL_NAMES.text(label, lang)} {stats['feedback'][label]}" for label in LABELS
         )
         run = stats["last_run"]
         last = t("none", lang)
         if run is not None:
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(run.started_at))
-            last = (
-                f"#{run.id} {STATUS_NAMES.get(run.status, {}).get(lang, run.status)} ({when} UTC)"
-            )
+            last = f"#{run.id} {_status(run.status, lang)} ({when} UTC)"
         return Reply(
             t("stats", lang, predictions=stats["predictions"], feedback=feedback, last_run=last),
             private=True,

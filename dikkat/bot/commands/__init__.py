@@ -1,0 +1,1 @@
+"""One module per command family; each handler takes (Request, lang) and returns a Reply."""

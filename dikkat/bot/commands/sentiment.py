@@ -1,0 +1,110 @@
+"""/sentiment and its feedback buttons: the label with a confidence, and the user's correction."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import numpy as np
+
+from dikkat.bot.i18n import LABEL_EMOJI, LABEL_NAMES, t
+from dikkat.bot.types import Button, Reply, Request, parse_id
+from dikkat.bot.validation import InvalidInput, clean_text
+from dikkat.inference.service import InferenceService
+from dikkat.storage.store import LABELS, Store
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_PREFIX = "fb"
+
+
+def feedback_data(prediction_id: int, label: str) -> str:
+    """What a feedback button carries: `fb:<prediction id>:<label>`."""
+    return f"{FEEDBACK_PREFIX}:{prediction_id}:{label}"
+
+
+class SentimentCommands:
+    """Predicts, logs the prediction and records the votes on it."""
+
+    def __init__(self, service: InferenceService, store: Store) -> None:
+        self.service = service
+        self.store = store
+
+    async def sentiment(self, request: Request, lang: str) -> Reply:
+        """Negative / neutral / positive with a confidence, and feedback buttons."""
+        text, cut = clean_text(request.args)
+        if not text:
+            raise InvalidInput("sentiment_usage")
+        result = await self.service.sentiment(text)
+        prediction_id = await self.store.log_prediction(
+            platform=request.platform,
+            user_id=request.user_id,
+            chat_id=request.chat_id,
+            text=text,
+            label=result.label,
+            probabilities=result.probabilities,
+            head_version=result.head_version,
+        )
+        lines = [
+            t(
+                "sentiment_result",
+                lang,
+                emoji=LABEL_EMOJI[result.label],
+                label=LABEL_NAMES.text(result.label, lang),
+                confidence=round(100 * result.probabilities[result.label]),
+            ),
+            " · ".join(
+                f"{LABEL_NAMES.text(label, lang)} {100 * result.probabilities[label]:.0f}%"
+                for label in LABELS
+            ),
+        ]
+        if cut or result.truncated:
+            lines.append(t("text_truncated", lang))
+        lines.append(t("sentiment_ask_feedback", lang))
+        buttons = tuple(
+            Button(
+                f"{LABEL_EMOJI[label]} {LABEL_NAMES.text(label, lang)}",
+                feedback_data(prediction_id, label),
+            )
+            for label in LABELS
+        )
+        return Reply("\n".join(lines), buttons=buttons)
+
+    async def feedback(self, data: str, platform: str, user_id: str, lang: str) -> Reply:
+        """Stores a vote from a feedback button (`fb:<prediction id>:<label>`)."""
+        prefix, _, rest = data.partition(":")
+        raw_id, _, label = rest.partition(":")
+        prediction = parse_id(raw_id)
+        if prefix != FEEDBACK_PREFIX or prediction is None or label not in LABELS:
+            return Reply(t("unknown_button", lang), private=True)
+        try:
+            outcome = await self.store.add_feedback(
+                prediction,
+                platform,
+                user_id,
+                label,
+                features=await self._remembered_features(prediction),
+            )
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                log.exception("feedback could not be stored")
+                return Reply(t("internal_error", lang), private=True)
+            log.warning("feedback not stored: the database stayed locked (%s)", error)
+            return Reply(t("store_busy", lang), private=True)
+        except Exception:
+            log.exception("feedback could not be stored")
+            return Reply(t("internal_error", lang), private=True)
+        log.info("feedback on %s: %s", platform, outcome)
+        name = LABEL_NAMES.text(label, lang)
+        return Reply(t(f"feedback_{outcome}", lang, label=name), private=True)
+
+    async def _remembered_features(self, prediction_id: int) -> tuple[str, np.ndarray] | None:
+        """The voted text's features if the service still remembers them (stored with the vote,
+        so retraining never re-runs the encoder for it)."""
+        try:
+            text = await self.store.prediction_text(prediction_id)
+        except Exception:
+            log.warning("could not read the voted text", exc_info=True)
+            return None
+        vector = None if text is None else self.service.recent_features(text)
+        return None if vector is None else (self.service.feature_key, vector)
