@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -116,12 +117,19 @@ class SentenceEncoder:
         ]
         if len(ids) <= limit:
             return TokenizedText(text, tuple(ids), False)
-        special = self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
-        tail = 0
-        while tail < len(special) and special[len(special) - 1 - tail]:
-            tail += 1
+        tail = self._closing_specials
         # the same ids as truncating at `limit`: drop the last body token, keep closing specials
         return TokenizedText(text, tuple(ids[: limit - tail]) + tuple(ids[len(ids) - tail :]), True)
+
+    @functools.cached_property
+    def _closing_specials(self) -> int:
+        """How many special tokens the tokenizer appends after the text ([SEP], </s>: 1)."""
+        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        full = self.tokenizer("a")["input_ids"]
+        for start in range(len(full) - len(plain) + 1):
+            if full[start : start + len(plain)] == plain:
+                return len(full) - start - len(plain)
+        return 0
 
     def token_counts(self, texts: list[str]) -> list[int]:
         """Token counts after truncation (special tokens included): the batching cost."""

@@ -62,6 +62,12 @@ def test_tokenize_once_matches_the_tokenizers_own_truncation_and_batch_encoding(
         assert list(item.input_ids) == own and item.cost == len(own)
         assert item.truncated == (len(enc.tokenizer(text)["input_ids"]) > 8)
     assert [item.truncated for item in items] == [True, False, False, True]
+    unknown = enc.tokenize("zzz qqq www " * 20)  # [UNK] pieces up to the cut are not specials
+    assert unknown.cost == 8 and unknown.truncated
+    assert (
+        list(unknown.input_ids)
+        == enc.tokenizer("zzz qqq www " * 20, truncation=True, max_length=8)["input_ids"]
+    )
     batch = enc.tokenizer(texts, padding=True, truncation=True, max_length=8, return_tensors="pt")
     with torch.inference_mode():
         hidden = enc.model(**batch).last_hidden_state
