@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
-import os
-import platform
 import resource
 import tempfile
 import time
@@ -18,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dikkat.bench.common import loadavg, machine_info, write_json
 from dikkat.bench.lengths import shared_data_dirs
 from dikkat.models.encoder import BERTURK, MINILM_ID, OFFLINE_ID, SentenceEncoder, load_encoder
 from dikkat.models.head import default_head_path, load_head
@@ -158,12 +156,7 @@ def run_sentiment_benchmark(
         "data": str(folder),
         "split": f"{IN_DOMAIN} stratified {1 - SPLIT_FRACTION:.0%}/{SPLIT_FRACTION:.0%}, "
         f"seed {SPLIT_SEED}: {len(train)} train / {len(test)} test",
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
     }
     say("TF-IDF baseline")
     report["in_domain"] = {"char TF-IDF 2-5 + logistic regression": tfidf_baseline(train, test)}
@@ -191,9 +184,9 @@ def run_sentiment_benchmark(
     report["cross_domain"] = cross
     report["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     report["total_s"] = round(time.perf_counter() - started, 1)
+    report["machine"]["loadavg_end"] = loadavg()
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json(report, json_path)
     if plot_path is not None:
         plot_path.parent.mkdir(parents=True, exist_ok=True)
         plot_path.write_bytes(quality_png(report))

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from prometheus_client import Summary
 
 from dikkat.config import Settings
 from dikkat.models.checksum import file_sha256
@@ -49,6 +50,34 @@ OnDone = Callable[[RetrainRun], Awaitable[None]]
 EVAL_FRACTION = 0.25
 EVAL_SEED = 0
 INNER_VAL_FRACTION = 0.15
+PHASES = ("gather", "features", "train", "evaluate", "save")
+PHASE_SECONDS = Summary(
+    "dikkat_retrain_phase_seconds", "Wall seconds of one retrain run's phase.", ["phase"]
+)
+
+
+@dataclass
+class RunProfile:
+    """Where one retrain run spent its time (seconds per phase of PHASES) and what it computed."""
+
+    run_id: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    epochs: int | None = None  # training epochs of the candidate
+    encoded_texts: int = 0  # texts encoded because neither cached nor remembered
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to phase `name`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def observe(self) -> None:
+        """Record each phase's seconds in the dikkat_retrain_phase_seconds summary."""
+        for name, seconds in self.seconds.items():
+            PHASE_SECONDS.labels(phase=name).observe(seconds)
 
 
 def seed_split(seed: int = EVAL_SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -107,14 +136,20 @@ def train_on_inner_split(
     *,
     seed: int = 0,
     progress: bool = False,
+    profile: RunProfile | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train a head on `data`, early-stopping on a stratified inner split of it (options go to
     train_head): the recipe of retrain candidates, the shipped head and the benchmarks."""
+    profile = profile or RunProfile()
     fit, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
-    X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
-    X_inner = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
-    return train_head(X_fit, fit["label"], X_inner, inner_val["label"], seed=seed, **options)
+    with profile.phase("features"):
+        X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
+        X_inner = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
+    with profile.phase("train"):
+        result = train_head(X_fit, fit["label"], X_inner, inner_val["label"], seed=seed, **options)
+    profile.epochs = len(result.history)
+    return result
 
 
 @dataclass
@@ -137,14 +172,17 @@ def train_candidate(
     seed: int = 0,
     torch_threads: int | None = None,
     progress: bool = False,
+    profile: RunProfile | None = None,
 ) -> CandidateReport:
     """Train on seed-train + the training share of feedback; score both heads on the fixed set
     and on the held-out feedback share.
 
     The candidate starts from the active head's weights (the shipped head learnt from public
     sets that are not here at run time); with no active head it starts from scratch and
-    `before` is empty. Early stopping uses an inner split of the training rows.
+    `before` is empty. Early stopping uses an inner split of the training rows. `profile`, if
+    given, receives the seconds of the features, train and evaluate phases.
     """
+    profile = profile or RunProfile()
     seed_train, evaluation = seed_split()
     train_feedback, held_feedback = split_feedback(feedback, holdout_share)
     held = pd.DataFrame(held_feedback, columns=["text", "label"])
@@ -159,9 +197,11 @@ def train_candidate(
         progress=progress,
         torch_threads=torch_threads,
         init=active,
+        profile=profile,
     )
-    X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
-    X_held = features_for(held["text"].tolist(), encoder, cache, progress=progress)
+    with profile.phase("features"):
+        X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
+        X_held = features_for(held["text"].tolist(), encoder, cache, progress=progress)
 
     def scores(head: SentimentHead) -> dict[str, Any]:
         on_feedback = evaluate(head, X_held, held["label"]) if len(held) else {"n": 0}
@@ -170,12 +210,10 @@ def train_candidate(
             "feedback": _summary(on_feedback),
         }
 
-    return CandidateReport(
-        head=result.head,
-        before={} if active is None else scores(active),
-        after=scores(result.head),
-        data=data,
-    )
+    with profile.phase("evaluate"):
+        before = {} if active is None else scores(active)
+        after = scores(result.head)
+    return CandidateReport(head=result.head, before=before, after=after, data=data)
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +270,7 @@ class RetrainJob:
         self.settings = settings
         self.cache = cache
         self.encoder = encoder
+        self.last_profile: RunProfile | None = None  # of the latest run this job started
         self._tasks: set[asyncio.Task[RetrainRun]] = set()
 
     async def start(
@@ -285,8 +324,9 @@ class RetrainJob:
 
     async def _execute(self, run_id: int, trigger: str, on_done: OnDone | None) -> RetrainRun:
         heartbeat = asyncio.create_task(self._renew_lease(run_id), name=f"lease-{run_id}")
+        profile = self.last_profile = RunProfile(run_id)
         try:
-            await self._train_and_decide(run_id, trigger)
+            await self._train_and_decide(run_id, trigger, profile)
         except asyncio.CancelledError:
             await asyncio.shield(
                 self.store.finish_run(
@@ -305,6 +345,7 @@ class RetrainJob:
             )
         finally:
             heartbeat.cancel()
+            profile.observe()
         run = await self.store.get_run(run_id)
         assert run is not None
         log.info("retrain run %d: %s", run_id, run.status)
@@ -321,25 +362,29 @@ class RetrainJob:
             except Exception:  # a missed renewal is retried; the lease has slack for three
                 log.warning("could not renew the lease of retrain run %d", run_id, exc_info=True)
 
-    async def _train_and_decide(self, run_id: int, trigger: str) -> None:
-        previous = await self.store.last_run(finished=True)
-        since = previous.started_at if previous is not None else 0.0
-        n_new = await self.store.feedback_count(since)
-        feedback = await asyncio.to_thread(
-            resolve_votes,
-            await self.store.feedback_votes(),
-            self.settings.retrain_max_labels_per_user,
-        )
+    async def _train_and_decide(self, run_id: int, trigger: str, profile: RunProfile) -> None:
+        with profile.phase("gather"):
+            previous = await self.store.last_run(finished=True)
+            since = previous.started_at if previous is not None else 0.0
+            n_new = await self.store.feedback_count(since)
+            feedback = await asyncio.to_thread(
+                resolve_votes,
+                await self.store.feedback_votes(),
+                self.settings.retrain_max_labels_per_user,
+            )
         if trigger == "cron" and n_new < self.settings.retrain_min_feedback:
             await self.store.finish_run(run_id, status=RunStatus.SKIPPED, n_feedback=len(feedback))
             return
-        active_version = await self.store.active_version(self.encoder.feature_key)
-        if active_version is None:
-            raise RuntimeError("no active head to compare against")
-        active = await asyncio.to_thread(
-            self._load, Path(active_version.path), active_version.sha256
-        )
-        await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
+        with profile.phase("gather"):
+            active_version = await self.store.active_version(self.encoder.feature_key)
+            if active_version is None:
+                raise RuntimeError("no active head to compare against")
+            active = await asyncio.to_thread(
+                self._load, Path(active_version.path), active_version.sha256
+            )
+        with profile.phase("features"):
+            await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
+            cached = len(self.cache)
         report = await asyncio.to_thread(
             train_candidate,
             self.encoder,
@@ -347,7 +392,9 @@ class RetrainJob:
             active,
             feedback,
             holdout_share=self.settings.retrain_feedback_holdout,
+            profile=profile,
         )
+        profile.encoded_texts = len(self.cache) - cached  # features_for caches what it encodes
         promote, reason = should_promote(
             report.before,
             report.after,
@@ -364,16 +411,17 @@ class RetrainJob:
             n_feedback=len(feedback),
         )
         path = head_versions_dir(self.settings) / f"run-{run_id}.pt"
-        await asyncio.to_thread(save_head, report.head, path, meta)
-        version_id = await self.store.add_model_version(
-            encoder=self.encoder.feature_key,
-            dim=self.encoder.dim,
-            path=str(path),
-            metrics=report.after,
-            status=VersionStatus.CANDIDATE,
-            source=f"retrain #{run_id} ({trigger})",
-            sha256=await asyncio.to_thread(file_sha256, path),
-        )
+        with profile.phase("save"):
+            await asyncio.to_thread(save_head, report.head, path, meta)
+            version_id = await self.store.add_model_version(
+                encoder=self.encoder.feature_key,
+                dim=self.encoder.dim,
+                path=str(path),
+                metrics=report.after,
+                status=VersionStatus.CANDIDATE,
+                source=f"retrain #{run_id} ({trigger})",
+                sha256=await asyncio.to_thread(file_sha256, path),
+            )
         status = RunStatus.PROMOTED if promote else RunStatus.REJECTED
         error = None
         if promote:

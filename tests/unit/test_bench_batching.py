@@ -1,24 +1,30 @@
-"""The batching benchmark's machinery on a fake model: well-formed figures, never timings."""
+"""The batching benchmark's machinery through App on a tiny BERT: well-formed figures, never
+timings."""
 
 from __future__ import annotations
 
 import json
-import time
+import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from matplotlib.image import imread
 
 from dikkat.bench.batching import (
     BenchSettings,
-    _spread_order,
+    app_opener,
     format_table,
     run_benchmark,
     write_json,
     write_plot,
 )
+from dikkat.bench.batching_ceiling import spread_order
+from dikkat.bench.common import ratio
 from dikkat.bench.lengths import LENGTH_QUANTILES, WORDS, request_texts, synthetic_texts
+from dikkat.models.encoder import SentenceEncoder
 
 ROW_KEYS = {
     "mode",
@@ -36,25 +42,11 @@ def fake_word_tokens(word: str) -> int:
     return 1 + len(word) // 4
 
 
-class FakePipeline:
-    """No encoder: cost from the fake word counts, run time ~ max cost x batch size."""
-
-    max_length = 128
-
-    def __init__(self, per_token_s: float = 5e-6, overhead_s: float = 5e-4) -> None:
-        self.per_token_s = per_token_s
-        self.overhead_s = overhead_s
-        self.batches: list[int] = []
-
-    def cost(self, text: str) -> tuple[int, bool]:
-        n = 2 + sum(fake_word_tokens(w) for w in text.split())
-        return min(n, self.max_length), n > self.max_length
-
-    def predict_batch(self, texts: list[str]) -> list[int]:
-        top = max(self.cost(t)[0] for t in texts)
-        time.sleep(self.overhead_s + self.per_token_s * top * len(texts))
-        self.batches.append(len(texts))
-        return [len(t) for t in texts]
+def _normalised(word: str) -> str:
+    """The word as the BERT tokenizer sees it (lower case, accents stripped): no [UNK] tokens."""
+    return "".join(
+        c for c in unicodedata.normalize("NFD", word.lower()) if not unicodedata.combining(c)
+    )
 
 
 TINY = BenchSettings(
@@ -69,9 +61,19 @@ TINY = BenchSettings(
 
 
 @pytest.fixture(scope="module")
-def report() -> dict:
+def report(make_tiny_bert, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """One run on services that App builds around a 2-layer, 32-wide BERT (no shipped head:
+    App trains one on the seed corpus, once for the run)."""
+    folder = make_tiny_bert(sorted(set(WORDS) | {_normalised(w) for w in WORDS}))
+    encoder = SentenceEncoder.from_pretrained(folder, "tiny-bert", max_length=64)
     texts, _ = request_texts(TINY.sample_size, TINY.seed, fake_word_tokens, use_shared=False)
-    return run_benchmark(FakePipeline(), texts, TINY, progress=False, source="synthetic")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # two intra-op threads on a busy 2-core machine are much slower
+    try:
+        opener = app_opener(encoder, tmp_path_factory.mktemp("bench-batching"))
+        yield run_benchmark(opener, texts, TINY, progress=False, source="synthetic")
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_every_mode_and_concurrency_is_well_formed(report: dict) -> None:
@@ -92,6 +94,7 @@ def test_every_mode_and_concurrency_is_well_formed(report: dict) -> None:
             assert row["p50_ms"] <= row["p99_ms"]
         if row["mode"] == "batched":
             assert row["cost_ms"] >= 0 and row["queue_wait_ms"] >= 0
+            assert row["requests"] > 0
         if row["mode"] == "unbatched":
             assert row["mean_batch_size"] == 1
             assert row["padding_efficiency"] == 1
@@ -114,6 +117,11 @@ def test_paired_single_client_comparison(report: dict) -> None:
     assert paired["ratio"] == pytest.approx(
         paired["batched_p50_ms"] / paired["unbatched_p50_ms"], rel=1e-2
     )
+
+
+def test_ratios_round_alike() -> None:
+    assert ratio(2.0, 3.0) == 0.667
+    assert ratio(None, 3.0) is None and ratio(1.0, 0.0) is None
 
 
 def test_overload_rejects_and_stays_bounded(report: dict) -> None:
@@ -163,10 +171,10 @@ def test_synthetic_texts_use_only_the_own_word_list() -> None:
 
 
 def test_ceiling_batch_order_spans_all_lengths_in_every_prefix() -> None:
-    order = _spread_order(40)
+    order = spread_order(40)
     assert sorted(order) == list(range(40))
     assert max(order[:4]) - min(order[:4]) >= 20
-    assert _spread_order(1) == [0]
+    assert spread_order(1) == [0]
 
 
 def test_settings_validate_early() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from dikkat.bench.retrain import (
     run_retrain_benchmark,
 )
 from dikkat.models.encoder import SentenceEncoder
+from dikkat.training.retrain import PHASES
 
 WORDS = ["bir", "cok", "guzel", "kotu", "urun", "kargo", "hizli", "degil", "##ler", "##di", "."]
 TINY = RetrainBenchConfig(
@@ -99,6 +101,8 @@ def test_without_shared_data_times_synthetic_feedback_and_skips_the_curve(
         assert run["n_feedback"] == row["feedback_items"]
         assert run["encoded_texts"] == 0  # every feature came from the cache
         assert run["epochs"] >= 1 and run["phases_s"]
+        recorded = [p for p in run["phases_s"] if not p.startswith("other")]
+        assert len(recorded) == len(PHASES)  # every phase, as the retrain job records them
     (latency,) = report["latency"]
     assert latency["clients"] == 2 and latency["feedback_items"] == 12
     assert latency["retrains_in_window"]
@@ -108,7 +112,8 @@ def test_without_shared_data_times_synthetic_feedback_and_skips_the_curve(
     assert json.loads((tmp_path / "out" / "retrain.json").read_text())["timing"]
     assert not (tmp_path / "out" / "curve.png").exists()
     text = format_report(report)
-    assert "| 12 |" in text and "p99 ratio" in text and "learning curve skipped" in text
+    assert re.search(r"^\|\s+12 \|", text, re.M), text
+    assert "p99 ratio" in text and "learning curve skipped" in text
 
 
 @pytest.mark.skipif(default_data_path() is None, reason="../shared/data/sentiment is absent")
@@ -134,4 +139,4 @@ def test_learning_curve_goes_through_the_router_and_plots(
     image = imread(io.BytesIO(png), format="png")
     assert image.shape[0] > 100 and image.shape[1] > 100
     text = format_report(report)
-    assert "| 12 |" in text and "held-out" in text
+    assert re.search(r"^\|\s+12 \|", text, re.M) and "held-out" in text

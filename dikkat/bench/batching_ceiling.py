@@ -1,0 +1,89 @@
+"""The batching ceiling: the raw pipeline on pre-formed, length-sorted batches (throughput only)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+from dikkat.bench.batching_load import Pipeline, Prepared, Window, row
+
+__all__ = ["Ceiling", "spread_order"]
+
+
+class Ceiling:
+    """Pre-formed batches of the already tokenized texts, on one worker thread.
+
+    Runs on one worker thread like the batcher's forward calls, so the modes differ only in
+    batching; `measure` is called next to each concurrency point so slow drift in machine load
+    hits the ceiling and the batcher alike.
+    """
+
+    def __init__(self, pipeline: Pipeline, prepared: Prepared) -> None:
+        self._pipeline = pipeline
+        self._items = prepared.items
+        self._costs = prepared.costs
+        self._order = sorted(range(len(self._costs)), key=self._costs.__getitem__)
+        self._mean_tokens = sum(self._costs) / len(self._costs)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-ceiling")
+
+    def warm_up(self) -> None:
+        """One batch of mixed lengths, not reported."""
+        spread = self._order[:: max(1, len(self._order) // 8)]
+        self._executor.submit(self._run, [spread], 0.0).result()
+
+    def measure(self, size: int, budget_s: float, concurrency: int | None) -> dict[str, Any]:
+        """Sorted batches of `size` for budget_s, in an order whose every prefix spans all lengths.
+
+        The same batches in the same order each time, so repeated measurements do the same work.
+        """
+        chunks = [self._order[i : i + size] for i in range(0, len(self._order), size)]
+        chunks = [chunks[j] for j in spread_order(len(chunks))]
+        window = self._executor.submit(self._run, chunks, budget_s).result()
+        s = window.stats
+        # A short budget runs a few batches: rate their real tokens/s at the load's mean length.
+        throughput = s.real_tokens / window.compute_s / self._mean_tokens
+        extra = {
+            "cost_ms": None,
+            "queue_wait_ms": None,
+            "batch_size": size,
+            "batches": s.batches,
+            "measured_rps": round(s.batch_items / window.compute_s, 3),
+        }
+        return row("ceiling", concurrency, throughput, [], window, **extra)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def _run(self, chunks: list[list[int]], budget_s: float) -> Window:
+        window, started = Window(), time.perf_counter()
+        with torch.inference_mode():
+            for chunk in itertools.cycle(chunks):
+                self._pipeline.predict_batch([self._items[i] for i in chunk])
+                window.add_batch([self._costs[i] for i in chunk], 0.0)
+                if time.perf_counter() - started >= budget_s:
+                    break
+        window.compute_s = time.perf_counter() - started  # back to back: the whole run
+        return window
+
+
+def spread_order(n: int) -> list[int]:
+    """0..n-1 as n/2, n/4, 3n/4, n/8, ... (van der Corput): every prefix spans the range evenly."""
+    order: list[int] = []
+    seen: set[int] = set()
+    k = 1
+    while len(order) < n:
+        x, base, j = 0.0, 0.5, k
+        while j:
+            x, base, j = x + base * (j & 1), base / 2, j >> 1
+        index = min(n - 1, int(x * n))
+        if index not in seen:
+            seen.add(index)
+            order.append(index)
+        k += 1
+        if k > 4 * n:  # the remaining few (rounding collisions) in order
+            order += [i for i in range(n) if i not in seen]
+    return order

@@ -1,0 +1,145 @@
+"""The batching report: the issue's targets judged, and the results as text tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+from dikkat.bench.common import fmt, ratio, render
+
+__all__ = ["evaluate_targets", "format_table"]
+
+COLUMNS = (  # header, row key, number format; after the mode column
+    ("clients", "concurrency", ".1f"),
+    ("req/s", "throughput_rps", ".1f"),
+    ("p50 ms", "p50_ms", ".1f"),
+    ("p99 ms", "p99_ms", ".1f"),
+    ("mean batch", "mean_batch_size", ".2f"),
+    ("padding eff", "padding_efficiency", ".3f"),
+    ("tok/req", "padded_tokens_per_request", ".1f"),
+    ("cost ms", "cost_ms", ".2f"),
+    ("wait ms", "queue_wait_ms", ".1f"),
+    ("forward ms", "forward_ms", ".1f"),
+)
+
+
+def _find(rows: Sequence[dict[str, Any]], mode: str, concurrency: int | None) -> dict | None:
+    for row in rows:
+        if row["mode"] == mode and row["concurrency"] == concurrency:
+            return row
+    return None
+
+
+def evaluate_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's CPU targets, each with its figure and whether it is met (None: not measured)."""
+    rows, overload = report["results"], report["overload"]
+    ceiling = _find(rows, "ceiling", 64) or {}
+    b64, u64 = _find(rows, "batched", 64) or {}, _find(rows, "unbatched", 64) or {}
+    b1, u1 = _find(rows, "batched", 1) or {}, _find(rows, "unbatched", 1) or {}
+
+    def target(name: str, value: float | None, limit: float, higher: bool) -> dict[str, Any]:
+        met = None if value is None else (value >= limit if higher else value <= limit)
+        return {"target": name, "value": value, "limit": limit, "met": met}
+
+    def reported(name: str, value: float | None, limit: float | None = None) -> dict[str, Any]:
+        return {"target": name, "value": value, "limit": limit, "met": None}
+
+    return [
+        target(
+            "c=64 batched/ceiling throughput >= 0.90",
+            ratio(b64.get("throughput_rps"), ceiling.get("throughput_rps")),
+            0.90,
+            True,
+        ),
+        target(
+            "c=1 batched p50 / unbatched p50 <= 1.15 (paired run)",
+            report.get("paired_c1", {}).get("ratio"),
+            1.15,
+            False,
+        ),
+        reported(
+            "c=1 batched p50 / unbatched p50, separate windows (reported)",
+            ratio(b1.get("p50_ms"), u1.get("p50_ms")),
+            1.15,
+        ),
+        target(
+            "c=64 batched padding efficiency >= 0.80", b64.get("padding_efficiency"), 0.80, True
+        ),
+        target("overload rejection p99 <= 5 ms", overload.get("reject_p99_ms"), 5.0, False),
+        {
+            "target": "overload memory bounded (queue, in-flight bounded; peak RSS +<= 25%), MiB",
+            "value": overload.get("peak_rss_growth_mb"),
+            "limit": None,
+            "met": overload.get("memory_bounded"),
+        },
+        reported(
+            "c=64 batched/unbatched throughput (reported, not targeted)",
+            ratio(b64.get("throughput_rps"), u64.get("throughput_rps")),
+        ),
+    ]
+
+
+def _results(report: dict[str, Any]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("mode", no_wrap=True)
+    for header, _, _ in COLUMNS:
+        table.add_column(header, justify="right", no_wrap=True)
+    for r in report["results"]:
+        mode = r["mode"] + (f" b={r['batch_size']}" if r["mode"] == "ceiling" else "")
+        table.add_row(mode, *(fmt(r.get(key), spec) for _, key, spec in COLUMNS))
+    return table
+
+
+def _targets(report: dict[str, Any]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    table.add_column("target")
+    table.add_column("value", justify="right")
+    table.add_column("", justify="left")
+    for t in report["targets"]:
+        mark = {True: "met", False: "MISSED", None: "info"}[t["met"]]
+        table.add_row(t["target"], fmt(t["value"], ".3f"), mark)
+    return table
+
+
+def _notes(report: dict[str, Any]) -> list[str]:
+    sweep = (
+        f"{s['batch_size']}: {s['throughput_rps']:.1f} req/s (pad {s['padding_efficiency']:.3f})"
+        for s in report["ceiling"]["sweep"]
+    )
+    pc, o, m = report["paired_c1"], report["overload"], report["machine"]
+    return [
+        "tok/req: padded tokens computed per request; cost ms: tokenizing one request (the service"
+        " does it on the event loop; timed once per text before the run); wait ms: queue time per"
+        " request; forward ms: one forward call",
+        "",
+        "ceiling sweep by batch size: "
+        + ", ".join(sweep)
+        + f"; best {report['ceiling']['best_batch_size']}, re-measured at each concurrency",
+        f"c=1 paired ({pc['pairs']} pairs, same text through both, alternating order): p50"
+        f" unbatched {fmt(pc['unbatched_p50_ms'])} ms, batched {fmt(pc['batched_p50_ms'])} ms;"
+        f" median per-pair extra {fmt(pc['median_extra_ms'])} ms",
+        f"overload: {o['factor']:g}x = {o['rate_rps']:.0f} req/s, open loop, {o['duration_s']:g} s"
+        f" into max_queue {o['max_queue']}: {o['accepted']} accepted, {o['rejected']} rejected",
+        f"  rejection p50/p99 {fmt(o['reject_p50_ms'], '.2f')}/{fmt(o['reject_p99_ms'], '.2f')}"
+        f" ms from arrival (sentiment() call alone p99 {fmt(o['reject_call_p99_ms'], '.3f')} ms;"
+        f" event-loop lag p99 {fmt(o['loop_lag_p99_ms'], '.1f')} ms, idle"
+        f" {fmt(o['loop_lag_idle_p99_ms'], '.1f')} ms)",
+        f"  queue depth max {o['max_queue_depth_seen']}, accepted in flight max"
+        f" {o['max_accepted_in_flight']}; RSS {o['rss_before_mb']:.0f} -> {o['rss_after_mb']:.0f}"
+        f" MiB (max {o['rss_max_first_half_mb']:.0f} in the first half,"
+        f" {o['rss_max_second_half_mb']:.0f} in the second), peak {o['peak_rss_before_mb']:.0f} ->"
+        f" {o['peak_rss_after_mb']:.0f} MiB",
+        f"machine: {m['cpu_cores']} cores, torch {m['torch']} with {m['torch_threads']} threads"
+        f" (OMP_WAIT_POLICY={m['env']['OMP_WAIT_POLICY'] or 'unset'}),"
+        f" load average {m['loadavg_start'][0]:.1f} -> {m.get('loadavg_end', ['?'])[0]}",
+        "",
+        "targets:",
+    ]
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The results as a text table, then the ceiling sizes, the overload test and targets."""
+    return render(_results(report), *_notes(report), _targets(report))
