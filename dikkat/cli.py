@@ -291,7 +291,8 @@ def train_sentiment_command(
         f"({outcome.dropped} dropped), best epoch {outcome.result.best_epoch}, "
         f"{outcome.result.seconds:.1f} s"
     )
-    typer.echo(format_report(outcome.metrics))
+    if outcome.metrics is not None:
+        typer.echo(format_report(outcome.metrics))
     typer.echo(f"head: {outcome.head_path}\ncurves: {outcome.curves_path}")
 
 
@@ -360,7 +361,7 @@ def evaluate_sentiment_command(
     encoder = _encoder(settings)
     head_path, head_note = (head, f"--head {head}") if head else _served_head(settings, encoder)
     try:
-        metrics = evaluate_from_csv(
+        metrics, dropped = evaluate_from_csv(
             data,
             encoder,
             head_path=head_path,
@@ -373,9 +374,9 @@ def evaluate_sentiment_command(
     except (ValueError, KeyError, FileNotFoundError) as error:
         typer.echo(f"cannot evaluate: {error}", err=True)
         raise typer.Exit(2) from error
-    metrics["head"] = head_note
     if as_json:
-        typer.echo(json.dumps(metrics, ensure_ascii=False))
+        report = {**metrics.as_dict(), "dropped": dropped, "head": head_note}
+        typer.echo(json.dumps(report, ensure_ascii=False))
     else:
         typer.echo(f"head: {head_note}\n{format_report(metrics)}")
 

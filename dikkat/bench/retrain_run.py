@@ -184,7 +184,7 @@ async def curve(
                 "seed_eval_recorded": metric_summary(
                     fixed_metrics(active.metrics if active else None)
                 ),
-                "held_out_active": metric_summary(start_metrics),
+                "held_out_active": metric_summary(start_metrics.summary()),
             }
         )
         previous = 0
@@ -208,14 +208,16 @@ async def curve(
                 "seed_eval_active": metric_summary(
                     await asyncio.to_thread(evaluation_metrics, encoder, bot.cache, active_head)
                 ),
-                "held_out_active": metric_summary(evaluate(active_head, X_hold, y_hold)),
+                "held_out_active": metric_summary(evaluate(active_head, X_hold, y_hold).summary()),
                 "held_out_candidate": None,
             }
             if run["candidate_version"] is not None:
                 candidate = await bot.store.get_version(run["candidate_version"])
                 assert candidate is not None
                 head = load_head_for(Path(candidate.path), encoder)
-                point["held_out_candidate"] = metric_summary(evaluate(head, X_hold, y_hold))
+                point["held_out_candidate"] = metric_summary(
+                    evaluate(head, X_hold, y_hold).summary()
+                )
             say(
                 f"  {run['status']}: seed-eval {f1_text(run['seed_eval_before'])} -> "
                 f"{f1_text(run['seed_eval_after'])}, held-out active "

@@ -22,7 +22,7 @@ from dikkat.models.head import default_head_path, load_head
 from dikkat.storage.features import FeatureCache
 from dikkat.training.data import load_labelled_csv, split_train_val
 from dikkat.training.features import features_for
-from dikkat.training.metrics import evaluate
+from dikkat.training.metrics import Metrics, evaluate
 from dikkat.training.retrain import train_on_inner_split
 from dikkat.training.seed_head import BATCH_SIZE, LEARNING_RATE, PUBLIC_SETS
 
@@ -39,12 +39,12 @@ def data_dir() -> Path | None:
     return None
 
 
-def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+def _summary(metrics: Metrics) -> dict[str, Any]:
     return {
-        "n": metrics["n"],
-        "accuracy": round(float(metrics["accuracy"]), 4),
-        "macro_f1": round(float(metrics["macro_f1"]), 4),
-        "recall": {k: round(float(v["recall"]), 3) for k, v in metrics["per_class"].items()},
+        "n": metrics.n,
+        "accuracy": round(metrics.accuracy, 4),
+        "macro_f1": round(metrics.macro_f1, 4),
+        "recall": {k: round(v.recall, 3) for k, v in metrics.per_class.items()},
     }
 
 

@@ -204,22 +204,16 @@ def train_candidate(
         X_held = features_for(held["text"].tolist(), encoder, cache, progress=progress)
 
     def scores(head: SentimentHead) -> dict[str, Any]:
-        on_feedback = evaluate(head, X_held, held["label"]) if len(held) else {"n": 0}
+        on_feedback = evaluate(head, X_held, held["label"]).summary() if len(held) else {"n": 0}
         return {
-            "fixed": _summary(evaluate(head, X_eval, evaluation["label"])),
-            "feedback": _summary(on_feedback),
+            "fixed": evaluate(head, X_eval, evaluation["label"]).summary(),
+            "feedback": on_feedback,
         }
 
     with profile.phase("evaluate"):
         before = {} if active is None else scores(active)
         after = scores(result.head)
     return CandidateReport(head=result.head, before=before, after=after, data=data)
-
-
-def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    if not metrics.get("n"):
-        return {"n": 0}
-    return {key: metrics[key] for key in ("n", "accuracy", "macro_f1")}
 
 
 def fixed_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -466,7 +460,7 @@ def evaluation_metrics(
     """A head's metrics on the fixed evaluation set (the seed corpus's held-out quarter)."""
     _, evaluation = seed_split()
     X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=False)
-    return _summary(evaluate(head, X_eval, evaluation["label"]))
+    return evaluate(head, X_eval, evaluation["label"]).summary()
 
 
 async def ensure_active_head(

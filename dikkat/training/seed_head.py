@@ -126,20 +126,16 @@ def train_seed_head(
                 evaluations[f"{public.file} (not trained on)"] = evaluate(
                     result.head, X, frame["label"]
                 )
-    summary = {key: fixed[key] for key in ("n", "accuracy", "macro_f1")}
     meta = make_meta(
         encoder,
-        summary,
+        fixed.summary(),
         data[["text", "label"]],
         source="dikkat train seed-head",
         trained_on=sources,
         evaluation_excluded="seed_corpus.csv 25% stratified, seed 0 (the retrain job's fixed set)",
         best_epoch=result.best_epoch,
         cross_domain={
-            name: {
-                "n": m["n"],
-                **{key: round(float(m[key]), 4) for key in ("accuracy", "macro_f1")},
-            }
+            name: {"n": m.n, "accuracy": round(m.accuracy, 4), "macro_f1": round(m.macro_f1, 4)}
             for name, m in evaluations.items()
         },
     )

@@ -34,7 +34,7 @@ from dikkat.training.data import (
     split_train_val,
 )
 from dikkat.training.features import feature_cache_for, features_for
-from dikkat.training.metrics import evaluate
+from dikkat.training.metrics import Metrics, evaluate
 
 if TYPE_CHECKING:
     from dikkat.models.encoder import SentenceEncoder
@@ -49,7 +49,7 @@ class TrainResult:
     head: SentimentHead
     history: list[dict[str, float]]
     best_epoch: int
-    metrics: dict[str, Any]
+    metrics: Metrics | None  # on the validation data, None without any
     seconds: float = 0.0
     class_weights: list[float] | None = None
 
@@ -164,7 +164,7 @@ def train_head(
         else:
             best_epoch = len(history)
         head.eval()
-        metrics = evaluate(head, X_val, y_val) if has_val else {}
+        metrics = evaluate(head, X_val, y_val) if has_val else None
     return TrainResult(
         head=head,
         history=history,
@@ -190,7 +190,7 @@ class TrainOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def metrics(self) -> dict[str, Any]:
+    def metrics(self) -> Metrics | None:
         """Validation metrics of the kept checkpoint."""
         return self.result.metrics
 
@@ -255,7 +255,7 @@ def train_sentiment_from_csv(
     )
     meta = make_meta(
         encoder,
-        result.metrics,
+        result.metrics.as_dict() if result.metrics else {},
         df,
         source=str(data),
         seed=seed,
@@ -296,8 +296,9 @@ def evaluate_from_csv(
     label_map: str | Mapping[str, str] | None = None,
     db_path: str | Path | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Metrics of a head (default: the shipped one for this encoder) on a labelled CSV."""
+) -> tuple[Metrics, int]:
+    """Metrics of a head (default: the shipped one for this encoder) on a labelled CSV, and how
+    many rows were dropped (empty text or unknown label)."""
     path = (
         Path(head_path)
         if head_path is not None
@@ -318,6 +319,4 @@ def evaluate_from_csv(
     finally:
         if cache is not None:
             cache.close()
-    metrics = evaluate(head, X, df["label"])
-    metrics["dropped"] = int(df.attrs.get("dropped", 0))
-    return metrics
+    return evaluate(head, X, df["label"]), int(df.attrs.get("dropped", 0))

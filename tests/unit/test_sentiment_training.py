@@ -115,12 +115,12 @@ def test_training_on_a_separable_set_reaches_high_accuracy() -> None:
     X, y = separable(300)
     Xv, yv = separable(90, seed=0)
     result = train_head(X[:240], y[:240], X[240:], y[240:], epochs=40, patience=8, seed=0)
-    assert result.metrics["accuracy"] > 0.9 and result.metrics["macro_f1"] > 0.9
+    assert result.metrics.accuracy > 0.9 and result.metrics.macro_f1 > 0.9
     assert 1 <= result.best_epoch <= len(result.history) <= 40
     assert set(result.history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"}
     again = train_head(X[:240], y[:240], X[240:], y[240:], epochs=40, patience=8, seed=0)
     assert again.history == result.history  # deterministic
-    assert evaluate(result.head, Xv, yv)["accuracy"] > 0.9
+    assert evaluate(result.head, Xv, yv).accuracy > 0.9
 
 
 def test_imbalanced_classes_get_weights() -> None:
@@ -128,14 +128,14 @@ def test_imbalanced_classes_get_weights() -> None:
     keep = (y != 0) | (np.arange(200) < 30)
     result = train_head(X[keep], y[keep], epochs=3, seed=0)
     assert result.class_weights is not None and result.class_weights[0] > result.class_weights[2]
-    assert len(result.history) == 3 and result.metrics == {}
+    assert len(result.history) == 3 and result.metrics is None
 
 
 def test_evaluation_json_and_binary_accuracy() -> None:
     y = np.array([0, 0, 2, 2])
     proba = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4]])
     metrics = evaluate(None, np.zeros((4, 1)), y, proba=proba)
-    assert set(metrics) == {
+    assert set(metrics.as_dict()) == {
         "n",
         "accuracy",
         "macro_f1",
@@ -143,14 +143,22 @@ def test_evaluation_json_and_binary_accuracy() -> None:
         "confusion",
         "binary_accuracy",
     }
-    assert metrics["n"] == 4 and metrics["accuracy"] == 0.5
-    assert metrics["binary_accuracy"] == 0.5  # row 2 -> negative, row 4 -> negative
-    assert metrics["confusion"] == [[1, 1, 0], [0, 0, 0], [1, 0, 1]]
-    assert list(metrics["per_class"]) == list(LABELS)
-    assert set(metrics["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
-    json.dumps(metrics)
+    assert metrics.n == 4 and metrics.accuracy == 0.5
+    assert metrics.binary_accuracy == 0.5  # row 2 -> negative, row 4 -> negative
+    assert metrics.confusion == [[1, 1, 0], [0, 0, 0], [1, 0, 1]]
+    assert list(metrics.per_class) == list(LABELS)
+    assert metrics.per_class["positive"].support == 2
+    assert set(metrics.as_dict()["per_class"]["positive"]) == {
+        "precision",
+        "recall",
+        "f1",
+        "support",
+    }
+    assert metrics.summary() == {"n": 4, "accuracy": 0.5, "macro_f1": metrics.macro_f1}
+    json.dumps(metrics.as_dict())
     three = evaluate(None, np.zeros((3, 1)), ["negative", "neutral", "positive"], proba=np.eye(3))
-    assert "binary_accuracy" not in three and three["macro_f1"] == 1.0
+    assert three.binary_accuracy is None and three.macro_f1 == 1.0
+    assert "binary_accuracy" not in three.as_dict()
     report = format_report(metrics)
     assert "macro-F1" in report and "binary accuracy" in report and "confusion" in report
 
@@ -180,9 +188,10 @@ def test_train_and_evaluate_from_csv(tmp_path: Path) -> None:
     assert outcome.n_train == 45 and outcome.n_val == 15 and outcome.curves_path.is_file()
     assert outcome.head_path is not None and outcome.head_path.with_suffix(".json").is_file()
     head, meta = load_head(outcome.head_path, encoder_id="fake", dim=8)
-    assert meta.metrics == outcome.metrics and meta.data_hash and meta.extra["seed"] == 0
+    assert meta.metrics == outcome.metrics.as_dict() and meta.data_hash and meta.extra["seed"] == 0
     encoder.encoded.clear()
-    metrics = evaluate_from_csv(
+    metrics, dropped = evaluate_from_csv(
         data, encoder, head_path=outcome.head_path, db_path=tmp_path / "f.db", progress=False
     )
-    assert encoder.encoded == [] and metrics["n"] == 60 and metrics["accuracy"] > 0.6
+    assert encoder.encoded == [] and metrics.n == 60 and metrics.accuracy > 0.6
+    assert dropped == 0
