@@ -18,7 +18,8 @@ from dikkat.models.sorter import Sorter
 from dikkat.storage.features import FeatureCache
 from dikkat.storage.store import Store
 from dikkat.training.head_sync import ActiveHeadWatcher
-from dikkat.training.retrain import RetrainJob, ensure_active_head
+from dikkat.training.heads import ensure_active_head
+from dikkat.training.retrain import RetrainJob
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,14 @@ from dikkat.bot.i18n import LABEL_NAMES, t
 from dikkat.bot.router import Router
 from dikkat.bot.types import ButtonPress, Request
 from dikkat.config import Settings
+from dikkat.hashing import text_hash
 from dikkat.inference.service import InferenceService
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import LABELS, SentimentHead
-from dikkat.storage.features import FeatureCache, text_hash
+from dikkat.storage.features import FeatureCache
 from dikkat.storage.store import RetrainRun, Store
-from dikkat.training.retrain import RetrainJob, fixed_metrics
+from dikkat.training.promotion import fixed_metrics
+from dikkat.training.retrain import RetrainJob
 
 __all__ = [
     "PHASES",

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from dikkat.bench.lengths import shared_data_dirs, synthetic_texts
+from dikkat.hashing import text_hash
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import LABELS
-from dikkat.storage.features import FeatureCache, text_hash
+from dikkat.storage.features import FeatureCache
 from dikkat.training.data import load_labelled_csv, split_train_val
 from dikkat.training.features import features_for
 

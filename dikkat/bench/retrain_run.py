@@ -25,8 +25,10 @@ from dikkat.bench.retrain_bot import (
 from dikkat.bench.retrain_data import Data, RetrainBenchConfig, clone, fill_cache
 from dikkat.bot.types import Request
 from dikkat.models.encoder import SentenceEncoder
+from dikkat.training.candidate import evaluation_metrics
+from dikkat.training.heads import load_head_for
 from dikkat.training.metrics import evaluate
-from dikkat.training.retrain import evaluation_metrics, fixed_metrics, load_head_for
+from dikkat.training.promotion import fixed_metrics
 
 __all__ = ["LATENCY_TARGET", "curve", "timing"]
 

@@ -20,10 +20,10 @@ from dikkat.bench.lengths import shared_data_dirs
 from dikkat.models.encoder import BERTURK, MINILM_ID, OFFLINE_ID, SentenceEncoder, load_encoder
 from dikkat.models.head import default_head_path, load_head
 from dikkat.storage.features import FeatureCache
+from dikkat.training.candidate import train_on_inner_split
 from dikkat.training.data import load_labelled_csv, split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.metrics import Metrics, evaluate
-from dikkat.training.retrain import train_on_inner_split
 from dikkat.training.seed_head import BATCH_SIZE, LEARNING_RATE, PUBLIC_SETS
 
 IN_DOMAIN = "store_reviews_3class.csv"

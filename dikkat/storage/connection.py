@@ -12,12 +12,7 @@ from typing import Any, Self
 import aiosqlite
 
 from dikkat.storage.records import DatabaseOpenError
-from dikkat.storage.schema import (
-    BUSY_TIMEOUT_MS,
-    PRAGMAS,
-    migration_script,
-    pending_migrations,
-)
+from dikkat.storage.schema import BUSY_TIMEOUT_MS, PRAGMAS, migration_script, pending_migrations
 
 
 class StoreBase:

@@ -10,7 +10,7 @@ from pathlib import Path
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadLoadError, HeadMismatchError
 from dikkat.storage.store import Store
-from dikkat.training.retrain import load_head_for
+from dikkat.training.heads import load_head_for
 from dikkat.training.serving import HeadServer
 
 log = logging.getLogger(__name__)

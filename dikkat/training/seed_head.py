@@ -84,7 +84,7 @@ def train_seed_head(
 ) -> SeedHeadReport:
     """Train from scratch on seed-train (+ the MIT sets when `data_dir` is given); never on
     the retrain job's fixed evaluation quarter. Scores it there and on every other set present."""
-    from dikkat.training.retrain import seed_split, train_on_inner_split
+    from dikkat.training.candidate import seed_split, train_on_inner_split
 
     seed_train, evaluation = seed_split()
     parts = [seed_train.assign(source="seed_corpus.csv")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from dikkat.training.retrain import PHASES
+from dikkat.training.profile import PHASES
 
 
 def _count(phase: str) -> float:

@@ -11,7 +11,7 @@ from dikkat.bot.types import Request
 from dikkat.models.checksum import file_sha256
 from dikkat.storage.features import FeatureCache
 from dikkat.storage.store import Store
-from dikkat.training.retrain import ensure_active_head
+from dikkat.training.heads import ensure_active_head
 
 
 def flip_a_byte(path: Path) -> None:

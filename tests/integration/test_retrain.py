@@ -8,8 +8,9 @@ import pytest
 from dikkat.bot.commands.admin import outcome_text
 from dikkat.bot.types import ButtonPress, Reply, Request
 from dikkat.storage.store import RunInProgress
+from dikkat.training import candidate as candidate_module
 from dikkat.training import retrain as retrain_module
-from dikkat.training.retrain import fixed_metrics
+from dikkat.training.promotion import fixed_metrics
 
 ADMIN, USER = "1", "2"
 
@@ -99,7 +100,7 @@ async def test_a_worse_candidate_is_rejected_and_the_active_head_stays(bot) -> N
 
 
 async def test_one_user_labelling_1000_items_wrongly_cannot_get_a_worse_head_promoted(bot) -> None:
-    seed_train, _ = retrain_module.seed_split()
+    seed_train, _ = candidate_module.seed_split()
     flipped = {"negative": "positive", "positive": "negative", "neutral": "negative"}
     poisoned = [
         (f"{text} #{i}", flipped[label])
@@ -192,16 +193,16 @@ async def test_held_out_feedback_is_never_trained_on_and_is_reported(bot) -> Non
     items = [(f"Ürün {i} tam bir hayal kırıklığı", "negative") for i in range(60)]
     await give_feedback(bot, items)
     bot.settings.retrain_feedback_holdout = 0.5
-    held = {text for text, _ in items if retrain_module.is_held_out(text, 0.5)}
+    held = {text for text, _ in items if candidate_module.is_held_out(text, 0.5)}
     seen: list[list[str]] = []
-    original = retrain_module.features_for
+    original = candidate_module.features_for
 
     def spy(texts, *args, **kwargs):
         seen.append(list(texts))
         return original(texts, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(retrain_module, "features_for", spy)
+        patch.setattr(candidate_module, "features_for", spy)
         run = await bot.retrainer.run("admin", "telegram:1")
     assert 0 < len(held) < len(items)
     fit_rows, inner_rows = set(seen[0]), set(seen[1])

@@ -20,7 +20,7 @@ from dikkat.bench.retrain import (
     run_retrain_benchmark,
 )
 from dikkat.models.encoder import SentenceEncoder
-from dikkat.training.retrain import PHASES
+from dikkat.training.profile import PHASES
 
 WORDS = ["bir", "cok", "guzel", "kotu", "urun", "kargo", "hizli", "degil", "##ler", "##di", "."]
 TINY = RetrainBenchConfig(

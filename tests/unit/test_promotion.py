@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dikkat.training.retrain import fixed_metrics, is_held_out, should_promote, split_feedback
+from dikkat.training.candidate import is_held_out, split_feedback
+from dikkat.training.promotion import fixed_metrics, should_promote
 
 
 def scores(fixed: float, feedback: float | None = None, n: int = 50) -> dict:

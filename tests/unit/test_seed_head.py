@@ -9,7 +9,7 @@ from fakes import CountingEncoder
 
 from dikkat.models.e5_image import E5_ID
 from dikkat.models.head import default_head_path, load_head
-from dikkat.training.retrain import seed_split
+from dikkat.training.candidate import seed_split
 from dikkat.training.seed_head import PUBLIC_SETS, missing_training_sets, train_seed_head
 
 

@@ -1,0 +1,118 @@
+"""Stored head versions: load one for the running encoder; make sure one is active at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from dikkat.config import Settings
+from dikkat.models.checksum import file_sha256
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.head import (
+    HeadLoadError,
+    HeadMismatchError,
+    SentimentHead,
+    default_head_path,
+    head_file_name,
+    load_head,
+    save_head,
+)
+from dikkat.storage.features import FeatureCache
+from dikkat.storage.store import Store, VersionStatus
+from dikkat.training.candidate import evaluation_metrics, train_candidate
+from dikkat.training.promotion import fixed_metrics
+from dikkat.training.sentiment import make_meta
+
+log = logging.getLogger(__name__)
+
+
+def load_head_for(
+    path: Path, encoder: SentenceEncoder, *, sha256: str | None = None
+) -> SentimentHead:
+    """A stored head checked against `encoder` (id, dimension, pooling) and `sha256`, on the
+    encoder's device. Raises HeadLoadError or HeadMismatchError."""
+    head, _ = load_head(
+        path,
+        encoder_id=encoder.encoder_id,
+        dim=encoder.dim,
+        pooling=encoder.pooling,
+        device=encoder.device,
+        sha256=sha256,
+    )
+    return head
+
+
+def head_versions_dir(settings: Settings) -> Path:
+    """Where head versions live."""
+    return settings.model_dir / "heads"
+
+
+async def ensure_active_head(
+    store: Store, encoder: SentenceEncoder, cache: FeatureCache, settings: Settings
+) -> tuple[SentimentHead, int]:
+    """The head to serve: the active version; if its file cannot be loaded, the newest earlier
+    version that loads (the bad one is marked); else the shipped head; else one trained now."""
+    key = encoder.feature_key
+    checks = dict(
+        encoder_id=encoder.encoder_id,
+        dim=encoder.dim,
+        pooling=encoder.pooling,
+        device=encoder.device,
+    )
+    active = await store.active_version(key)
+    if active is not None:
+        fallbacks = [
+            v
+            for v in await store.list_versions(key)
+            if v.status == VersionStatus.RETIRED
+            and v.problem is None
+            and v.activated_at is not None
+        ]
+        fallbacks.sort(key=lambda v: v.activated_at or 0.0, reverse=True)
+        for version in [active, *fallbacks]:
+            try:
+                head = await asyncio.to_thread(
+                    load_head_for, Path(version.path), encoder, sha256=version.sha256
+                )
+            except (HeadLoadError, HeadMismatchError) as error:
+                log.error("head #%d cannot be served: %s", version.id, error)
+                await store.mark_unloadable(version.id, str(error))
+                continue
+            if version.id != active.id:
+                await store.activate_version(version.id)
+                log.warning("serving head #%d instead of the damaged #%d", version.id, active.id)
+            return head, version.id
+        log.error("no stored head for %s can be loaded; installing a new one", key)
+    shipped = default_head_path(encoder.encoder_id, encoder.pooling)
+    if shipped is not None:
+        head, meta = await asyncio.to_thread(load_head, shipped, **checks)
+        source = f"shipped {shipped.name}"
+        log.info("installing the shipped sentiment head %s", shipped.name)
+    else:
+        log.info("no sentiment head for %s yet: training one on the seed corpus", key)
+        report = await asyncio.to_thread(train_candidate, encoder, cache, None, [], progress=True)
+        head, source = report.head, "trained at start-up on the seed corpus"
+        meta = make_meta(encoder, report.after, report.data, source=source)
+    metrics = meta.metrics
+    if "macro_f1" not in metrics and "fixed" not in metrics:
+        metrics = await asyncio.to_thread(evaluation_metrics, encoder, cache, head)
+        meta.metrics = metrics
+    path = head_versions_dir(settings) / f"{head_file_name(key)[:-3]}-{int(time.time())}.pt"
+    await asyncio.to_thread(save_head, head, path, meta)
+    version = await store.add_model_version(
+        encoder=key,
+        dim=encoder.dim,
+        path=str(path),
+        metrics=metrics,
+        status=VersionStatus.ACTIVE,
+        source=source,
+        sha256=await asyncio.to_thread(file_sha256, path),
+    )
+    log.info(
+        "sentiment head #%d active (macro-F1 %.3f on the fixed evaluation set)",
+        version,
+        fixed_metrics(metrics)["macro_f1"],
+    )
+    return head.to(encoder.device).eval(), version
