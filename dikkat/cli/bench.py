@@ -1,0 +1,61 @@
+"""Benchmarks: batching, retrain, sentiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dikkat.cli.apps import bench_app
+from dikkat.cli.common import (
+    load_settings,
+)
+
+QuickOption = Annotated[bool, typer.Option("--quick", help="a shorter run (under a minute or two)")]
+
+
+JsonOption = Annotated[Path | None, typer.Option("--json", help="write the results as JSON")]
+
+
+PlotOption = Annotated[Path | None, typer.Option("--plot", help="write a PNG")]
+
+
+@bench_app.command("batching")
+def bench_batching(
+    quick: QuickOption = False, json: JsonOption = None, plot: PlotOption = None
+) -> None:
+    """Unbatched vs dynamic batching vs the raw ceiling, at 1-256 concurrent clients, + overload."""
+    from dikkat.bench.batching import format_table, run_batching_benchmark
+
+    load_settings(quiet=True)
+    report = run_batching_benchmark(quick=quick, json_path=json, plot_path=plot)
+    typer.echo(format_table(report))
+
+
+@bench_app.command("retrain")
+def bench_retrain(
+    quick: QuickOption = False, json: JsonOption = None, plot: PlotOption = None
+) -> None:
+    """Retrain wall time, serving latency during a retrain, and the learning curve from feedback."""
+    from dikkat.bench.retrain import format_report, run_retrain_benchmark
+
+    load_settings(quiet=True)
+    report = run_retrain_benchmark(quick=quick, json_path=json, plot_path=plot)
+    typer.echo(format_report(report))
+
+
+@bench_app.command("sentiment")
+def bench_sentiment(json: JsonOption = None, plot: PlotOption = None) -> None:
+    """Quality per encoder vs TF-IDF, cross-domain, encoding speed, start-up time, memory."""
+    from dikkat.bench.sentiment import format_report, run_sentiment_benchmark
+
+    settings = load_settings(quiet=True)
+    try:
+        report = run_sentiment_benchmark(
+            model_dir=settings.model_dir, json_path=json, plot_path=plot, say=typer.echo
+        )
+    except FileNotFoundError as error:
+        typer.echo(f"cannot run: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(format_report(report))
