@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "viz": {"models", "i18n"},
     "inference": {"models", "hashing", "config"},
     "training": {"models", "storage", "viz", "hashing", "config"},
-    "bot": {"inference", "storage", "viz", "hashing", "config", "i18n", "http"},
+    "bot": {"inference", "storage", "viz", "hashing", "config", "i18n"},
     "http": {"config"},
 }
 COMPOSITION = {"app", "cli", "bench", "__main__", "__init__"}  # wire everything together
