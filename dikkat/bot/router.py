@@ -18,8 +18,8 @@ from dikkat.bot.types import ButtonPress, Handler, Reply, Request, printable
 from dikkat.bot.validation import InvalidInput
 from dikkat.config import Settings
 from dikkat.i18n import normalise_language
+from dikkat.inference.backend import InferenceBackend
 from dikkat.inference.batcher import BatcherStopped, Overloaded, RequestTimedOut, last_batch_size
-from dikkat.inference.service import InferenceService
 from dikkat.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Router:
 
     def __init__(
         self,
-        service: InferenceService,
+        service: InferenceBackend,
         settings: Settings,
         store: Store,
         *,

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from dikkat.bot.i18n import LABEL_NAMES, STATUS_NAMES, t
 from dikkat.bot.types import Reply, Request, parse_id
-from dikkat.inference.service import InferenceService
+from dikkat.inference.backend import InferenceBackend
 from dikkat.storage.store import (
     LABELS,
     ModelVersion,
@@ -86,7 +86,7 @@ class AdminCommands:
     def __init__(
         self,
         store: Store,
-        service: InferenceService,
+        service: InferenceBackend,
         retrainer: Retrainer | None,
         notify: Notify,
     ) -> None:

@@ -8,7 +8,7 @@ import re
 from dikkat.bot.i18n import LABEL_EMOJI, LABEL_NAMES, t
 from dikkat.bot.types import Reply, Request
 from dikkat.bot.validation import InvalidInput, clean_text, parse_sort_input
-from dikkat.inference.service import InferenceService
+from dikkat.inference.backend import InferenceBackend
 from dikkat.viz.encoder_attention import encoder_attention_png
 from dikkat.viz.explain import explain_trace_png
 from dikkat.viz.explain_text import (
@@ -26,7 +26,7 @@ _SORT_LIKE = re.compile(r"[ABCabc\s,]+")
 class AttentionCommands:
     """Replies with a picture rendered on the service's render thread."""
 
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceBackend) -> None:
         self.service = service
 
     async def attention(self, request: Request, lang: str) -> Reply:

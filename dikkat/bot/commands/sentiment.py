@@ -10,7 +10,7 @@ import numpy as np
 from dikkat.bot.i18n import LABEL_EMOJI, LABEL_NAMES, t
 from dikkat.bot.types import Button, Reply, Request, parse_id
 from dikkat.bot.validation import InvalidInput, clean_text
-from dikkat.inference.service import InferenceService
+from dikkat.inference.backend import InferenceBackend
 from dikkat.storage.store import LABELS, Store
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def feedback_data(prediction_id: int, label: str) -> str:
 class SentimentCommands:
     """Predicts, logs the prediction and records the votes on it."""
 
-    def __init__(self, service: InferenceService, store: Store) -> None:
+    def __init__(self, service: InferenceBackend, store: Store) -> None:
         self.service = service
         self.store = store
 

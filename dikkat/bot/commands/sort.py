@@ -5,13 +5,13 @@ from __future__ import annotations
 from dikkat.bot.i18n import t
 from dikkat.bot.types import Reply, Request
 from dikkat.bot.validation import parse_sort_input
-from dikkat.inference.service import InferenceService
+from dikkat.inference.backend import InferenceBackend
 
 
 class SortCommands:
     """The sorter's reply: the letters and the model's answer."""
 
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceBackend) -> None:
         self.service = service
 
     async def sort(self, request: Request, lang: str) -> Reply:

@@ -1,0 +1,52 @@
+"""What the bot needs from inference, whichever process runs the models (in-process or Ray)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from dikkat.inference.sentiment import SentimentResult
+from dikkat.inference.service import EncoderAttention
+from dikkat.models.explain import ExplainTrace
+from dikkat.models.sorter import SortTrace
+
+T = TypeVar("T")
+
+
+class InferenceBackend(Protocol):
+    """The models behind the Router: answers, traces for pictures, and a render thread."""
+
+    @property
+    def feature_key(self) -> str:
+        """The running encoder's feature key (encoder id, pooling, max length, prefix)."""
+        ...
+
+    async def sentiment(self, text: str) -> SentimentResult:
+        """Label and probabilities of one cleaned text."""
+        ...
+
+    async def sort(self, letters: str) -> str:
+        """Sorted version of six validated letters."""
+        ...
+
+    async def sort_trace(self, letters: str) -> SortTrace:
+        """Sorted sequence plus the nano-GPT's attention maps."""
+        ...
+
+    async def explain(self, letters: str) -> ExplainTrace:
+        """Every intermediate tensor of the nano-GPT's forward pass."""
+        ...
+
+    async def encoder_attention(self, text: str) -> EncoderAttention:
+        """The encoder's attention over the first tokens of `text`."""
+        ...
+
+    def recent_features(self, text: str) -> np.ndarray | None:
+        """Features computed for `text` by this process, if still remembered (else None)."""
+        ...
+
+    async def render(self, draw: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a figure-drawing function off the event loop."""
+        ...
