@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-scale
 
 .PHONY: run test setup lint bench clean
 
 run: $(STAMP)
 	$(BIN)/dikkat run
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check dikkat tests
 	$(BIN)/pytest
 
@@ -22,6 +23,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The tests also prove the multi-machine mode: they need the `scale` extra (Ray Serve, SQLAlchemy,
+# asyncpg, Alembic); `make run` does not.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,scale]'
+	touch $(TEST_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check dikkat tests

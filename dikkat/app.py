@@ -10,6 +10,7 @@ from typing import Any
 
 from dikkat.bot.router import Router
 from dikkat.config import Settings
+from dikkat.inference.backend import InferenceBackend
 from dikkat.inference.sentiment import SentimentPipeline
 from dikkat.inference.service import InferenceService
 from dikkat.models.device import resolve_device
@@ -20,12 +21,18 @@ from dikkat.storage.store import Store
 from dikkat.training.head_sync import ActiveHeadWatcher
 from dikkat.training.heads import ensure_active_head
 from dikkat.training.retrain import RetrainJob
+from dikkat.training.serving import DetachedHeadServer
 
 log = logging.getLogger(__name__)
 
 
 class App:
-    """Everything a frontend needs, started and stopped in the right order."""
+    """Everything a role needs, started and stopped in the right order.
+
+    Roles (`settings.role`): `all` (one process: models, retraining, Router), `frontend` (Router
+    over a remote InferenceBackend, no models), `inference` (models and the head watcher, no
+    Router: what each Ray Serve replica runs), `trainer` (encoder, retrain job, no serving).
+    """
 
     def __init__(
         self,
@@ -34,13 +41,16 @@ class App:
         encoder: SentenceEncoder | None = None,
         sorter: Sorter | None = None,
         store: Store | None = None,
+        backend: InferenceBackend | None = None,
     ) -> None:
-        """`encoder`, `sorter` and `store` replace what the settings would load or open (tests,
-        benchmarks); a given store stays open after `stop`: its opener closes it."""
+        """`encoder`, `sorter`, `store` and (frontend role) `backend` replace what the settings
+        would load, open or connect (tests, benchmarks); a given store stays open after `stop`."""
         self.settings = settings
         self._given_encoder = encoder
         self._given_sorter = sorter
         self._given_store = store
+        self._given_backend = backend
+        self.backend: InferenceBackend | None = None
         self.store: Store | None = None
         self.cache: FeatureCache | None = None
         self.service: InferenceService | None = None
@@ -48,7 +58,7 @@ class App:
         self.watcher: ActiveHeadWatcher | None = None
         self.router: Router | None = None
 
-    async def start(self) -> Router:
+    async def start(self) -> Router | None:
         """Open the database, load the models off the event loop, start the batchers.
 
         On any failure everything opened so far is closed again before the error propagates.
@@ -59,16 +69,18 @@ class App:
             await self.stop()
             raise
 
-    async def _start(self) -> Router:
-        settings = self.settings
+    async def _start(self) -> Router | None:
+        settings, role = self.settings, self.settings.role
         self.store = self._given_store or await Store.open(settings.db_path)
+        if role == "frontend":
+            self.backend = self._given_backend or await _remote_backend(settings)
+            self.router = Router(self.backend, settings, self.store)
+            log.info("ready: frontend over %s", type(self.backend).__name__)
+            return self.router
         interrupted = await self.store.fail_unfinished_runs()
         if interrupted:
             log.warning("%d retrain run(s) were interrupted by the last stop", interrupted)
         device = resolve_device(settings.device)
-        sorter = self._given_sorter or await asyncio.to_thread(
-            Sorter.from_checkpoint, device=str(device)
-        )
         encoder = self._given_encoder or await asyncio.to_thread(
             load_encoder,
             settings.sentiment_encoder,
@@ -80,14 +92,28 @@ class App:
         )
         self.cache = FeatureCache(settings.db_path, encoder.feature_key)
         head, version = await ensure_active_head(self.store, encoder, self.cache, settings)
+        if role == "trainer":
+            server = DetachedHeadServer(version)
+            self.retrainer = RetrainJob(
+                self.store, server, settings, encoder=encoder, cache=self.cache
+            )
+            log.info("ready: trainer for %s, head #%d active", encoder.feature_key, version)
+            return None
+        sorter = self._given_sorter or await asyncio.to_thread(
+            Sorter.from_checkpoint, device=str(device)
+        )
         pipeline = SentimentPipeline(encoder, head, version)
         self.service = InferenceService(settings, sorter, pipeline)
+        self.backend = self.service
         await self.service.start()
+        self.watcher = ActiveHeadWatcher(self.store, self.service, encoder, settings.head_poll_s)
+        self.watcher.start()
+        if role == "inference":
+            log.info("ready: inference on %s, sentiment head #%d", device, version)
+            return None
         self.retrainer = RetrainJob(
             self.store, self.service, settings, encoder=encoder, cache=self.cache
         )
-        self.watcher = ActiveHeadWatcher(self.store, self.service, encoder, settings.head_poll_s)
-        self.watcher.start()
         self.router = Router(self.service, settings, self.store, retrainer=self.retrainer)
         log.info("ready on %s: sorter, sentiment head #%d", device, version)
         return self.router
@@ -96,8 +122,11 @@ class App:
         """Interrupt retraining, finish in-flight requests, close the database (idempotent)."""
         retrainer, service, cache, store = self.retrainer, self.service, self.cache, self.store
         watcher, self.watcher = self.watcher, None
+        backend, self.backend = self.backend, None
         self.retrainer = self.service = self.cache = self.store = None
         self.router = None
+        if backend is not None and backend is not service and hasattr(backend, "close"):
+            await backend.close()
         if watcher is not None:
             await watcher.stop()
         if retrainer is not None:
@@ -111,7 +140,12 @@ class App:
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Models loaded and database answering: what /healthz reports."""
-        models = self.service is not None and all(b.running for b in self.service.batchers)
+        if self.settings.role == "frontend":
+            models = self.backend is not None
+        elif self.settings.role == "trainer":
+            models = self.retrainer is not None
+        else:
+            models = self.service is not None and all(b.running for b in self.service.batchers)
         try:
             database = self.store is not None and await self.store.ping()
         except Exception:
@@ -131,6 +165,13 @@ class App:
         await self.stop()
 
 
+async def _remote_backend(settings: Settings) -> InferenceBackend:
+    """The frontend role's models: the Ray Serve application at DIKKAT_RAY_ADDRESS."""
+    from dikkat.scale.ray_backend import RayBackend
+
+    return await RayBackend.connect(settings)
+
+
 async def serve(settings: Settings) -> None:
     """`dikkat run`: every frontend that has a token (sharing one service and store), else the
     console; SIGINT/SIGTERM stop receiving, finish in-flight requests and close cleanly."""
@@ -140,29 +181,38 @@ async def serve(settings: Settings) -> None:
 
     stop = asyncio.Event()
     _stop_on_signals(stop)  # before loading models: a stop during start-up is a clean exit
+    if settings.role == "inference":
+        from dikkat.scale.ray_serve import run_inference_role
+
+        await run_inference_role(settings, stop)
+        return
     app = App(settings)
-    router = await _start_unless_stopped(app, stop)
-    if router is None:
+    started = await _start_unless_stopped(app, stop)
+    if started is None:
         log.info("stopped during start-up")
         return
-    assert app.retrainer is not None
-    scheduler = build_scheduler(app.retrainer, settings.retrain_cron)
-    scheduler.start()
+    router = app.router
+    scheduler = None
+    if app.retrainer is not None:
+        scheduler = build_scheduler(app.retrainer, settings.retrain_cron)
+        scheduler.start()
     runners: list[Any] = []
     http: HttpServer | None = None
     try:
         telegram_app = None
-        if settings.telegram_token is not None:
+        if router is not None and settings.telegram_token is not None:
             from dikkat.bot.telegram import build_telegram_application, run_telegram
 
             telegram_app = build_telegram_application(router, settings)
             runners.append(run_telegram(telegram_app, settings, stop))
-        if settings.discord_token is not None:
+        if router is not None and settings.discord_token is not None:
             from dikkat.bot.discord import build_discord_client, run_discord
 
             client = build_discord_client(router, settings)
             runners.append(run_discord(client, settings.discord_token.get_secret_value(), stop))
-        if not runners:
+        if router is None:
+            runners.append(stop.wait())  # the trainer: the scheduler works until a stop signal
+        elif not runners:
             log.info("no chat token configured: starting the console")
             _default_signals()  # Ctrl-C in the console ends it as usual
             frontend = ConsoleFrontend(router, image_dir=settings.db_path.parent / "images")
@@ -172,7 +222,8 @@ async def serve(settings: Settings) -> None:
         await http.start()
         await asyncio.gather(*runners)
     finally:
-        scheduler.shutdown(wait=False)
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         if http is not None:
             await http.stop()
         await app.stop()
@@ -196,14 +247,15 @@ def _http_server(settings: Settings, app: App, telegram_app: Any) -> Any:
     )
 
 
-async def _start_unless_stopped(app: App, stop: asyncio.Event) -> Router | None:
-    """app.start(), abandoned (and cleaned up) if a stop signal arrives first."""
+async def _start_unless_stopped(app: App, stop: asyncio.Event) -> App | None:
+    """app.start(), abandoned (and cleaned up) if a stop signal arrives first (then None)."""
     starting = asyncio.create_task(app.start(), name="app-start")
     stopping = asyncio.create_task(stop.wait(), name="stop-signal")
     await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     if starting.done():
-        return starting.result()
+        starting.result()
+        return app
     starting.cancel()  # App.start closes what it opened; a model load in a thread ends by itself
     with contextlib.suppress(asyncio.CancelledError):
         await starting

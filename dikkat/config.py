@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Language = Literal["tr", "en"]
+Role = Literal["all", "frontend", "inference", "trainer"]
 PLATFORMS = ("telegram", "discord", "console")
 
 
@@ -21,6 +22,13 @@ class Settings(BaseSettings):
 
     db_path: Path = Path("./var/dikkat.db")
     model_dir: Path = Path("./var/models")
+
+    role: Role = "all"
+    ray_address: str | None = None
+    ray_app: str = "dikkat"
+    ray_replicas: int = Field(2, ge=1)
+    ray_replica_cpus: float = Field(1.0, gt=0)
+    ray_torch_threads: int = Field(1, ge=1)
 
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"

@@ -24,3 +24,24 @@ class HeadServer(Protocol):
     def recent_features(self, text: str) -> np.ndarray | None:
         """The features computed for `text` when it was last classified, if remembered."""
         ...
+
+
+class DetachedHeadServer:
+    """The trainer role's stand-in: nothing is served here, so a swap only records the version
+    (serving processes follow the database: ActiveHeadWatcher) and no features are remembered."""
+
+    def __init__(self, version: int | None) -> None:
+        self._version = version
+
+    @property
+    def head_version(self) -> int | None:
+        """The version last promoted or rolled back to by this process."""
+        return self._version
+
+    def swap_head(self, head: SentimentHead, version: int | None) -> None:
+        """Record `version`; the head itself is served by the inference processes."""
+        self._version = version
+
+    def recent_features(self, text: str) -> np.ndarray | None:
+        """Nothing was classified here: always None (votes' texts are encoded at retrain)."""
+        return None

@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "bot": {"inference", "storage", "viz", "hashing", "config", "i18n"},
     "http": {"config"},
 }
-COMPOSITION = {"app", "cli", "bench", "__main__", "__init__"}  # wire everything together
+COMPOSITION = {"app", "cli", "bench", "scale", "__main__", "__init__"}  # wire everything
 ADAPTERS = {"dikkat.bot.telegram", "dikkat.bot.discord"}
 
 

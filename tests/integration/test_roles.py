@@ -1,0 +1,50 @@
+"""DIKKAT_ROLE: a frontend serves through a backend it is given, a trainer retrains without
+serving, an inference process serves without a Router; all over one database."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dikkat.app import App
+from dikkat.bot.types import ButtonPress, Request
+
+
+def request(command: str, args: str = "", user: str = "1") -> Request:
+    return Request("telegram", user, "chat", command, args, "en")
+
+
+async def test_frontend_answers_through_the_backend_it_is_given(
+    bot, settings, minilm_encoder
+) -> None:
+    frontend_settings = settings.model_copy(update={"role": "frontend"})
+    async with App(frontend_settings, backend=bot.service) as frontend:
+        assert frontend.router is not None and frontend.service is None
+        reply = await frontend.router.handle(request("sentiment", "Harika bir ürün, bayıldım"))
+        data = next(b.data for b in reply.buttons if b.data.endswith("positive"))
+        vote = await frontend.router.handle_button(ButtonPress("telegram", "7", "chat", data))
+        assert "positive" in vote.text.lower() or "olumlu" in vote.text.lower()
+        refused = await frontend.router.handle(request("retrain"))
+        assert "not available" in refused.text  # retraining runs on the trainer
+        healthy, detail = await frontend.health()
+        assert healthy and detail["database"] == "ok"
+    assert await bot.store.feedback_count() == 1  # the vote landed in the shared database
+
+
+async def test_trainer_retrains_and_inference_serves_without_a_router(
+    settings, minilm_encoder, seed_features_db: Path
+) -> None:
+    shutil.copy(seed_features_db, settings.db_path)
+    trainer_settings = settings.model_copy(update={"role": "trainer"})
+    async with App(trainer_settings, encoder=minilm_encoder) as trainer:
+        assert trainer.router is None and trainer.service is None
+        assert trainer.retrainer is not None
+        run = await trainer.retrainer.run("admin", "cli")
+        assert run.status in ("promoted", "rejected")  # a run with no feedback still decides
+        assert (await trainer.health())[0]
+    inference_settings = settings.model_copy(update={"role": "inference"})
+    async with App(inference_settings, encoder=minilm_encoder) as inference:
+        assert inference.router is None and inference.retrainer is None
+        assert inference.service is not None
+        answer = await inference.service.sentiment("Kargo çok geç geldi")
+        assert answer.label in ("negative", "neutral", "positive")
