@@ -59,3 +59,20 @@ def bench_sentiment(json: JsonOption = None, plot: PlotOption = None) -> None:
         typer.echo(f"cannot run: {error}", err=True)
         raise typer.Exit(2) from error
     typer.echo(format_report(report))
+
+
+@bench_app.command("scale")
+def bench_scale(
+    json: JsonOption = None,
+    requests: Annotated[int, typer.Option(help="requests per measured point")] = 200,
+) -> None:
+    """/sentiment p50/p99 at 1 and 8 clients: in-process vs Ray Serve replicas (needs [scale])."""
+    from dikkat.bench.scale import format_report, run_scale_benchmark
+
+    load_settings(quiet=True)
+    try:
+        report = run_scale_benchmark(requests=requests, json_path=json, say=typer.echo)
+    except ModuleNotFoundError as error:
+        typer.echo(f"cannot run: {error}; install the extra: pip install 'dikkat[scale]'", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(format_report(report))

@@ -148,6 +148,7 @@ async def run_inference_role(settings: Settings, stop: asyncio.Event) -> None:
     from ray import serve
 
     await asyncio.to_thread(connect, settings)
+    await asyncio.to_thread(serve.start, proxy_location="Disabled")  # frontends use handles
     app = build_app()
     await asyncio.to_thread(
         serve.run, app, name=settings.ray_app, route_prefix=None, blocking=False
