@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None
+    discord_shard_ids: str = ""
+    discord_shard_count: int | None = Field(None, ge=1)
     admins: str = ""
 
     sentiment_encoder: str = "auto"
@@ -91,7 +93,24 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_admins(self) -> Settings:
         self.admin_ids()
+        self.shard_ids()
         return self
+
+    def shard_ids(self) -> list[int] | None:
+        """DIKKAT_DISCORD_SHARD_IDS `0,1` as [0, 1]; None when unset (one process, one shard)."""
+        if not self.discord_shard_ids.strip():
+            return None
+        try:
+            ids = sorted({int(part) for part in self.discord_shard_ids.split(",") if part.strip()})
+        except ValueError:
+            raise ValueError("DIKKAT_DISCORD_SHARD_IDS must look like 0,1,2") from None
+        if self.discord_shard_count is None or not all(
+            0 <= i < self.discord_shard_count for i in ids
+        ):
+            raise ValueError(
+                "DIKKAT_DISCORD_SHARD_IDS needs DIKKAT_DISCORD_SHARD_COUNT, and every id below it"
+            )
+        return ids
 
     def admin_ids(self) -> frozenset[tuple[str, str]]:
         """Parse `telegram:123,discord:456` into {(platform, user_id)}."""

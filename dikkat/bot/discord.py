@@ -138,8 +138,15 @@ def request_lang(interaction: discord.Interaction) -> str:
 class DikkatDiscord(discord.Client):
     """A Discord client whose slash commands and buttons all go through the Router."""
 
-    def __init__(self, router: Router, settings: Settings, *, defer_after_s: float = 2.0) -> None:
-        super().__init__(intents=discord.Intents.default())
+    def __init__(
+        self,
+        router: Router,
+        settings: Settings,
+        *,
+        defer_after_s: float = 2.0,
+        **client_options: Any,
+    ) -> None:
+        super().__init__(intents=discord.Intents.default(), **client_options)
         self.router = router
         self.settings = settings
         self.defer_after_s = defer_after_s
@@ -179,11 +186,19 @@ class DikkatDiscord(discord.Client):
             )(command)
         return command
 
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process syncs the slash commands: exactly one does, the one that runs
+        shard 0 (every process when not sharded runs shard 0)."""
+        shard_ids = self.settings.shard_ids()
+        return shard_ids is None or 0 in shard_ids
+
     async def setup_hook(self) -> None:
-        """Register the persistent buttons and sync the slash commands."""
+        """Register the persistent buttons and sync the slash commands (from one process)."""
         self.add_dynamic_items(FeedbackButton)
         await self.tree.set_translator(MenuTranslator(self.router))
-        await self.sync_commands()
+        if self.syncs_commands:
+            await self.sync_commands()
 
     async def sync_commands(self) -> None:
         """Sync to DIKKAT_DISCORD_GUILD_ID (instant, for development) or globally."""
@@ -308,9 +323,19 @@ async def send_reply(
             await interaction.response.send_message(**message)
 
 
+class ShardedDikkatDiscord(DikkatDiscord, discord.AutoShardedClient):
+    """The same client over several gateway shards (DIKKAT_DISCORD_SHARD_IDS of _SHARD_COUNT)."""
+
+
 def build_discord_client(router: Router, settings: Settings) -> DikkatDiscord:
-    """A client with one slash command per Router command (not logged in yet)."""
-    return DikkatDiscord(router, settings)
+    """A client with one slash command per Router command (not logged in yet); sharded when
+    DIKKAT_DISCORD_SHARD_IDS is set (Discord wants a shard per 2,500 servers)."""
+    shard_ids = settings.shard_ids()
+    if shard_ids is None:
+        return DikkatDiscord(router, settings)
+    return ShardedDikkatDiscord(
+        router, settings, shard_ids=shard_ids, shard_count=settings.discord_shard_count
+    )
 
 
 async def stop_discord(client: DikkatDiscord, grace_s: float = 10.0) -> None:
