@@ -71,7 +71,7 @@ class App:
 
     async def _start(self) -> Router | None:
         settings, role = self.settings, self.settings.role
-        self.store = self._given_store or await Store.open(settings.db_path)
+        self.store = self._given_store or await open_store(settings)
         if role == "frontend":
             self.backend = self._given_backend or await _remote_backend(settings)
             self.router = Router(self.backend, settings, self.store)
@@ -163,6 +163,16 @@ class App:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+async def open_store(settings: Settings) -> Store:
+    """The database: SQLite at DIKKAT_DB_PATH (aiosqlite), or the shared database at
+    DIKKAT_DATABASE_URL through SQLAlchemy (PostgreSQL; needs the `scale` extra)."""
+    if settings.database_url is None:
+        return await Store.open(settings.db_path)
+    from dikkat.storage.sql.store import SqlStore
+
+    return await SqlStore.open(settings.database_url.get_secret_value())  # type: ignore[return-value]
 
 
 async def _remote_backend(settings: Settings) -> InferenceBackend:

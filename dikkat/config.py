@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,7 @@ class Settings(BaseSettings):
     )
 
     db_path: Path = Path("./var/dikkat.db")
+    database_url: SecretStr | None = None
     model_dir: Path = Path("./var/models")
 
     role: Role = "all"
@@ -140,8 +142,13 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """The plain values of every configured secret (for log redaction)."""
-        return [
+        values = [
             value.get_secret_value()
             for value in (self.telegram_token, self.discord_token, self.telegram_webhook_secret)
             if value is not None and value.get_secret_value()
         ]
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+            password = urlsplit(url).password
+            values += [url, password] if password else [url]
+        return values

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from dikkat.cli.db import db_app
+
 app = typer.Typer(
     help="Dikkat: Turkish sentiment, a letter-sorting nano-GPT and self-attention, in chat.",
     no_args_is_help=True,
@@ -20,3 +22,4 @@ app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(export_app, name="export")
 app.add_typer(bench_app, name="bench")
+app.add_typer(db_app, name="db")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadLoadError, HeadMismatchError
 from dikkat.storage.store import Store
-from dikkat.training.heads import load_head_for
+from dikkat.training.heads import head_file, load_head_for
 from dikkat.training.serving import HeadServer
 
 log = logging.getLogger(__name__)
@@ -50,9 +49,8 @@ class ActiveHeadWatcher:
         if active.id in self._unservable:
             return False
         try:
-            head = await asyncio.to_thread(
-                load_head_for, Path(active.path), self.encoder, sha256=active.sha256
-            )
+            path = await head_file(self.store, active)
+            head = await asyncio.to_thread(load_head_for, path, self.encoder, sha256=active.sha256)
         except (HeadLoadError, HeadMismatchError) as error:
             self._unservable.add(active.id)
             log.error(

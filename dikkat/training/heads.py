@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 from dikkat.config import Settings
 from dikkat.models.checksum import file_sha256
@@ -20,7 +22,7 @@ from dikkat.models.head import (
     save_head,
 )
 from dikkat.storage.features import FeatureCache
-from dikkat.storage.store import Store, VersionStatus
+from dikkat.storage.store import ModelVersion, Store, VersionStatus
 from dikkat.training.candidate import evaluation_metrics, train_candidate
 from dikkat.training.promotion import fixed_metrics
 from dikkat.training.sentiment import make_meta
@@ -49,6 +51,35 @@ def head_versions_dir(settings: Settings) -> Path:
     return settings.model_dir / "heads"
 
 
+async def register_head(store: Store, path: Path, **version: Any) -> int:
+    """Record a saved head as a version; a store that keeps weights (the shared SQL store) gets
+    the file's bytes too, so that every host can serve it."""
+    if hasattr(store, "put_head_blob"):
+        version["blob"] = await asyncio.to_thread(path.read_bytes)
+    sha256 = await asyncio.to_thread(file_sha256, path)
+    return await store.add_model_version(path=str(path), sha256=sha256, **version)
+
+
+async def head_file(store: Store, version: ModelVersion) -> Path:
+    """The version's head file on this host, written from the database's copy when this host
+    does not have it (another host trained it); the SHA-256 is checked when it is loaded."""
+    path = Path(version.path)
+    if path.is_file() or not hasattr(store, "get_head_blob"):
+        return path
+    blob = await store.get_head_blob(version.id)
+    if blob is not None:
+        await asyncio.to_thread(_write_atomically, path, blob)
+        log.info("head #%d fetched from the database to %s", version.id, path)
+    return path
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
 async def ensure_active_head(
     store: Store, encoder: SentenceEncoder, cache: FeatureCache, settings: Settings
 ) -> tuple[SentimentHead, int]:
@@ -74,7 +105,7 @@ async def ensure_active_head(
         for version in [active, *fallbacks]:
             try:
                 head = await asyncio.to_thread(
-                    load_head_for, Path(version.path), encoder, sha256=version.sha256
+                    load_head_for, await head_file(store, version), encoder, sha256=version.sha256
                 )
             except (HeadLoadError, HeadMismatchError) as error:
                 log.error("head #%d cannot be served: %s", version.id, error)
@@ -101,14 +132,14 @@ async def ensure_active_head(
         meta.metrics = metrics
     path = head_versions_dir(settings) / f"{head_file_name(key)[:-3]}-{int(time.time())}.pt"
     await asyncio.to_thread(save_head, head, path, meta)
-    version = await store.add_model_version(
+    version = await register_head(
+        store,
+        path,
         encoder=key,
         dim=encoder.dim,
-        path=str(path),
         metrics=metrics,
         status=VersionStatus.ACTIVE,
         source=source,
-        sha256=await asyncio.to_thread(file_sha256, path),
     )
     log.info(
         "sentiment head #%d active (macro-F1 %.3f on the fixed evaluation set)",

@@ -12,7 +12,6 @@ import numpy as np
 
 from dikkat.config import Settings
 from dikkat.hashing import text_hash
-from dikkat.models.checksum import file_sha256
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadLoadError, SentimentHead, save_head
 from dikkat.storage.features import FeatureCache
@@ -26,7 +25,7 @@ from dikkat.storage.store import (
     VersionStatus,
 )
 from dikkat.training.candidate import train_candidate
-from dikkat.training.heads import head_versions_dir, load_head_for
+from dikkat.training.heads import head_file, head_versions_dir, load_head_for, register_head
 from dikkat.training.profile import RunProfile
 from dikkat.training.promotion import should_promote
 from dikkat.training.sentiment import make_meta
@@ -96,7 +95,8 @@ class RetrainJob:
         if version is None or version.encoder != self.encoder.feature_key:
             raise KeyError(version_id)
         try:
-            head = await asyncio.to_thread(self._load, Path(version.path), version.sha256)
+            path = await head_file(self.store, version)
+            head = await asyncio.to_thread(self._load, path, version.sha256)
         except HeadLoadError as error:
             await self.store.mark_unloadable(version_id, str(error))
             raise
@@ -198,14 +198,14 @@ class RetrainJob:
         path = head_versions_dir(self.settings) / f"run-{run_id}.pt"
         with profile.phase("save"):
             await asyncio.to_thread(save_head, report.head, path, meta)
-            version_id = await self.store.add_model_version(
+            version_id = await register_head(
+                self.store,
+                path,
                 encoder=self.encoder.feature_key,
                 dim=self.encoder.dim,
-                path=str(path),
                 metrics=report.after,
                 status=VersionStatus.CANDIDATE,
                 source=f"retrain #{run_id} ({trigger})",
-                sha256=await asyncio.to_thread(file_sha256, path),
             )
         status = RunStatus.PROMOTED if promote else RunStatus.REJECTED
         error = None

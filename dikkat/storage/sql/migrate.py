@@ -1,0 +1,130 @@
+"""Schema upgrades with Alembic: adopt today's SQLite files, one upgrade at a time per database."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, make_url, pool
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from dikkat.storage.schema import BUSY_TIMEOUT_MS, MIGRATIONS, PRAGMAS, migration_script
+from dikkat.storage.sql.lock import advisory_lock, file_lock, sqlite_lock_path
+
+SCRIPT_LOCATION = "dikkat.storage.sql:migrations"
+FIRST_REVISION = "0004"  # today's schema, SQLite user_version 4
+LEGACY_VERSION = 4  # the last user_version migration; later changes are Alembic revisions
+
+
+def alembic_config() -> Config:
+    """An in-memory Alembic config (no alembic.ini) pointing at the packaged migrations."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest revision this Dikkat knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file."""
+    return f"sqlite+aiosqlite:///{path.resolve()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, None for other databases; in-memory SQLite is refused."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        raise ValueError("an in-memory SQLite database cannot be shared: give a file path")
+    return Path(parsed.database)
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The database's Alembic revision (None: not managed by Alembic yet)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url: str) -> str:
+    """Bring the database at `url` to the newest revision; safe from several processes at once."""
+    return asyncio.run(upgrade_async(url))
+
+
+async def upgrade_async(url: str) -> str:
+    """`upgrade` for a running event loop; returns the revision reached."""
+    path = sqlite_path(url)
+    options = {"timeout": BUSY_TIMEOUT_MS / 1000} if path is not None else {}
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=options)
+    try:
+        if path is not None:
+            async with file_lock(sqlite_lock_path(path)):
+                await asyncio.to_thread(_adopt_sqlite, path)
+                async with engine.connect() as conn:
+                    return await conn.run_sync(_run_alembic)
+        async with engine.connect() as conn, advisory_lock(conn):
+            return await conn.run_sync(_run_alembic)
+    finally:
+        await engine.dispose()
+
+
+def _adopt_sqlite(path: Path) -> None:
+    """Bring a file made by today's Store (user_version 0..4) to version 4 with today's scripts,
+    each one atomic; a file already managed by Alembic is left alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        for pragma in PRAGMAS:
+            conn.execute(pragma)
+        managed = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if managed:
+            return
+        if version > LEGACY_VERSION:
+            raise RuntimeError(
+                f"database schema version {version} is newer than this Dikkat "
+                f"({LEGACY_VERSION}); upgrade Dikkat instead of downgrading the database"
+            )
+        for target in range(version + 1, LEGACY_VERSION + 1):
+            conn.executescript(migration_script(target, MIGRATIONS[target - 1]))
+    finally:
+        conn.close()
+
+
+def _run_alembic(conn: Connection) -> str:
+    """Stamp an adopted SQLite file at the first revision, then upgrade to head."""
+    config = alembic_config()
+    config.attributes["connection"] = conn
+    current = current_revision(conn)
+    if current is not None and current != head_revision():
+        scripts = ScriptDirectory.from_config(config)
+        try:
+            scripts.get_revision(current)
+        except CommandError as error:
+            raise RuntimeError(
+                f"database schema revision {current} is newer than this Dikkat "
+                f"({head_revision()}); upgrade Dikkat instead of downgrading the database"
+            ) from error
+    if conn.in_transaction():
+        conn.commit()
+    if current is None and conn.dialect.name == "sqlite":
+        command.stamp(config, FIRST_REVISION)
+    if current != head_revision():
+        command.upgrade(config, "head")
+    if conn.in_transaction():
+        conn.commit()
+    return current_revision(conn) or ""

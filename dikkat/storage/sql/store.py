@@ -1,0 +1,285 @@
+"""The SqlStore: today's Store interface over SQLAlchemy Core async (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dikkat.hashing import text_hash
+from dikkat.storage.records import LABELS, FeedbackOutcome, ForgetResult
+from dikkat.storage.sql.runs import SqlRunsMixin
+from dikkat.storage.sql.tables import audit, feedback, predictions, users
+from dikkat.storage.sql.tables import features as feature_cache
+from dikkat.storage.sql.versions import HEAD_CHANNEL, SqlVersionsMixin
+
+__all__ = ["HEAD_CHANNEL", "SqlStore"]
+_p, _f = predictions.c, feedback.c
+
+
+class SqlStore(SqlVersionsMixin, SqlRunsMixin):
+    """All reads and writes of Dikkat's state; every write is one transaction."""
+
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that knows ON CONFLICT on this dialect."""
+        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
+
+    # users
+
+    async def get_language(self, platform: str, user_id: str) -> str | None:
+        """The language a user chose with /lang, if any (remembered after the first read)."""
+        key = (platform, user_id)
+        if key not in self._languages:
+            row = await self._first(
+                sa.select(users.c.lang).where(
+                    users.c.platform == platform, users.c.user_id == user_id
+                )
+            )
+            if len(self._languages) >= 100_000:
+                self._languages.clear()
+            self._languages[key] = row[0] if row else None
+        return self._languages[key]
+
+    async def set_language(self, platform: str, user_id: str, lang: str) -> None:
+        """Remember a user's language."""
+        insert = self._insert(users).values(
+            platform=platform, user_id=user_id, lang=lang, created_at=time.time()
+        )
+        async with self._transaction() as db:
+            await db.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["platform", "user_id"], set_={"lang": insert.excluded.lang}
+                )
+            )
+        self._languages[(platform, user_id)] = lang
+
+    # predictions and feedback
+
+    async def log_prediction(
+        self,
+        *,
+        platform: str,
+        user_id: str,
+        chat_id: str,
+        text: str,
+        label: str,
+        probabilities: dict[str, float],
+        head_version: int | None,
+    ) -> int:
+        """Record one sentiment answer; returns its id for the feedback buttons."""
+        async with self._transaction() as db:
+            result = await db.execute(
+                sa.insert(predictions)
+                .values(
+                    platform=platform,
+                    user_id=user_id,
+                    chat_id=chat_id,
+                    text=text,
+                    text_hash=text_hash(text),
+                    label=label,
+                    probabilities=json.dumps(probabilities),
+                    head_version=head_version,
+                    created_at=time.time(),
+                )
+                .returning(_p.id)
+            )
+            return int(result.scalar_one())
+
+    async def add_feedback(
+        self,
+        prediction_id: int,
+        platform: str,
+        user_id: str,
+        label: str,
+        features: tuple[str, np.ndarray] | None = None,
+    ) -> FeedbackOutcome:
+        """Record or change one user's vote on a prediction, and in the same transaction the
+        voted text's features (encoder key, vector) when given: one write per vote."""
+        if label not in LABELS:
+            raise ValueError(f"unknown label {label!r}")
+        now = time.time()
+        async with self._transaction() as db:
+            found = await db.execute(sa.select(_p.id).where(_p.id == prediction_id))
+            if found.scalar_one_or_none() is None:
+                return "missing"
+            existing = (
+                await db.execute(
+                    sa.select(_f.label).where(
+                        _f.prediction_id == prediction_id,
+                        _f.platform == platform,
+                        _f.user_id == user_id,
+                    )
+                )
+            ).scalar_one_or_none()
+            if existing == label:
+                return "unchanged"
+            vote = self._insert(feedback).values(
+                prediction_id=prediction_id,
+                platform=platform,
+                user_id=user_id,
+                label=label,
+                created_at=now,
+                updated_at=now,
+            )
+            await db.execute(
+                vote.on_conflict_do_update(
+                    index_elements=["prediction_id", "platform", "user_id"],
+                    set_={"label": vote.excluded.label, "updated_at": vote.excluded.updated_at},
+                )
+            )
+            if features is not None:
+                await db.execute(self._feature_upsert(prediction_id, features, now))
+            return "created" if existing is None else "changed"
+
+    def _feature_upsert(
+        self, prediction_id: int, item: tuple[str, np.ndarray], now: float
+    ) -> sa.Executable:
+        """Insert or replace the features of a prediction's text (INSERT ... SELECT)."""
+        encoder, vector = item
+        source = sa.select(
+            _p.text_hash,
+            sa.literal(encoder, sa.Text),
+            sa.literal(int(vector.shape[-1]), sa.Integer),
+            sa.literal(np.asarray(vector, np.float32).tobytes(), sa.LargeBinary),
+            sa.literal(now, sa.Double),
+        ).where(_p.id == prediction_id)
+        insert = self._insert(feature_cache).from_select(
+            ["text_hash", "encoder", "dim", "vector", "created_at"], source
+        )
+        return insert.on_conflict_do_update(
+            index_elements=["text_hash", "encoder"],
+            set_={
+                "dim": insert.excluded.dim,
+                "vector": insert.excluded.vector,
+                "created_at": insert.excluded.created_at,
+            },
+        )
+
+    async def feedback_votes(self) -> list[tuple[str, str, str, str]]:
+        """Every vote as (text, label, platform, user id), newest first."""
+        rows = await self._rows(
+            sa.select(_p.text, _f.label, _f.platform, _f.user_id)
+            .select_from(feedback.join(predictions, _p.id == _f.prediction_id))
+            .order_by(_f.updated_at.desc(), _f.id.desc())
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def prediction_text(self, prediction_id: int) -> str | None:
+        """The text a prediction was made for."""
+        row = await self._first(sa.select(_p.text).where(_p.id == prediction_id))
+        return row[0] if row else None
+
+    async def feedback_count(self, since: float = 0.0) -> int:
+        """Votes cast or changed after `since` (a UNIX time)."""
+        row = await self._first(
+            sa.select(sa.func.count()).select_from(feedback).where(_f.updated_at > since)
+        )
+        assert row is not None
+        return int(row[0])
+
+    async def feedback_rows(self) -> list[dict[str, Any]]:
+        """Every vote with its text and the bot's answer, for export."""
+        rows = await self._rows(
+            sa.select(
+                _f.prediction_id,
+                _p.text,
+                _p.label.label("predicted"),
+                _f.label,
+                _f.platform,
+                _f.user_id,
+                _f.created_at,
+                _f.updated_at,
+                _p.head_version,
+            )
+            .select_from(feedback.join(predictions, _p.id == _f.prediction_id))
+            .order_by(_f.id)
+        )
+        return [dict(row) for row in rows]
+
+    async def forget_user(self, platform: str, user_id: str) -> ForgetResult:
+        """Delete a user's predictions, votes and language, and features only they needed."""
+        theirs = sa.and_(_p.platform == platform, _p.user_id == user_id)
+        async with self._transaction() as db:
+            hashes = list(
+                (await db.execute(sa.select(_p.text_hash).where(theirs).distinct())).scalars()
+            )
+            voted = await db.execute(
+                sa.delete(feedback).where(
+                    sa.or_(
+                        sa.and_(_f.platform == platform, _f.user_id == user_id),
+                        _f.prediction_id.in_(sa.select(_p.id).where(theirs)),
+                    )
+                )
+            )
+            predicted = await db.execute(sa.delete(predictions).where(theirs))
+            await db.execute(
+                sa.delete(users).where(users.c.platform == platform, users.c.user_id == user_id)
+            )
+            self._languages.pop((platform, user_id), None)
+            removed = 0
+            for key in hashes:
+                still_needed = (
+                    sa.select(sa.literal(1))
+                    .select_from(predictions.join(feedback, _f.prediction_id == _p.id))
+                    .where(_p.text_hash == key)
+                )
+                result = await db.execute(
+                    sa.delete(feature_cache).where(
+                        feature_cache.c.text_hash == key, ~sa.exists(still_needed)
+                    )
+                )
+                removed += result.rowcount
+            return ForgetResult(predicted.rowcount, voted.rowcount, removed)
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts for /stats: predictions, votes per label, last retrain run."""
+        row = await self._first(sa.select(sa.func.count()).select_from(predictions))
+        assert row is not None
+        votes = {label: 0 for label in LABELS}
+        for label, count in await self._rows(
+            sa.select(_f.label, sa.func.count()).group_by(_f.label)
+        ):
+            votes[label] = count
+        return {"predictions": row[0], "feedback": votes, "last_run": await self.last_run()}
+
+    # audit and maintenance
+
+    async def audit(self, platform: str, user_id: str, action: str, detail: str = "") -> None:
+        """Record an admin action."""
+        async with self._transaction() as db:
+            await db.execute(
+                sa.insert(audit).values(
+                    platform=platform,
+                    user_id=user_id,
+                    action=action,
+                    detail=detail,
+                    created_at=time.time(),
+                )
+            )
+
+    async def audit_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest audit entries."""
+        rows = await self._rows(sa.select(audit).order_by(audit.c.id.desc()).limit(limit))
+        return [dict(row) for row in rows]
+
+    async def backup(self, destination: Path) -> None:
+        """A consistent copy of a SQLite database (online backup API); PostgreSQL: pg_dump."""
+        if self.path is None:
+            raise NotImplementedError("back up PostgreSQL with pg_dump (see docs/storage.md)")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_sqlite_backup, self.path, destination)
+
+
+def _sqlite_backup(source: Path, destination: Path) -> None:
+    """sqlite3's online backup from a connection of its own."""
+    with sqlite3.connect(source) as src, sqlite3.connect(destination) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()

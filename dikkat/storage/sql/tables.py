@@ -1,0 +1,139 @@
+"""The tables as SQLAlchemy Core `MetaData`: today's schema (version 4) plus head blobs."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("platform", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("lang", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("platform", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("chat_id", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text_hash", sa.Text, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("probabilities", sa.Text, nullable=False),
+    sa.Column("head_version", sa.Integer),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Index("predictions_user", "platform", "user_id"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "prediction_id",
+        sa.Integer,
+        sa.ForeignKey("predictions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("platform", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.CheckConstraint("label IN ('negative', 'neutral', 'positive')"),
+    sa.UniqueConstraint("prediction_id", "platform", "user_id"),
+    sa.Index("feedback_user", "platform", "user_id"),
+)
+
+features = sa.Table(
+    "features",
+    metadata,
+    sa.Column("text_hash", sa.Text, primary_key=True),
+    sa.Column("encoder", sa.Text, primary_key=True),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("encoder", sa.Text, nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("metrics", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("activated_at", sa.Double),
+    sa.Column("sha256", sa.Text),
+    sa.Column("problem", sa.Text),
+    sa.CheckConstraint("status IN ('candidate', 'active', 'retired', 'rejected')"),
+    sa.Index(
+        "one_active_head_per_encoder",
+        "encoder",
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+)
+
+retrain_runs = sa.Table(
+    "retrain_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("n_feedback", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_train", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("metrics_before", sa.Text),
+    sa.Column("metrics_after", sa.Text),
+    sa.Column("candidate_version", sa.Integer, sa.ForeignKey("model_versions.id")),
+    sa.Column("error", sa.Text),
+    sa.Column("owner", sa.Text),
+    sa.Column("lease_until", sa.Double),
+    # revision 0005: the database itself refuses a second running run
+    sa.Index(
+        "one_running_run",
+        "status",
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("platform", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+# revision 0005: head weights live in the database so that every host sees them
+head_blobs = sa.Table(
+    "head_blobs",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)

@@ -1,0 +1,273 @@
+"""Alembic migrations: today's SQLite files are adopted with every row, `dikkat db upgrade` is
+safe from two processes at once, and the tables match what the migrations build."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sqlalchemy", reason="the SQL store needs the `scale` extra")
+pytest.importorskip("alembic", reason="the SQL store needs the `scale` extra")
+
+from pg_cluster import PgCluster  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from dikkat.cli.db import db_app  # noqa: E402
+from dikkat.storage.records import DatabaseOpenError  # noqa: E402
+from dikkat.storage.schema import MIGRATIONS  # noqa: E402
+from dikkat.storage.sql.migrate import head_revision, upgrade_async  # noqa: E402
+from dikkat.storage.sql.store import SqlStore  # noqa: E402
+from dikkat.storage.store import Store  # noqa: E402
+
+TABLES_V2 = ("users", "predictions", "feedback", "features", "model_versions", "retrain_runs")
+TABLES = (*TABLES_V2, "audit")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def counts(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+    finally:
+        conn.close()
+
+
+async def fill_with_todays_store(path: Path) -> None:
+    """Rows in every table, written by today's aiosqlite Store (schema version 4)."""
+    store = await Store.open(path)
+    try:
+        for i in range(5):
+            pid = await store.log_prediction(
+                platform="telegram",
+                user_id=f"u{i}",
+                chat_id="c",
+                text=f"metin {i}",
+                label="positive",
+                probabilities={"positive": 1.0},
+                head_version=None,
+            )
+            await store.add_feedback(pid, "telegram", f"u{i}", "negative", ("enc", np.ones(4)))
+            await store.set_language("telegram", f"u{i}", "en")
+        version = await store.add_model_version(
+            encoder="enc", dim=4, path="h.pt", metrics={"f1": 0.5}, status="active", source="seed"
+        )
+        run = await store.start_run("admin", "telegram:1")
+        await store.finish_run(run, status="promoted", candidate_version=version)
+        await store.start_run("cron", None)  # left running, as by a crash
+        await store.audit("telegram", "1", "retrain")
+    finally:
+        await store.close()
+
+
+def make_v2_file(path: Path) -> None:
+    """A file as Dikkat with schema version 2 left it, rows in every table."""
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0] + MIGRATIONS[1] + "\nPRAGMA user_version = 2;")
+    for i in range(3):
+        conn.execute("INSERT INTO users VALUES ('telegram', ?, 'tr', 0)", (str(i),))
+        conn.execute(
+            "INSERT INTO predictions (platform, user_id, chat_id, text, text_hash, label, "
+            "probabilities, created_at) VALUES ('telegram', ?, 'c', ?, ?, 'neutral', '{}', 0)",
+            (str(i), f"t{i}", f"h{i}"),
+        )
+        conn.execute(
+            "INSERT INTO feedback (prediction_id, platform, user_id, label, created_at, "
+            "updated_at) VALUES (?, 'telegram', ?, 'positive', 0, 0)",
+            (i + 1, str(i)),
+        )
+        conn.execute("INSERT INTO features VALUES (?, 'enc', 1, x'0000803f', 0)", (f"h{i}",))
+    conn.execute(
+        "INSERT INTO model_versions (encoder, dim, path, status, created_at) "
+        "VALUES ('enc', 1, 'a.pt', 'active', 0)"
+    )
+    conn.execute(
+        "INSERT INTO retrain_runs (trigger, status, started_at) VALUES ('cron', 'promoted', 0)"
+    )
+    conn.execute(
+        "INSERT INTO audit (platform, user_id, action, created_at) VALUES ('t', '1', 'x', 0)"
+    )
+    conn.commit()
+    conn.close()
+
+
+async def test_a_file_made_by_todays_store_is_adopted_with_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    await fill_with_todays_store(path)
+    before = counts(path)
+    assert all(before.values()), before
+    assert await upgrade_async(f"sqlite+aiosqlite:///{path}") == head_revision()
+    assert counts(path) == before
+    store = await SqlStore.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert (await store.stats())["predictions"] == 5
+        assert len(await store.feedback_rows()) == 5
+        assert (await store.active_version("enc")).metrics == {"f1": 0.5}
+        assert await store.get_language("telegram", "u3") == "en"
+        assert (await store.last_run()).status == "running"
+    finally:
+        await store.close()
+    again = await Store.open(path)  # today's Store still opens the adopted file
+    try:
+        assert (await again.stats())["predictions"] == 5
+    finally:
+        await again.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+async def test_an_older_sqlite_file_migrates_with_equal_row_counts(
+    tmp_path: Path, version: int
+) -> None:
+    path = tmp_path / f"v{version}.db"
+    if version == 2:
+        make_v2_file(path)
+        before = counts(path)
+        assert all(before.values()), before
+    else:
+        conn = sqlite3.connect(path)
+        conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+        conn.execute("INSERT INTO users VALUES ('telegram', '1', 'tr', 0)")
+        conn.commit()
+        conn.close()
+        before = {"users": 1}
+    store = await SqlStore.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert await store.schema_version() == int(head_revision())
+        assert await store.get_language("telegram", "1") == "tr"
+        await store.add_model_version(
+            encoder="enc", dim=1, path="b.pt", metrics={}, status="active", source="run", blob=b"w"
+        )
+    finally:
+        await store.close()
+    after = counts(path)
+    assert {table: after[table] for table in before} == {
+        t: n + (t == "model_versions") for t, n in before.items()
+    }
+
+
+def upgrade_in_two_processes(*urls: str) -> list[subprocess.CompletedProcess]:
+    """`dikkat db upgrade --url URL` in two processes per URL, all released at one instant."""
+    code = (
+        "import sys, time; from dikkat.cli.db import db_app; import dikkat.storage.sql.migrate; "
+        "time.sleep(max(0, float(sys.argv.pop(1)) - time.time())); db_app()"
+    )
+    start = str(time.time() + 1.5)  # after both interpreters have imported everything
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, start, "upgrade", "--url", url],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for url in urls
+        for _ in range(2)
+    ]
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def test_two_concurrent_upgrades_both_succeed_on_sqlite(tmp_path: Path) -> None:
+    fresh, legacy = tmp_path / "fresh.db", tmp_path / "legacy.db"
+    make_v2_file(legacy)
+    before = counts(legacy)
+    urls = [f"sqlite+aiosqlite:///{path}" for path in (fresh, legacy)]
+    for done in upgrade_in_two_processes(*urls):
+        assert done.returncode == 0, done.stderr.decode()
+        assert f"revision {head_revision()}" in done.stdout.decode()
+    assert counts(legacy) == before
+
+
+def test_two_concurrent_upgrades_both_succeed_on_postgres(
+    pg_server: PgCluster, pg_url: str
+) -> None:
+    for done in upgrade_in_two_processes(pg_url):
+        assert done.returncode == 0, done.stderr.decode()
+    database = pg_url.rsplit("/", 1)[1]
+    assert pg_server.psql("SELECT version_num FROM alembic_version", database).strip() == (
+        head_revision()
+    )
+    indexes = pg_server.psql("SELECT indexname FROM pg_indexes ORDER BY 1", database).split()
+    assert {"one_running_run", "one_active_head_per_encoder"} <= set(indexes)
+
+
+def test_the_cli_finds_the_database_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in list(os.environ):
+        if key.startswith("DIKKAT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    monkeypatch.setenv("DIKKAT_DB_PATH", str(tmp_path / "from_path.db"))
+    result = runner.invoke(db_app, ["upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from_path.db").exists()
+    monkeypatch.setenv("DIKKAT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'from_url.db'}")
+    assert runner.invoke(db_app, ["upgrade"]).exit_code == 0
+    assert (tmp_path / "from_url.db").exists()
+    (tmp_path / "broken.db").write_bytes(b"no" * 1000)
+    result = runner.invoke(db_app, ["upgrade", "--url", f"sqlite:///{tmp_path / 'broken.db'}"])
+    assert result.exit_code == 1 and "cannot upgrade" in result.output
+
+
+async def test_postgres_tables_match_the_declared_metadata(pg_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from dikkat.storage.sql.tables import metadata
+
+    await upgrade_async(pg_url)
+    engine = create_async_engine(pg_url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []
+
+
+def test_upgrade_takes_well_under_a_second_when_there_is_nothing_to_do(tmp_path: Path) -> None:
+    from dikkat.storage.sql.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'quick.db'}"
+    upgrade(url)
+    started = time.perf_counter()
+    assert upgrade(url) == head_revision()
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_a_path_opens_a_sqlite_file_in_a_new_folder(tmp_path: Path) -> None:
+    store = await SqlStore.open(tmp_path / "new" / "folder" / "d.db")  # like Store.open(path)
+    try:
+        assert store.path == tmp_path / "new" / "folder" / "d.db"
+        assert await store.schema_version() == int(head_revision())
+    finally:
+        await store.close()
+
+
+async def test_without_upgrade_an_old_schema_is_one_clear_error(db_url: str) -> None:
+    with pytest.raises(DatabaseOpenError, match="dikkat db upgrade"):
+        await SqlStore.open(db_url, upgrade=False)
+
+
+async def test_a_sqlite_file_newer_than_todays_scripts_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 5")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        await SqlStore.open(path)
