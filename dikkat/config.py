@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
+    telegram_register_webhook: bool = True
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None
     discord_shard_ids: str = ""

@@ -13,7 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
-WebhookHandler = Callable[[dict[str, Any]], Awaitable[None]]
+# Returns the HTTP status to answer (None: 200); raising means a malformed update (400).
+WebhookHandler = Callable[[dict[str, Any]], Awaitable[int | None]]
 TELEGRAM_WEBHOOK_PATH = "/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -81,8 +82,10 @@ class HttpServer:
             return web.Response(status=400)
         assert self._webhook is not None
         try:
-            await self._webhook(payload)
+            status = await self._webhook(payload)
         except Exception as error:  # a malformed update is the sender's problem, not a 500
             log.warning("webhook update %s refused: %s", payload["update_id"], type(error).__name__)
             return web.Response(status=400)
-        return web.Response(status=200)
+        # The handler processed the update before this answer: a non-2xx makes Telegram (or a
+        # proxy in front of several replicas) send it again.
+        return web.Response(status=200 if status is None else status)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import hashlib
 import logging
 import re
+import time
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from telegram import (
     Bot,
@@ -54,6 +56,24 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_TOAST = 200
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+FRONTEND_KEY = "dikkat.frontend"  # the TelegramFrontend in Application.bot_data
+UPDATES_KEEP_S = 2 * 24 * 3600.0  # Telegram keeps an undelivered update for 24 hours
+PRUNE_EVERY_S = 3600.0
+# Set by the webhook receiver around one update's processing: the error handler appends
+# whether it could tell the user (True) or not (False).
+_FAILURES: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "dikkat_telegram_failures", default=None
+)
+
+
+class UpdateLedger(Protocol):
+    """What the webhook receiver needs of the Store to process each update once."""
+
+    async def record_telegram_update(self, update_id: int) -> bool: ...
+    async def telegram_update_done(self, update_id: int) -> bool: ...
+    async def finish_telegram_update(self, update_id: int) -> None: ...
+    async def release_telegram_update(self, update_id: int) -> None: ...
+    async def prune_telegram_updates(self, older_than_s: float) -> int: ...
 
 
 def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
@@ -164,17 +184,24 @@ class TelegramFrontend:
         if token is not None and token.get_secret_value():
             details = details.replace(token.get_secret_value(), "*****")
         log.error("handling a Telegram update failed:\n%s", details)
-        if not isinstance(update, Update) or update.effective_chat is None:
-            return
-        user = update.effective_user
-        lang = normalise_language(user.language_code if user else None, self.settings.lang)
+        told = False
         try:
-            if update.callback_query is not None:
-                with contextlib.suppress(TelegramError):  # it may have been answered already
-                    await update.callback_query.answer()
-            await context.bot.send_message(update.effective_chat.id, t("internal_error", lang))
-        except TelegramError as failure:
-            log.warning("could not tell the user about the failure: %s", type(failure).__name__)
+            if not isinstance(update, Update) or update.effective_chat is None:
+                return
+            user = update.effective_user
+            lang = normalise_language(user.language_code if user else None, self.settings.lang)
+            try:
+                if update.callback_query is not None:
+                    with contextlib.suppress(TelegramError):  # it may have been answered already
+                        await update.callback_query.answer()
+                await context.bot.send_message(update.effective_chat.id, t("internal_error", lang))
+                told = True
+            except TelegramError as failure:
+                log.warning("could not tell the user about the failure: %s", type(failure).__name__)
+        finally:
+            failures = _FAILURES.get()
+            if failures is not None:  # a webhook update: untold means "send it again"
+                failures.append(told)
 
     async def _answer(self, update: Update, command: str, args: str) -> None:
         """Route one Request; answer in the chat, quoting the message in groups and on edits."""
@@ -271,6 +298,7 @@ def build_telegram_application(
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
     app = builder.build()
+    app.bot_data[FRONTEND_KEY] = frontend
     frontend.register(app)
     router.set_notifier(PLATFORM, functools.partial(frontend.notify, app))
     return app
@@ -285,27 +313,101 @@ def webhook_secret(settings: Settings) -> str:
     return hashlib.sha256(b"dikkat-webhook:" + token).hexdigest()
 
 
-def webhook_receiver(app: Application) -> Callable[[dict[str, Any]], Awaitable[None]]:
-    """What the HTTP server calls with each webhook payload: queue it for the Application."""
+def webhook_receiver(
+    app: Application, ledger: UpdateLedger | None = None
+) -> Callable[[dict[str, Any]], Awaitable[int]]:
+    """What the HTTP server calls with each webhook payload; it returns the HTTP status.
 
-    async def receive(payload: dict[str, Any]) -> None:
-        await app.update_queue.put(Update.de_json(payload, app.bot))
+    The update is processed before the answer (so a crash makes Telegram send it again, and
+    one chat's updates are handled in order). With a `ledger` (default: the Router's store)
+    each update_id is processed once across every replica sharing the database:
+
+    - 200: processed now, or a re-sent duplicate of one already processed;
+    - 409: a duplicate that another replica (or this one) is still processing: Telegram sends
+      it again later, and then it is done, or its claim is taken over if that process died;
+    - 503: processing failed and the user could not be told (the Bot API was unreachable, the
+      database failed): the claim is released and the re-sent update is processed again.
+
+    A handler failure whose polite "something went wrong" reached the user counts as answered
+    (200): a re-send would only repeat it. A payload that is not an Update raises (400).
+    """
+    if ledger is None:
+        frontend = app.bot_data.get(FRONTEND_KEY)
+        store = getattr(getattr(frontend, "router", None), "store", None)
+        ledger = store if hasattr(store, "record_telegram_update") else None
+    pruned_at = time.monotonic()
+
+    async def receive(payload: dict[str, Any]) -> int:
+        nonlocal pruned_at
+        update = Update.de_json(payload, app.bot)
+        if ledger is None:
+            return 200 if await _process(app, update) else 503
+        update_id = update.update_id
+        try:
+            if not await ledger.record_telegram_update(update_id):
+                if await ledger.telegram_update_done(update_id):
+                    log.info("Telegram update %d was re-sent: already answered", update_id)
+                    return 200
+                return 409
+        except Exception as error:
+            log.warning("Telegram update %d: the database failed: %r", update_id, error)
+            return 503
+        processed = False
+        try:
+            processed = await _process(app, update)
+        finally:
+            try:
+                if processed:
+                    await ledger.finish_telegram_update(update_id)
+                else:
+                    await ledger.release_telegram_update(update_id)
+            except Exception as error:  # the claim expires by itself (TELEGRAM_CLAIM_S)
+                log.warning("Telegram update %d: the database failed: %r", update_id, error)
+                processed = False
+        if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+            pruned_at = time.monotonic()
+            with contextlib.suppress(Exception):
+                await ledger.prune_telegram_updates(UPDATES_KEEP_S)
+        return 200 if processed else 503
 
     return receive
 
 
+async def _process(app: Application, update: Update) -> bool:
+    """Run the handlers on one update; False when it failed and nobody was told."""
+    failures: list[bool] = []
+    token = _FAILURES.set(failures)
+    try:
+        await app.process_update(update)
+    except Exception as error:
+        log.warning("Telegram update %d failed: %r", update.update_id, error)
+        return False
+    finally:
+        _FAILURES.reset(token)
+    if not all(failures):
+        log.warning("Telegram update %d failed unanswered: it will be re-sent", update.update_id)
+        return False
+    return True
+
+
 async def start_telegram(app: Application, settings: Settings) -> None:
-    """Initialise, set the command menu, start polling (or register the webhook), handle."""
+    """Initialise, set the command menu, start polling (or register the webhook, unless
+    `telegram_register_webhook` is False: a replica behind one URL), handle."""
     await app.initialize()
     if app.post_init is not None:
         await app.post_init(app)
-    if settings.telegram_webhook_url:
+    if settings.telegram_webhook_url and settings.telegram_register_webhook:
         await app.bot.set_webhook(
             url=settings.telegram_webhook_url,
             secret_token=webhook_secret(settings),
             allowed_updates=ALLOWED_UPDATES,
         )
         log.info("Telegram webhook registered; updates arrive on the HTTP server's /telegram")
+    elif settings.telegram_webhook_url:  # one of several replicas: registered once elsewhere
+        log.info(
+            "Telegram webhook mode without registering (`dikkat telegram set-webhook` does it "
+            "once); updates arrive on the HTTP server's /telegram"
+        )
     else:
         await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
         log.info("Telegram polling as @%s", app.bot.username)

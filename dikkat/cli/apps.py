@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dikkat.cli.db import db_app
+from dikkat.cli.telegram import telegram_app
 
 app = typer.Typer(
     help="Dikkat: Turkish sentiment, a letter-sorting nano-GPT and self-attention, in chat.",
@@ -23,3 +24,4 @@ app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(export_app, name="export")
 app.add_typer(bench_app, name="bench")
 app.add_typer(db_app, name="db")
+app.add_typer(telegram_app, name="telegram")

@@ -41,6 +41,10 @@ class RunInProgress(Exception):
     """Another retraining run is still running."""
 
 
+class SlotTaken(Exception):
+    """A run of this cron slot was already started (by this or another trainer)."""
+
+
 class Superseded(Exception):
     """The active head changed while a candidate was being judged against it."""
 
@@ -78,6 +82,7 @@ class RetrainRun:
     metrics_after: dict[str, Any] | None
     candidate_version: int | None
     error: str | None
+    slot: str | None = None  # the cron slot it ran for (schema 5), None for other triggers
 
     def as_json(self) -> dict[str, Any]:
         """The `dikkat retrain --json` shape."""
@@ -139,4 +144,5 @@ def run_from_row(row: aiosqlite.Row) -> RetrainRun:
         metrics_after=loads_json(row["metrics_after"]),
         candidate_version=row["candidate_version"],
         error=row["error"],
+        slot=row["slot"] if "slot" in row.keys() else None,
     )

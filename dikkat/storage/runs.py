@@ -11,7 +11,7 @@ from typing import Any
 import aiosqlite
 
 from dikkat.storage.connection import StoreBase
-from dikkat.storage.records import RetrainRun, RunInProgress, run_from_row
+from dikkat.storage.records import RetrainRun, RunInProgress, SlotTaken, run_from_row
 
 LEASE_S = 60.0
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
@@ -34,24 +34,35 @@ def _owner_gone(owner: str | None) -> bool:
 class RunsMixin(StoreBase):
     """The retrain_runs table."""
 
-    async def start_run(self, trigger: str, requested_by: str | None) -> int:
+    async def start_run(
+        self, trigger: str, requested_by: str | None, *, slot: str | None = None
+    ) -> int:
         """Record that a run started, owned by this process; returns its id.
 
         One run at a time across processes: a running run blocks a new one while its owner
         renews its lease; a run whose lease expired (or whose owner died on this host) is
-        recorded as failed first.
+        recorded as failed first. A `slot` (a cron firing, e.g. its scheduled time) starts at
+        most one run ever: a second start of the same slot raises SlotTaken, whatever the
+        first one's status.
         """
         now = time.time()
         async with self._transaction() as db:
             await self._reclaim_abandoned(db, now)
+            if slot is not None:
+                async with db.execute(
+                    "SELECT id FROM retrain_runs WHERE slot = ?", (slot,)
+                ) as cursor:
+                    taken = await cursor.fetchone()
+                if taken is not None:
+                    raise SlotTaken(f"slot {slot} already ran as run #{taken[0]}")
             async with db.execute("SELECT id FROM retrain_runs WHERE status = 'running'") as c:
                 running = await c.fetchone()
             if running is not None:
                 raise RunInProgress(f"run #{running[0]} is still running")
             cursor = await db.execute(
                 "INSERT INTO retrain_runs (trigger, requested_by, status, started_at, owner, "
-                "lease_until) VALUES (?, ?, 'running', ?, ?, ?)",
-                (trigger, requested_by, now, OWNER, now + LEASE_S),
+                "lease_until, slot) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                (trigger, requested_by, now, OWNER, now + LEASE_S, slot),
             )
             return int(cursor.lastrowid)
 

@@ -96,6 +96,28 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE retrain_runs ADD COLUMN owner TEXT;
     ALTER TABLE retrain_runs ADD COLUMN lease_until REAL;
     """,
+    # 5: several processes share the work: Telegram webhook updates are claimed once (re-sent
+    # duplicates are dropped), a cron slot starts at most one run, frontends leave retrain
+    # requests for the one trainer
+    """
+    CREATE TABLE telegram_updates (
+        update_id INTEGER PRIMARY KEY,
+        received_at REAL NOT NULL,
+        owner TEXT,
+        done_at REAL
+    );
+    CREATE INDEX telegram_updates_received ON telegram_updates (received_at);
+    ALTER TABLE retrain_runs ADD COLUMN slot TEXT;
+    CREATE UNIQUE INDEX one_run_per_slot ON retrain_runs (slot) WHERE slot IS NOT NULL;
+    CREATE TABLE retrain_requests (
+        id INTEGER PRIMARY KEY,
+        requested_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        taken_at REAL,
+        run_id INTEGER REFERENCES retrain_runs (id)
+    );
+    CREATE INDEX retrain_requests_untaken ON retrain_requests (id) WHERE taken_at IS NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

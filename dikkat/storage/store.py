@@ -12,6 +12,7 @@ import numpy as np
 
 from dikkat.hashing import text_hash
 from dikkat.storage.connection import StoreBase
+from dikkat.storage.coordination import TELEGRAM_CLAIM_S, CoordinationMixin
 from dikkat.storage.records import (
     LABELS,
     DatabaseOpenError,
@@ -21,6 +22,7 @@ from dikkat.storage.records import (
     RetrainRun,
     RunInProgress,
     RunStatus,
+    SlotTaken,
     Superseded,
     VersionStatus,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "LABELS",
     "LEASE_S",
     "OWNER",
+    "TELEGRAM_CLAIM_S",
     "DatabaseOpenError",
     "FeedbackOutcome",
     "ForgetResult",
@@ -38,13 +41,14 @@ __all__ = [
     "RetrainRun",
     "RunInProgress",
     "RunStatus",
+    "SlotTaken",
     "Store",
     "Superseded",
     "VersionStatus",
 ]
 
 
-class Store(VersionsMixin, RunsMixin, StoreBase):
+class Store(CoordinationMixin, VersionsMixin, RunsMixin, StoreBase):
     """All reads and writes of Dikkat's state; every write is one transaction."""
 
     # users

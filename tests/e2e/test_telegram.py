@@ -561,3 +561,234 @@ def test_bad_configuration_is_refused_early(
 ) -> None:
     with pytest.raises(ValueError, match=message_):
         build_telegram_application(FakeRouter([], Reply("")), tg_settings.model_copy(update=update))
+
+
+# several webhook replicas: registered once, each update processed once
+
+
+class FlakyRequest(RecordingRequest):
+    """A Bot API whose sendMessage fails (HTTP 500) the first `failures` times."""
+
+    def __init__(self, events: list[tuple[str, Any]], failures: int = 0) -> None:
+        super().__init__(events)
+        self.failures = failures
+
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, **kwargs: Any
+    ) -> tuple[int, bytes]:
+        if url.endswith("/sendMessage") and self.failures > 0:
+            self.failures -= 1
+            return 500, b'{"ok": false, "error_code": 500, "description": "Internal Server Error"}'
+        if url.endswith("/getWebhookInfo"):
+            info = {"url": "https://bot.example.com/telegram", "has_custom_certificate": False}
+            info |= {"pending_update_count": 3, "max_connections": 80}
+            return 200, json.dumps({"ok": True, "result": info}).encode()
+        return await super().do_request(url, method, request_data, **kwargs)
+
+
+@pytest.fixture
+async def ledger(tmp_path: Any) -> AsyncIterator[Any]:
+    from dikkat.storage.store import Store
+
+    store = await Store.open(tmp_path / "ledger.db")
+    yield store
+    await store.close()
+
+
+async def webhook_app(
+    settings: Settings, events: list[tuple[str, Any]], router: FakeRouter, request: BaseRequest
+) -> Application:
+    app = build_telegram_application(router, settings, request=request)
+    await app.initialize()
+    events.clear()
+    return app
+
+
+async def test_a_re_sent_update_is_processed_once(
+    tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
+) -> None:
+    router = FakeRouter(events, Reply("ok"))
+    router.store = ledger  # the receiver finds the store through the Router, as in the App
+    app = await webhook_app(tg_settings, events, router, RecordingRequest(events))
+    receive = webhook_receiver(app)
+    try:
+        update = {"update_id": 41, "message": message("/sort CBA")}
+        assert await receive(update) == 200
+        assert await receive(update) == 200  # re-sent: answered, not processed again
+        assert await receive({"update_id": 42, "message": message("/sort AB")}) == 200
+    finally:
+        await app.shutdown()
+    assert [r.args for r in routed(events)] == ["CBA", "AB"]
+    assert len(api_calls(events, "sendMessage")) == 2
+    assert await ledger.telegram_update_done(41) and await ledger.telegram_update_done(42)
+
+
+async def test_concurrent_duplicates_wait_for_the_one_being_processed(
+    tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
+) -> None:
+    router = FakeRouter(events, Reply("ok"))
+    slow = asyncio.Event()
+    handle = router.handle
+
+    async def slow_handle(request: Request) -> Reply:
+        await slow.wait()
+        return await handle(request)
+
+    router.handle = slow_handle  # type: ignore[method-assign]
+    app = await webhook_app(tg_settings, events, router, RecordingRequest(events))
+    receive = webhook_receiver(app, ledger)
+    try:
+        update = {"update_id": 7, "message": message("/start")}
+        first = asyncio.ensure_future(receive(update))
+        await asyncio.sleep(0.05)
+        # delivered again while the first copy is still being processed (e.g. by a proxy
+        # that gave up waiting): "not yet", so that it is sent again
+        assert await asyncio.gather(*(receive(update) for _ in range(3))) == [409] * 3
+        slow.set()
+        assert await first == 200
+        assert await receive(update) == 200  # and now it is a plain duplicate
+    finally:
+        await app.shutdown()
+    assert len(routed(events)) == 1
+    assert len(api_calls(events, "sendMessage")) == 1
+
+
+async def test_an_unanswered_failure_is_non_2xx_and_the_re_sent_update_succeeds(
+    tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
+) -> None:
+    router = FakeRouter(events, Reply("ok"))
+    request = FlakyRequest(events, failures=2)  # the answer and the apology both fail
+    app = await webhook_app(tg_settings, events, router, request)
+    receive = webhook_receiver(app, ledger)
+    try:
+        update = {"update_id": 99, "message": message("/sort BA")}
+        assert await receive(update) == 503
+        assert not await ledger.telegram_update_done(99)
+        assert await receive(update) == 200  # Telegram sends it again: processed this time
+        assert await receive(update) == 200
+    finally:
+        await app.shutdown()
+    assert len(routed(events)) == 2  # processed twice, answered once
+    assert len(api_calls(events, "sendMessage")) == 1
+
+
+async def test_a_failure_the_user_was_told_about_is_answered(
+    tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
+) -> None:
+    router = FakeRouter(events, RuntimeError("a bug"))
+    app = await webhook_app(tg_settings, events, router, RecordingRequest(events))
+    receive = webhook_receiver(app, ledger)
+    try:
+        update = {"update_id": 5, "message": message("/sort BA")}
+        assert await receive(update) == 200  # "something went wrong" reached the user
+        assert await receive(update) == 200
+    finally:
+        await app.shutdown()
+    assert len(routed(events)) == 1
+    [(_, params)] = api_calls(events, "sendMessage")
+    from dikkat.bot.i18n import t
+
+    assert params["text"] == t("internal_error", "tr")
+
+
+async def test_the_http_server_answers_what_the_receiver_decided(
+    tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
+) -> None:
+    router = FakeRouter(events, Reply("ok"))
+    app = await webhook_app(tg_settings, events, router, FlakyRequest(events, failures=2))
+
+    async def healthy() -> tuple[bool, dict[str, Any]]:
+        return True, {}
+
+    server = HttpServer(
+        host="127.0.0.1",
+        port=0,
+        health=healthy,
+        telegram_webhook=webhook_receiver(app, ledger),
+        webhook_secret=webhook_secret(tg_settings),
+    )
+    await server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/telegram"
+        headers = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(tg_settings)}
+        update = {"update_id": 3, "message": message("/start")}
+        statuses = []
+        async with httpx.AsyncClient() as client:
+            for _ in range(3):  # what Telegram does: send again until a 2xx
+                statuses.append((await client.post(url, json=update, headers=headers)).status_code)
+    finally:
+        await server.stop()
+        await app.shutdown()
+    assert statuses == [503, 200, 200]
+    assert len(api_calls(events, "sendMessage")) == 1
+
+
+async def test_a_replica_does_not_register_the_webhook_when_told_not_to(
+    tg_settings: Settings, events: list[tuple[str, Any]]
+) -> None:
+    settings = tg_settings.model_copy(
+        update={
+            "telegram_webhook_url": "https://bot.example.com/telegram",
+            "telegram_register_webhook": False,
+        }
+    )
+    app = build_telegram_application(
+        FakeRouter(events, Reply("ok")), settings, request=RecordingRequest(events)
+    )
+    await start_telegram(app, settings)
+    try:
+        assert app.running and (app.updater is None or not app.updater.running)
+    finally:
+        await stop_telegram(app)
+    methods = [m for m, _ in api_calls(events)]
+    assert "setWebhook" not in methods and "getUpdates" not in methods
+    assert "deleteWebhook" not in methods
+
+
+async def test_set_webhook_registers_once_with_its_options(
+    tg_settings: Settings, events: list[tuple[str, Any]]
+) -> None:
+    from dikkat.cli.telegram import register_webhook
+
+    settings = tg_settings.model_copy(
+        update={
+            "telegram_webhook_url": "https://bot.example.com/telegram",
+            "telegram_webhook_secret": SecretStr("s3cret-Token_1"),
+        }
+    )
+    info = await register_webhook(
+        settings, max_connections=80, drop_pending_updates=True, request=FlakyRequest(events)
+    )
+    [(_, hook)] = api_calls(events, "setWebhook")
+    assert hook["url"] == "https://bot.example.com/telegram"
+    assert hook["secret_token"] == "s3cret-Token_1"
+    assert hook["max_connections"] == 80 and hook["drop_pending_updates"] is True
+    assert hook["allowed_updates"] == ["message", "edited_message", "callback_query"]
+    assert (info.url, info.max_connections) == ("https://bot.example.com/telegram", 80)
+    with pytest.raises(ValueError, match="WEBHOOK_URL"):
+        await register_webhook(tg_settings, request=FlakyRequest(events))
+
+
+def test_set_webhook_without_a_url_is_one_clear_error(
+    tg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from dikkat.cli.telegram import telegram_app
+
+    monkeypatch.setenv("DIKKAT_TELEGRAM_TOKEN", TOKEN)
+    result = CliRunner().invoke(telegram_app, ["set-webhook", "--max-connections", "80"])
+    assert result.exit_code == 2
+    assert "DIKKAT_TELEGRAM_WEBHOOK_URL is not set" in result.output
+    result = CliRunner().invoke(telegram_app, ["set-webhook", "--max-connections", "101"])
+    assert result.exit_code == 2
+
+
+def test_the_command_registers_what_the_adapter_checks(tg_settings: Settings) -> None:
+    from dikkat.bot.telegram import ALLOWED_UPDATES
+    from dikkat.cli import telegram as command
+
+    assert command.ALLOWED_UPDATES == list(ALLOWED_UPDATES)
+    assert command.webhook_secret(tg_settings) == webhook_secret(tg_settings)
+    given = tg_settings.model_copy(update={"telegram_webhook_secret": SecretStr("abc-1")})
+    assert command.webhook_secret(given) == webhook_secret(given) == "abc-1"

@@ -267,7 +267,7 @@ async def test_without_upgrade_an_old_schema_is_one_clear_error(db_url: str) -> 
 async def test_a_sqlite_file_newer_than_todays_scripts_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "newer.db"
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 5")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(RuntimeError, match="newer"):
         await SqlStore.open(path)

@@ -18,6 +18,7 @@ pytest.importorskip("alembic", reason="the SQL store needs the `scale` extra")
 
 from dikkat.hashing import text_hash  # noqa: E402
 from dikkat.storage.records import DatabaseOpenError, RunInProgress, Superseded  # noqa: E402
+from dikkat.storage.schema import SCHEMA_VERSION  # noqa: E402
 from dikkat.storage.sql.migrate import head_revision  # noqa: E402
 from dikkat.storage.sql.store import SqlStore  # noqa: E402
 from dikkat.training.votes import resolve_votes  # noqa: E402
@@ -48,7 +49,7 @@ async def test_new_database_is_at_the_newest_revision(store: SqlStore) -> None:
     if store.path is not None:  # today's Store and FeatureCache still accept the file
         conn = sqlite3.connect(store.path)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         conn.close()
 
 

@@ -220,3 +220,89 @@ async def test_only_one_run_may_be_running_across_connections(tmp_path: Path) ->
     finally:
         await first.close()
         await second.close()
+
+
+# schema 5: work shared by several processes
+
+
+async def test_a_telegram_update_is_claimed_once(store: Store) -> None:
+    assert await store.record_telegram_update(10) is True
+    assert await store.record_telegram_update(10) is False  # re-sent while processing
+    assert not await store.telegram_update_done(10)
+    await store.finish_telegram_update(10)
+    assert await store.telegram_update_done(10)
+    assert await store.record_telegram_update(10, claim_s=0) is False  # done is done
+    assert await store.record_telegram_update(11)
+    await store.release_telegram_update(11)  # processing failed: the re-send is processed
+    assert await store.record_telegram_update(11)
+    await store._conn.execute(
+        "UPDATE telegram_updates SET owner = ? WHERE update_id = 11", (dead_owner(),)
+    )
+    assert await store.record_telegram_update(11)  # its process died: taken over
+    await store._conn.execute("UPDATE telegram_updates SET owner = 'other:1' WHERE update_id = 11")
+    assert not await store.record_telegram_update(11)  # another host's live claim
+    assert await store.record_telegram_update(11, claim_s=-1)  # ... until it is too old
+    await store._conn.execute("UPDATE telegram_updates SET received_at = 0 WHERE update_id = 10")
+    assert await store.prune_telegram_updates(3600) == 1
+    assert await store.record_telegram_update(10)
+
+
+async def test_concurrent_deliveries_on_several_connections_claim_each_update_once(
+    tmp_path: Path,
+) -> None:
+    stores = [await Store.open(tmp_path / "u.db") for _ in range(3)]
+    try:
+        attempts = [(stores[i % 3], i % 50) for i in range(150)]  # each id delivered 3 times
+        results = await asyncio.gather(*(s.record_telegram_update(u) for s, u in attempts))
+        claimed = [u for (_, u), won in zip(attempts, results, strict=True) if won]
+        assert sorted(claimed) == list(range(50))  # each update id exactly once
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_cron_slot_starts_at_most_one_run(store: Store) -> None:
+    from dikkat.storage.store import SlotTaken
+
+    run = await store.start_run("cron", None, slot="03:00")
+    assert (await store.get_run(run)).slot == "03:00"
+    with pytest.raises(SlotTaken, match=f"#{run}"):
+        await store.start_run("cron", None, slot="03:00")
+    with pytest.raises(RunInProgress):
+        await store.start_run("cron", None, slot="04:00")
+    await store.finish_run(run, status="failed")
+    with pytest.raises(SlotTaken):  # any status
+        await store.start_run("cron", None, slot="03:00")
+    with pytest.raises(sqlite3.IntegrityError):  # the index itself refuses a second one
+        await store._conn.execute(
+            "INSERT INTO retrain_runs (trigger, status, started_at, slot) "
+            "VALUES ('cron', 'failed', 0, '03:00')"
+        )
+    later = await store.start_run("cron", None, slot="04:00")
+    await store.finish_run(later, status="skipped")
+    assert (await store.get_run(await store.start_run("admin", "telegram:1"))).slot is None
+
+
+async def test_retrain_requests_are_taken_once_oldest_first(tmp_path: Path) -> None:
+    stores = [await Store.open(tmp_path / "q.db") for _ in range(2)]
+    try:
+        first = await stores[0].request_retrain("telegram:1")
+        assert await stores[1].take_retrain_request() == (first, "telegram:1")
+        run = await stores[1].start_run("admin", "telegram:1")
+        await stores[1].attach_request_run(first, run)
+        row = await stores[0]._one("SELECT run_id, taken_at FROM retrain_requests")
+        assert row["run_id"] == run and row["taken_at"] is not None
+        assert await stores[0].take_retrain_request() is None
+        made = [await stores[0].request_retrain(f"u{i}") for i in range(60)]
+
+        async def taker(store: Store) -> list[int]:
+            taken = []
+            while (request := await store.take_retrain_request()) is not None:
+                taken.append(request[0])
+            return taken
+
+        results = await asyncio.gather(*(taker(stores[i % 2]) for i in range(8)))
+        assert sorted(i for taken in results for i in taken) == made  # none twice, none left
+    finally:
+        for store in stores:
+            await store.close()

@@ -104,7 +104,7 @@ class SqlStoreBase:
         await self._writer.dispose()
 
     async def schema_version(self) -> int:
-        """The Alembic revision as a number (4 = today's schema; the SQLite user_version scale)."""
+        """The Alembic revision as a number (0004 = SQLite user_version 4, 0006 = version 5)."""
         revision = await self._revision()
         return int(revision) if revision and revision.isdigit() else 0
 

@@ -15,12 +15,21 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, make_url, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from dikkat.storage.schema import BUSY_TIMEOUT_MS, MIGRATIONS, PRAGMAS, migration_script
+from dikkat.storage.schema import (
+    BUSY_TIMEOUT_MS,
+    MIGRATIONS,
+    PRAGMAS,
+    SCHEMA_VERSION,
+    migration_script,
+)
 from dikkat.storage.sql.lock import advisory_lock, file_lock, sqlite_lock_path
 
 SCRIPT_LOCATION = "dikkat.storage.sql:migrations"
 FIRST_REVISION = "0004"  # today's schema, SQLite user_version 4
-LEGACY_VERSION = 4  # the last user_version migration; later changes are Alembic revisions
+LEGACY_VERSION = 4  # adoption runs today's scripts up to here, then stamps FIRST_REVISION
+# Revisions after 0004 that also exist as a user_version script (0006 = version 5) skip the
+# script on SQLite when the file already has it, so a file of any version up to
+# SCHEMA_VERSION made by today's Store is adopted.
 
 
 def alembic_config() -> Config:
@@ -81,8 +90,9 @@ async def upgrade_async(url: str) -> str:
 
 
 def _adopt_sqlite(path: Path) -> None:
-    """Bring a file made by today's Store (user_version 0..4) to version 4 with today's scripts,
-    each one atomic; a file already managed by Alembic is left alone."""
+    """Bring a file made by today's Store (user_version 0..SCHEMA_VERSION) to at least version
+    4 with today's scripts, each one atomic; a file already managed by Alembic is left alone.
+    (Revisions 0005.. then run on it; 0006 finds script 5 already applied on a v5 file.)"""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     try:
@@ -94,10 +104,10 @@ def _adopt_sqlite(path: Path) -> None:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if managed:
             return
-        if version > LEGACY_VERSION:
+        if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"database schema version {version} is newer than this Dikkat "
-                f"({LEGACY_VERSION}); upgrade Dikkat instead of downgrading the database"
+                f"({SCHEMA_VERSION}); upgrade Dikkat instead of downgrading the database"
             )
         for target in range(version + 1, LEGACY_VERSION + 1):
             conn.executescript(migration_script(target, MIGRATIONS[target - 1]))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dikkat.storage.records import RetrainRun, RunInProgress, run_from_row
+from dikkat.storage.records import RetrainRun, RunInProgress, SlotTaken, run_from_row
 from dikkat.storage.runs import LEASE_S, OWNER, _owner_gone
 from dikkat.storage.sql.base import SqlStoreBase
 from dikkat.storage.sql.tables import retrain_runs
@@ -22,17 +22,25 @@ _rr = retrain_runs.c
 class SqlRunsMixin(SqlStoreBase):
     """The retrain_runs table."""
 
-    async def start_run(self, trigger: str, requested_by: str | None) -> int:
+    async def start_run(
+        self, trigger: str, requested_by: str | None, *, slot: str | None = None
+    ) -> int:
         """Record that a run started, owned by this process; returns its id.
 
         One run at a time across processes: a running run blocks a new one while its owner
         renews its lease (the partial unique index `one_running_run` refuses a racing second
         insert); a run whose lease expired, or whose owner died on this host, is failed first.
+        A `slot` (one cron firing) starts at most one run ever: a second start of the same slot
+        raises SlotTaken, whatever the first one's status (index `one_run_per_slot`).
         """
         now = time.time()
         try:
             async with self._transaction() as db:
                 await _reclaim_abandoned(db, now)
+                if slot is not None:
+                    taken = await self._slot_run(db, slot)
+                    if taken is not None:
+                        raise SlotTaken(f"slot {slot} already ran as run #{taken}")
                 running = await self._running_id(db)
                 if running is not None:
                     raise RunInProgress(f"run #{running} is still running")
@@ -46,6 +54,7 @@ class SqlRunsMixin(SqlStoreBase):
                             started_at=now,
                             owner=OWNER,
                             lease_until=now + LEASE_S,
+                            slot=slot,
                         )
                         .returning(_rr.id)
                     )
@@ -53,8 +62,17 @@ class SqlRunsMixin(SqlStoreBase):
                 return int(run_id)
         except exc.IntegrityError as error:  # another process inserted its run first
             async with self._reader.connect() as conn:
+                taken = None if slot is None else await self._slot_run(conn, slot)
                 running = await self._running_id(conn)
+            if taken is not None:
+                raise SlotTaken(f"slot {slot} already ran as run #{taken}") from error
             raise RunInProgress(f"run #{running or '?'} is still running") from error
+
+    @staticmethod
+    async def _slot_run(db: AsyncConnection, slot: str) -> int | None:
+        """The id of the run started for `slot`, if any."""
+        found = await db.execute(sa.select(_rr.id).where(_rr.slot == slot).limit(1))
+        return found.scalar_one_or_none()
 
     async def _running_id(self, db: AsyncConnection) -> int | None:
         """The id of the running run, if any."""

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from dikkat.hashing import text_hash
 from dikkat.storage.records import LABELS, FeedbackOutcome, ForgetResult
+from dikkat.storage.sql.coordination import SqlCoordinationMixin
 from dikkat.storage.sql.runs import SqlRunsMixin
 from dikkat.storage.sql.tables import audit, feedback, predictions, users
 from dikkat.storage.sql.tables import features as feature_cache
@@ -24,7 +25,7 @@ __all__ = ["HEAD_CHANNEL", "SqlStore"]
 _p, _f = predictions.c, feedback.c
 
 
-class SqlStore(SqlVersionsMixin, SqlRunsMixin):
+class SqlStore(SqlCoordinationMixin, SqlVersionsMixin, SqlRunsMixin):
     """All reads and writes of Dikkat's state; every write is one transaction."""
 
     def _insert(self, table: sa.Table) -> Any:

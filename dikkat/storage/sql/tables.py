@@ -1,4 +1,5 @@
-"""The tables as SQLAlchemy Core `MetaData`: today's schema (version 4) plus head blobs."""
+"""The tables as SQLAlchemy Core `MetaData`: schema version 4, head blobs (0005), and the
+shared-work tables of version 5 (0006)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ retrain_runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("owner", sa.Text),
     sa.Column("lease_until", sa.Double),
+    sa.Column("slot", sa.Text),  # revision 0006: the cron slot a run was started for
     # revision 0005: the database itself refuses a second running run
     sa.Index(
         "one_running_run",
@@ -109,6 +111,14 @@ retrain_runs = sa.Table(
         unique=True,
         sqlite_where=sa.text("status = 'running'"),
         postgresql_where=sa.text("status = 'running'"),
+    ),
+    # revision 0006: and a second run of one cron slot
+    sa.Index(
+        "one_run_per_slot",
+        "slot",
+        unique=True,
+        sqlite_where=sa.text("slot IS NOT NULL"),
+        postgresql_where=sa.text("slot IS NOT NULL"),
     ),
 )
 
@@ -136,4 +146,32 @@ head_blobs = sa.Table(
     sa.Column("sha256", sa.Text, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
+)
+
+# revision 0006 (SQLite user_version 5): webhook updates claimed once across replicas
+telegram_updates = sa.Table(
+    "telegram_updates",
+    metadata,
+    sa.Column("update_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("received_at", sa.Double, nullable=False),
+    sa.Column("owner", sa.Text),
+    sa.Column("done_at", sa.Double),
+    sa.Index("telegram_updates_received", "received_at"),
+)
+
+# revision 0006: `/retrain` on any frontend leaves a request that the one trainer takes
+retrain_requests = sa.Table(
+    "retrain_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("taken_at", sa.Double),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("retrain_runs.id")),
+    sa.Index(
+        "retrain_requests_untaken",
+        "id",
+        sqlite_where=sa.text("taken_at IS NULL"),
+        postgresql_where=sa.text("taken_at IS NULL"),
+    ),
 )

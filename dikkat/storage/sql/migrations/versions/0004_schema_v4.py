@@ -128,7 +128,7 @@ def _sqlite_legacy() -> None:
         for statement in script.split(";"):
             if statement.strip():
                 bind.exec_driver_sql(statement)
-    bind.exec_driver_sql("PRAGMA user_version = 4")
+    bind.exec_driver_sql(f"PRAGMA user_version = {max(version, 4)}")  # a v5 file stays 5
 
 
 def downgrade() -> None:
