@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections.abc import Callable
 from typing import Any
 
+from dikkat.bot.ratelimit import RateLimiter
 from dikkat.bot.router import Router
 from dikkat.config import Settings
 from dikkat.inference.backend import InferenceBackend
@@ -42,15 +45,19 @@ class App:
         sorter: Sorter | None = None,
         store: Store | None = None,
         backend: InferenceBackend | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`encoder`, `sorter`, `store` and (frontend role) `backend` replace what the settings
-        would load, open or connect (tests, benchmarks); a given store stays open after `stop`."""
+        would load, open or connect (tests, benchmarks); a given store stays open after `stop`.
+        `clock` drives the per-user rate limits."""
         self.settings = settings
         self._given_encoder = encoder
         self._given_sorter = sorter
         self._given_store = store
         self._given_backend = backend
+        self._clock = clock
         self.backend: InferenceBackend | None = None
+        self.notifications: Any = None  # PostgreSQL LISTEN for head changes
         self.store: Store | None = None
         self.cache: FeatureCache | None = None
         self.service: InferenceService | None = None
@@ -74,7 +81,12 @@ class App:
         self.store = self._given_store or await open_store(settings)
         if role == "frontend":
             self.backend = self._given_backend or await _remote_backend(settings)
-            self.router = Router(self.backend, settings, self.store)
+            from dikkat.scale.remote_retrainer import RetrainRequests
+
+            requests = RetrainRequests(self.store, self.backend.feature_key)
+            self.router = Router(
+                self.backend, settings, self.store, retrainer=requests, rate_limiter=self._limiter()
+            )
             log.info("ready: frontend over %s", type(self.backend).__name__)
             return self.router
         interrupted = await self.store.fail_unfinished_runs()
@@ -106,7 +118,14 @@ class App:
         self.service = InferenceService(settings, sorter, pipeline)
         self.backend = self.service
         await self.service.start()
-        self.watcher = ActiveHeadWatcher(self.store, self.service, encoder, settings.head_poll_s)
+        self.notifications = await _head_notifications(settings)
+        self.watcher = ActiveHeadWatcher(
+            self.store,
+            self.service,
+            encoder,
+            settings.head_poll_s,
+            wakeup=None if self.notifications is None else self.notifications.changed,
+        )
         self.watcher.start()
         if role == "inference":
             log.info("ready: inference on %s, sentiment head #%d", device, version)
@@ -114,9 +133,23 @@ class App:
         self.retrainer = RetrainJob(
             self.store, self.service, settings, encoder=encoder, cache=self.cache
         )
-        self.router = Router(self.service, settings, self.store, retrainer=self.retrainer)
+        self.router = Router(
+            self.service,
+            settings,
+            self.store,
+            retrainer=self.retrainer,
+            rate_limiter=self._limiter(),
+        )
         log.info("ready on %s: sorter, sentiment head #%d", device, version)
         return self.router
+
+    def _limiter(self) -> RateLimiter:
+        settings = self.settings
+        return RateLimiter(
+            per_minute=settings.rate_limit_per_minute,
+            burst=settings.rate_limit_burst,
+            clock=self._clock,
+        )
 
     async def stop(self) -> None:
         """Interrupt retraining, finish in-flight requests, close the database (idempotent)."""
@@ -129,6 +162,9 @@ class App:
             await backend.close()
         if watcher is not None:
             await watcher.stop()
+        notifications, self.notifications = self.notifications, None
+        if notifications is not None:
+            await notifications.close()
         if retrainer is not None:
             await retrainer.stop()
         if service is not None:
@@ -175,6 +211,18 @@ async def open_store(settings: Settings) -> Store:
     return await SqlStore.open(settings.database_url.get_secret_value())  # type: ignore[return-value]
 
 
+async def _head_notifications(settings: Settings) -> Any:
+    """PostgreSQL pushes head activations (NOTIFY); None with SQLite, where polling does it."""
+    if settings.database_url is None:
+        return None
+    url = settings.database_url.get_secret_value()
+    if not url.startswith("postgresql"):
+        return None
+    from dikkat.storage.sql.notify import HeadNotifications
+
+    return await HeadNotifications.listen(url)
+
+
 async def _remote_backend(settings: Settings) -> InferenceBackend:
     """The frontend role's models: the Ray Serve application at DIKKAT_RAY_ADDRESS."""
     from dikkat.scale.ray_backend import RayBackend
@@ -187,7 +235,6 @@ async def serve(settings: Settings) -> None:
     console; SIGINT/SIGTERM stop receiving, finish in-flight requests and close cleanly."""
     from dikkat.bot.console import ConsoleFrontend
     from dikkat.http import HttpServer
-    from dikkat.training.schedule import build_scheduler
 
     stop = asyncio.Event()
     _stop_on_signals(stop)  # before loading models: a stop during start-up is a clean exit
@@ -202,10 +249,14 @@ async def serve(settings: Settings) -> None:
         log.info("stopped during start-up")
         return
     router = app.router
-    scheduler = None
-    if app.retrainer is not None:
-        scheduler = build_scheduler(app.retrainer, settings.retrain_cron)
-        scheduler.start()
+    leading = None
+    if app.retrainer is not None:  # one process on the database schedules: the leader
+        from dikkat.scale.trainer import lead_retraining
+
+        assert app.store is not None
+        leading = asyncio.create_task(
+            lead_retraining(app.retrainer, app.store, settings, stop), name="retrain-leadership"
+        )
     runners: list[Any] = []
     http: HttpServer | None = None
     try:
@@ -232,8 +283,9 @@ async def serve(settings: Settings) -> None:
         await http.start()
         await asyncio.gather(*runners)
     finally:
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        if leading is not None:
+            stop.set()
+            await leading
         if http is not None:
             await http.stop()
         await app.stop()

@@ -99,6 +99,16 @@ MESSAGES = Catalog(
             "tr": "Bir yeniden eğitim zaten sürüyor; lütfen bitmesini bekleyin.",
             "en": "A retraining run is already in progress; please wait for it to finish.",
         },
+        "retrain_requested": {
+            "tr": (
+                "Yeniden eğitim istendi (istek #{request_id}). Eğitici süreç birkaç saniye içinde "
+                "başlatacak; sonucu /models gösterecek."
+            ),
+            "en": (
+                "Retraining requested (request #{request_id}). The trainer starts it within a few "
+                "seconds; /models shows the outcome."
+            ),
+        },
         "retrain_unavailable": {
             "tr": "Yeniden eğitim bu kurulumda kullanılamıyor.",
             "en": "Retraining is not available in this set-up.",

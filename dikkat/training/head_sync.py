@@ -19,18 +19,26 @@ class ActiveHeadWatcher:
     """Polls the active version every `poll_s` seconds and hot-swaps it when it changed."""
 
     def __init__(
-        self, store: Store, service: HeadServer, encoder: SentenceEncoder, poll_s: float
+        self,
+        store: Store,
+        service: HeadServer,
+        encoder: SentenceEncoder,
+        poll_s: float,
+        *,
+        wakeup: asyncio.Event | None = None,
     ) -> None:
+        """`wakeup` (set by a database notification) makes it check at once, between polls."""
         self.store = store
         self.service = service
         self.encoder = encoder
         self.poll_s = poll_s
+        self.wakeup = wakeup
         self._unservable: set[int] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Begin polling (no-op when poll_s is 0)."""
-        if self.poll_s > 0 and self._task is None:
+        """Begin polling and listening (no-op when poll_s is 0 and nothing notifies)."""
+        if (self.poll_s > 0 or self.wakeup is not None) and self._task is None:
             self._task = asyncio.create_task(self._poll(), name="active-head-watcher")
 
     async def stop(self) -> None:
@@ -66,8 +74,18 @@ class ActiveHeadWatcher:
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_s)
+            await self._next_check()
             try:
                 await self.check()
             except Exception:
                 log.warning("could not check the active head", exc_info=True)
+
+    async def _next_check(self) -> None:
+        """Wait for the poll interval, or less when a notification comes first."""
+        if self.wakeup is None:
+            await asyncio.sleep(self.poll_s)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.poll_s or None):
+                await self.wakeup.wait()
+        self.wakeup.clear()

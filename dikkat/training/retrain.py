@@ -57,11 +57,22 @@ class RetrainJob:
         self.last_profile: RunProfile | None = None  # of the latest run this job started
         self._tasks: set[asyncio.Task[RetrainRun]] = set()
 
+    @property
+    def busy(self) -> bool:
+        """True while a run this job started is still going."""
+        return bool(self._tasks)
+
     async def start(
-        self, trigger: str, requested_by: str | None, on_done: OnDone | None = None
+        self,
+        trigger: str,
+        requested_by: str | None,
+        on_done: OnDone | None = None,
+        *,
+        slot: str | None = None,
     ) -> int:
-        """Record a run and start it in the background; raises RunInProgress if one runs."""
-        run_id = await self.store.start_run(trigger, requested_by)
+        """Record a run and start it in the background; raises RunInProgress if one runs, and
+        SlotTaken if a run of this schedule `slot` already happened (any process)."""
+        run_id = await self.store.start_run(trigger, requested_by, slot=slot)
         task = asyncio.create_task(
             self._execute(run_id, trigger, on_done), name=f"retrain-{run_id}"
         )

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from dikkat.storage.store import RunInProgress
+from dikkat.storage.store import RunInProgress, SlotTaken
 from dikkat.training.retrain import RetrainJob
 
 log = logging.getLogger(__name__)
 
 
 async def scheduled_retrain(job: RetrainJob) -> None:
-    """One cron-triggered run (skipped inside the job when there is too little new feedback)."""
+    """One cron-triggered run (skipped inside the job when there is too little new feedback).
+
+    Its slot is the cron minute: a second scheduler firing the same minute is refused by the
+    database, whichever process it runs in."""
+    slot = "cron:" + time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
     try:
-        run = await job.run("cron", None)
-    except RunInProgress as busy:
+        run_id = await job.start("cron", None, slot=slot)
+    except (RunInProgress, SlotTaken) as busy:
         log.info("scheduled retrain skipped: %s", busy)
         return
-    log.info("scheduled retrain run %d: %s", run.id, run.status)
+    log.info("scheduled retrain run %d started (%s)", run_id, slot)
 
 
 def build_scheduler(job: RetrainJob, cron: str) -> AsyncIOScheduler:

@@ -24,8 +24,9 @@ async def test_frontend_answers_through_the_backend_it_is_given(
         data = next(b.data for b in reply.buttons if b.data.endswith("positive"))
         vote = await frontend.router.handle_button(ButtonPress("telegram", "7", "chat", data))
         assert "positive" in vote.text.lower() or "olumlu" in vote.text.lower()
-        refused = await frontend.router.handle(request("retrain"))
-        assert "not available" in refused.text  # retraining runs on the trainer
+        requested = await frontend.router.handle(request("retrain"))
+        assert "requested" in requested.text  # the trainer runs it
+        assert await frontend.store.take_retrain_request() == (1, "telegram:1")
         healthy, detail = await frontend.health()
         assert healthy and detail["database"] == "ok"
     assert await bot.store.feedback_count() == 1  # the vote landed in the shared database
@@ -48,3 +49,17 @@ async def test_trainer_retrains_and_inference_serves_without_a_router(
         assert inference.service is not None
         answer = await inference.service.sentiment("Kargo çok geç geldi")
         assert answer.label in ("negative", "neutral", "positive")
+
+
+async def test_rate_limits_run_on_the_clock_the_app_is_given(
+    settings, minilm_encoder, seed_features_db: Path
+) -> None:
+    shutil.copy(seed_features_db, settings.db_path)
+    now = [1000.0]
+    limited = settings.model_copy(update={"rate_limit_burst": 1, "rate_limit_per_minute": 1})
+    async with App(limited, encoder=minilm_encoder, clock=lambda: now[0]) as app:
+        first = await app.router.handle(request("sort", "CBABBC", user="5"))
+        refused = await app.router.handle(request("sort", "CBABBC", user="5"))
+        now[0] += 61  # a minute later on the given clock, no real waiting
+        again = await app.router.handle(request("sort", "CBABBC", user="5"))
+    assert "ABBBCC" in first.text and "ABBBCC" not in refused.text and "ABBBCC" in again.text

@@ -109,6 +109,11 @@ class AdminCommands:
             run_id = await self.retrainer.start("admin", who, post_result)
         except RunInProgress:
             return Reply(t("retrain_busy", lang), private=True)
+        if getattr(self.retrainer, "queued", False):  # a frontend: the trainer will run it
+            await self.store.audit(
+                request.platform, request.user_id, "retrain", f"request {run_id}"
+            )
+            return Reply(t("retrain_requested", lang, request_id=run_id), private=True)
         await self.store.audit(request.platform, request.user_id, "retrain", f"run {run_id}")
         return Reply(t("retrain_started", lang, run_id=run_id), private=True)
 
