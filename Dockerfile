@@ -4,6 +4,8 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# "[scale]" for the multi-machine roles (compose.scale.yaml); empty for the single process
+ARG DIKKAT_EXTRAS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -12,7 +14,9 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY dikkat ./dikkat
-RUN pip install . && dikkat --help > /dev/null
+# The project itself, with optional extras; its dependencies are bounded in pyproject.toml.
+# hadolint ignore=DL3013
+RUN pip install ".${DIKKAT_EXTRAS}" && dikkat --help > /dev/null
 
 FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dikkat" \
