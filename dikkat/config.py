@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -12,6 +13,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Language = Literal["tr", "en"]
 Role = Literal["all", "frontend", "inference", "trainer"]
 PLATFORMS = ("telegram", "discord", "console")
+
+
+def cron_trigger(spec: str) -> Any:
+    """An APScheduler CronTrigger (UTC) from a crontab line: 5 fields, or 6 with seconds first."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = spec.split()
+    if len(fields) != 6:
+        return CronTrigger.from_crontab(spec, timezone="UTC")
+    names = ("second", "minute", "hour", "day", "month", "day_of_week")
+    return CronTrigger(timezone="UTC", **dict(zip(names, fields, strict=True)))
+
+
+def cron_slot(spec: str, when: float) -> str:
+    """The schedule slot a run at `when` belongs to: its minute, or its second for a 6-field
+    crontab; two schedulers firing the same slot name it alike."""
+    seconds = len(spec.split()) == 6
+    return "cron:" + time.strftime(
+        "%Y-%m-%dT%H:%M" + (":%S" if seconds else "") + "Z", time.gmtime(when)
+    )
 
 
 class Settings(BaseSettings):
@@ -83,10 +104,8 @@ class Settings(BaseSettings):
     @field_validator("retrain_cron")
     @classmethod
     def _check_cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            cron_trigger(value)
         except ValueError as error:
             raise ValueError(
                 f"DIKKAT_RETRAIN_CRON {value!r} is not a crontab line: {error}"

@@ -6,8 +6,8 @@ import logging
 import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 
+from dikkat.config import cron_slot, cron_trigger
 from dikkat.storage.store import RunInProgress, SlotTaken
 from dikkat.training.retrain import RetrainJob
 
@@ -17,9 +17,9 @@ log = logging.getLogger(__name__)
 async def scheduled_retrain(job: RetrainJob) -> None:
     """One cron-triggered run (skipped inside the job when there is too little new feedback).
 
-    Its slot is the cron minute: a second scheduler firing the same minute is refused by the
-    database, whichever process it runs in."""
-    slot = "cron:" + time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
+    Its slot is the cron minute (the second, for a 6-field crontab): a second scheduler firing
+    the same slot is refused by the database, whichever process it runs in."""
+    slot = cron_slot(job.settings.retrain_cron, time.time())
     try:
         run_id = await job.start("cron", None, slot=slot)
     except (RunInProgress, SlotTaken) as busy:
@@ -33,7 +33,7 @@ def build_scheduler(job: RetrainJob, cron: str) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_job(
         scheduled_retrain,
-        CronTrigger.from_crontab(cron, timezone="UTC"),
+        cron_trigger(cron),
         args=[job],
         id="retrain",
         name="retrain the sentiment head",
