@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from dikkat.bot.ratelimit import RateLimiter
 from dikkat.bot.router import Router
@@ -337,27 +338,46 @@ def _default_signals() -> None:
 
 
 async def check(settings: Settings) -> dict[str, Any]:
-    """`dikkat run --check`: load configuration, models and database; report what was found."""
-    async with App(settings) as app:
-        assert app.service is not None and app.store is not None
+    """`dikkat run --check`: load configuration, models and database; report what was found.
+
+    Roles without models in this process check what they have: a frontend asks its backend, a
+    trainer its database; the inference role deploys nothing here (it checks as `all` would)."""
+    role = "all" if settings.role == "inference" else settings.role
+    async with App(settings.model_copy(update={"role": role})) as app:
+        assert app.store is not None
         healthy, detail = await app.health()
-        sort_answer = await app.service.sort("CBABBC")
-        sentiment = await app.service.sentiment("Bu bir deneme cümlesidir.")
-        return {
+        found: dict[str, Any] = {
             "healthy": healthy,
             **detail,
-            "database_path": str(settings.db_path),
+            "role": settings.role,
+            "database": _database_shown(settings),
             "schema_version": await app.store.schema_version(),
-            "encoder": app.service.feature_key,
-            "sorter_check": f"CBABBC -> {sort_answer}",
-            "sentiment_check": sentiment.label,
-            "frontends": [
+        }
+        if app.backend is not None:
+            sort_answer = await app.backend.sort("CBABBC")
+            sentiment = await app.backend.sentiment("Bu bir deneme cümlesidir.")
+            found |= {
+                "encoder": app.backend.feature_key,
+                "sorter_check": f"CBABBC -> {sort_answer}",
+                "sentiment_check": sentiment.label,
+            }
+        if app.router is not None:
+            found["frontends"] = [
                 name
                 for name, token in (
                     ("telegram", settings.telegram_token),
                     ("discord", settings.discord_token),
                 )
                 if token is not None
-            ]
-            or ["console"],
-        }
+            ] or ["console"]
+        return found
+
+
+def _database_shown(settings: Settings) -> str:
+    """The database for people: the SQLite path, or the shared URL without its password."""
+    if settings.database_url is None:
+        return str(settings.db_path)
+    parts = urlsplit(settings.database_url.get_secret_value())
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0] + ":***@" if len(netloc) == 2 else ""
+    return f"{parts.scheme}://{user}{netloc[-1]}{parts.path}"

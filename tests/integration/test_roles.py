@@ -63,3 +63,20 @@ async def test_rate_limits_run_on_the_clock_the_app_is_given(
         now[0] += 61  # a minute later on the given clock, no real waiting
         again = await app.router.handle(request("sort", "CBABBC", user="5"))
     assert "ABBBCC" in first.text and "ABBBCC" not in refused.text and "ABBBCC" in again.text
+
+
+async def test_run_check_reports_what_a_trainer_has_and_hides_the_password(
+    settings, seed_features_db: Path, tmp_path: Path
+) -> None:
+    from pydantic import SecretStr
+
+    from dikkat.app import _database_shown, check
+
+    shutil.copy(seed_features_db, settings.db_path)
+    found = await check(settings.model_copy(update={"role": "trainer"}))
+    assert found["healthy"] and found["role"] == "trainer" and "sorter_check" not in found
+    assert found["database"] == str(settings.db_path)
+    shared = settings.model_copy(
+        update={"database_url": SecretStr("postgresql+asyncpg://dikkat:s3cret@db:5432/dikkat")}
+    )
+    assert _database_shown(shared) == "postgresql+asyncpg://dikkat:***@db:5432/dikkat"
