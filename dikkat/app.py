@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +59,7 @@ class App:
         self._given_backend = backend
         self._clock = clock
         self.backend: InferenceBackend | None = None
+        self._previous_switch: float | None = None
         self.notifications: Any = None  # PostgreSQL LISTEN for head changes
         self.store: Store | None = None
         self.cache: FeatureCache | None = None
@@ -116,6 +118,10 @@ class App:
             Sorter.from_checkpoint, device=str(device)
         )
         pipeline = SentimentPipeline(encoder, head, version)
+        # The model thread holds the GIL between torch kernels; the default 5 ms switch interval
+        # then delays the event loop (and an instant "busy") by up to 5 ms.
+        self._previous_switch = sys.getswitchinterval()
+        sys.setswitchinterval(settings.gil_switch_ms / 1000)
         self.service = InferenceService(settings, sorter, pipeline)
         self.backend = self.service
         await self.service.start()
@@ -174,6 +180,9 @@ class App:
             cache.close()
         if store is not None and store is not self._given_store:
             await store.close()
+        if self._previous_switch is not None:
+            sys.setswitchinterval(self._previous_switch)
+            self._previous_switch = None
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Models loaded and database answering: what /healthz reports."""

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     max_queue: int = Field(512, ge=1)
     min_padding_efficiency: float = Field(0.8, ge=0, le=1)
     request_timeout_s: float = Field(30.0, gt=0)
+    gil_switch_ms: float = Field(1.0, gt=0, le=100)
 
     retrain_cron: str = "0 3 * * *"
     retrain_min_feedback: int = Field(20, ge=0)

@@ -80,3 +80,15 @@ async def test_run_check_reports_what_a_trainer_has_and_hides_the_password(
         update={"database_url": SecretStr("postgresql+asyncpg://dikkat:s3cret@db:5432/dikkat")}
     )
     assert _database_shown(shared) == "postgresql+asyncpg://dikkat:***@db:5432/dikkat"
+
+
+async def test_a_serving_app_shortens_the_gil_switch_interval_and_restores_it(
+    settings, minilm_encoder, seed_features_db: Path
+) -> None:
+    import sys
+
+    shutil.copy(seed_features_db, settings.db_path)
+    before = sys.getswitchinterval()
+    async with App(settings.model_copy(update={"gil_switch_ms": 2.0}), encoder=minilm_encoder):
+        assert sys.getswitchinterval() == 0.002
+    assert sys.getswitchinterval() == before
