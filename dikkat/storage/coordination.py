@@ -6,11 +6,19 @@ from __future__ import annotations
 import time
 
 from dikkat.storage.connection import StoreBase
-from dikkat.storage.runs import OWNER, _owner_gone
+from dikkat.storage.runs import OWNER, owner_gone
 
 # A claimed update not finished after this long is taken over by the next delivery (its
 # process is presumed dead on another host; on this host a dead owner is seen at once).
 TELEGRAM_CLAIM_S = 120.0
+
+
+def claim_abandoned(
+    owner: str | None, received_at: float, done_at: float | None, now: float, claim_s: float
+) -> bool:
+    """Whether an earlier claim of an update may be taken over: unfinished, and older than
+    `claim_s` or held by a process that died on this host."""
+    return done_at is None and (received_at < now - claim_s or owner_gone(owner))
 
 
 class CoordinationMixin(StoreBase):
@@ -41,7 +49,7 @@ class CoordinationMixin(StoreBase):
                 )
                 return cursor.rowcount == 1
             owner, received_at, done_at = row
-            if done_at is not None or not (received_at < now - claim_s or _owner_gone(owner)):
+            if not claim_abandoned(owner, received_at, done_at, now, claim_s):
                 return False
             cursor = await db.execute(
                 "UPDATE telegram_updates SET owner = ?, received_at = ? WHERE update_id = ? "

@@ -17,7 +17,7 @@ LEASE_S = 60.0
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_gone(owner: str | None) -> bool:
+def owner_gone(owner: str | None) -> bool:
     """True when `owner` is a process on this host that no longer exists."""
     host, _, pid = (owner or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
@@ -29,6 +29,11 @@ def _owner_gone(owner: str | None) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def lease_abandoned(owner: str | None, lease_until: float | None, now: float) -> bool:
+    """Whether a running run was left behind: its lease expired or its owner died here."""
+    return lease_until is None or lease_until < now or owner_gone(owner)
 
 
 class RunsMixin(StoreBase):
@@ -82,9 +87,7 @@ class RunsMixin(StoreBase):
         ) as cursor:
             rows = await cursor.fetchall()
         abandoned = [
-            row["id"]
-            for row in rows
-            if row["lease_until"] is None or row["lease_until"] < now or _owner_gone(row["owner"])
+            row["id"] for row in rows if lease_abandoned(row["owner"], row["lease_until"], now)
         ]
         for run_id in abandoned:
             await db.execute(

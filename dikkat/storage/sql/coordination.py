@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dikkat.storage.coordination import TELEGRAM_CLAIM_S
-from dikkat.storage.runs import OWNER, _owner_gone
+from dikkat.storage.coordination import TELEGRAM_CLAIM_S, claim_abandoned
+from dikkat.storage.runs import OWNER
 from dikkat.storage.sql.base import SqlStoreBase
 from dikkat.storage.sql.tables import retrain_requests, telegram_updates
 
@@ -52,7 +52,7 @@ class SqlCoordinationMixin(SqlStoreBase):
                 )
                 return result.rowcount == 1
             owner, received_at, done_at = row
-            if done_at is not None or not (received_at < now - claim_s or _owner_gone(owner)):
+            if not claim_abandoned(owner, received_at, done_at, now, claim_s):
                 return False
             result = await db.execute(
                 sa.update(telegram_updates)

@@ -11,7 +11,7 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dikkat.storage.records import RetrainRun, RunInProgress, SlotTaken, run_from_row
-from dikkat.storage.runs import LEASE_S, OWNER, _owner_gone
+from dikkat.storage.runs import LEASE_S, OWNER, lease_abandoned
 from dikkat.storage.sql.base import SqlStoreBase
 from dikkat.storage.sql.tables import retrain_runs
 
@@ -145,7 +145,7 @@ async def _reclaim_abandoned(db: AsyncConnection, now: float) -> int:
     abandoned = [
         (run_id, lease_until)
         for run_id, owner, lease_until in rows
-        if lease_until is None or lease_until < now or _owner_gone(owner)
+        if lease_abandoned(owner, lease_until, now)
     ]
     reclaimed = 0
     for run_id, lease_until in abandoned:
