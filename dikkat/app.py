@@ -221,6 +221,14 @@ async def open_store(settings: Settings) -> Store:
     return await SqlStore.open(settings.database_url.get_secret_value())  # type: ignore[return-value]
 
 
+async def register_telegram_webhook(settings: Settings, **options: Any) -> Any:
+    """`dikkat telegram set-webhook`: register the webhook once for every replica (the
+    adapter's own URL, secret and update types); the WebhookInfo after it."""
+    from dikkat.bot.telegram import register_webhook
+
+    return await register_webhook(settings, **options)
+
+
 async def _head_notifications(settings: Settings) -> Any:
     """PostgreSQL pushes head activations (NOTIFY); None with SQLite, where polling does it."""
     if settings.database_url is None:

@@ -313,6 +313,35 @@ def webhook_secret(settings: Settings) -> str:
     return hashlib.sha256(b"dikkat-webhook:" + token).hexdigest()
 
 
+async def register_webhook(
+    settings: Settings,
+    *,
+    max_connections: int = 40,
+    drop_pending_updates: bool = False,
+    request: Any = None,
+) -> Any:
+    """Bot.set_webhook with the URL and secret of the settings; the WebhookInfo after it.
+    `request` replaces the network (tests)."""
+    if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
+        raise ValueError("DIKKAT_TELEGRAM_TOKEN is not set")
+    if not settings.telegram_webhook_url:
+        raise ValueError("DIKKAT_TELEGRAM_WEBHOOK_URL is not set: the public URL of /telegram")
+    bot = Bot(
+        settings.telegram_token.get_secret_value(),
+        base_url=settings.telegram_api_url,
+        request=request,
+    )
+    async with bot:
+        await bot.set_webhook(
+            url=settings.telegram_webhook_url,
+            secret_token=webhook_secret(settings),
+            allowed_updates=ALLOWED_UPDATES,
+            max_connections=max_connections,
+            drop_pending_updates=drop_pending_updates,
+        )
+        return await bot.get_webhook_info()
+
+
 def webhook_receiver(
     app: Application, ledger: UpdateLedger | None = None
 ) -> Callable[[dict[str, Any]], Awaitable[int]]:

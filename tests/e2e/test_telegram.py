@@ -748,7 +748,7 @@ async def test_a_replica_does_not_register_the_webhook_when_told_not_to(
 async def test_set_webhook_registers_once_with_its_options(
     tg_settings: Settings, events: list[tuple[str, Any]]
 ) -> None:
-    from dikkat.cli.telegram import register_webhook
+    from dikkat.bot.telegram import register_webhook
 
     settings = tg_settings.model_copy(
         update={
@@ -784,11 +784,18 @@ def test_set_webhook_without_a_url_is_one_clear_error(
     assert result.exit_code == 2
 
 
-def test_the_command_registers_what_the_adapter_checks(tg_settings: Settings) -> None:
+async def test_the_command_registers_what_the_adapter_checks(
+    tg_settings: Settings, events: list[tuple[str, Any]]
+) -> None:
+    from dikkat.app import register_telegram_webhook  # what `dikkat telegram set-webhook` calls
     from dikkat.bot.telegram import ALLOWED_UPDATES
-    from dikkat.cli import telegram as command
 
-    assert command.ALLOWED_UPDATES == list(ALLOWED_UPDATES)
-    assert command.webhook_secret(tg_settings) == webhook_secret(tg_settings)
-    given = tg_settings.model_copy(update={"telegram_webhook_secret": SecretStr("abc-1")})
-    assert command.webhook_secret(given) == webhook_secret(given) == "abc-1"
+    url = {"telegram_webhook_url": "https://bot.example.com/telegram"}
+    derived = tg_settings.model_copy(update=url)  # no secret configured: derived from the token
+    given = tg_settings.model_copy(update={**url, "telegram_webhook_secret": SecretStr("abc-1")})
+    for settings in (derived, given):
+        await register_telegram_webhook(settings, request=FlakyRequest(events))
+    [(_, first), (_, second)] = api_calls(events, "setWebhook")
+    assert first["allowed_updates"] == second["allowed_updates"] == list(ALLOWED_UPDATES)
+    assert first["secret_token"] == webhook_secret(derived)
+    assert second["secret_token"] == webhook_secret(given) == "abc-1"
