@@ -88,7 +88,11 @@ class App:
 
             requests = RetrainRequests(self.store, self.backend.feature_key)
             self.router = Router(
-                self.backend, settings, self.store, retrainer=requests, rate_limiter=self._limiter()
+                self.backend,
+                settings,
+                self.store,
+                retrainer=requests,
+                rate_limiter=RateLimiter.for_settings(settings, self._clock),
             )
             log.info("ready: frontend over %s", type(self.backend).__name__)
             return self.router
@@ -145,18 +149,10 @@ class App:
             settings,
             self.store,
             retrainer=self.retrainer,
-            rate_limiter=self._limiter(),
+            rate_limiter=RateLimiter.for_settings(settings, self._clock),
         )
         log.info("ready on %s: sorter, sentiment head #%d", device, version)
         return self.router
-
-    def _limiter(self) -> RateLimiter:
-        settings = self.settings
-        return RateLimiter(
-            per_minute=settings.rate_limit_per_minute,
-            burst=settings.rate_limit_burst,
-            clock=self._clock,
-        )
 
     async def stop(self) -> None:
         """Interrupt retraining, finish in-flight requests, close the database (idempotent)."""

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dikkat.config import Settings
 
 
 @dataclass
@@ -31,6 +35,17 @@ class RateLimiter:
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: dict[str, _Bucket] = {}
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, clock: Callable[[], float] = time.monotonic
+    ) -> RateLimiter:
+        """The per-user limit of DIKKAT_RATE_LIMIT_PER_MINUTE and _BURST, on `clock`."""
+        return cls(
+            per_minute=settings.rate_limit_per_minute,
+            burst=settings.rate_limit_burst,
+            clock=clock,
+        )
 
     def check(self, key: str) -> float:
         """Take one token for `key` if there is one; otherwise say how long to wait."""

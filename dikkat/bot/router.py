@@ -52,9 +52,7 @@ class Router:
         self.settings = settings
         self.store = store
         self.retrainer = retrainer
-        self.rate_limiter = rate_limiter or RateLimiter(
-            per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
-        )
+        self.rate_limiter = rate_limiter or RateLimiter.for_settings(settings)
         self._admins = settings.admin_ids()
         self._notifiers: dict[str, Notifier] = {}
         account = AccountCommands(store, self.menu, self.is_admin)
