@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from dikkat.bot.ratelimit import RateLimiter
 from dikkat.bot.router import Router
@@ -229,10 +228,12 @@ async def _head_notifications(settings: Settings) -> Any:
     """PostgreSQL pushes head activations (NOTIFY); None with SQLite, where polling does it."""
     if settings.database_url is None:
         return None
-    url = settings.database_url.get_secret_value()
-    if not url.startswith("postgresql"):
-        return None
+    from dikkat.storage.sql.migrate import sqlite_path
     from dikkat.storage.sql.notify import HeadNotifications
+
+    url = settings.database_url.get_secret_value()
+    if sqlite_path(url) is not None:
+        return None
 
     return await HeadNotifications.listen(url)
 
@@ -390,7 +391,6 @@ def _database_shown(settings: Settings) -> str:
     """The database for people: the SQLite path, or the shared URL without its password."""
     if settings.database_url is None:
         return str(settings.db_path)
-    parts = urlsplit(settings.database_url.get_secret_value())
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0] + ":***@" if len(netloc) == 2 else ""
-    return f"{parts.scheme}://{user}{netloc[-1]}{parts.path}"
+    from sqlalchemy import make_url  # a shared database means the `scale` extra is installed
+
+    return make_url(settings.database_url.get_secret_value()).render_as_string(hide_password=True)

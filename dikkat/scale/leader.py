@@ -42,14 +42,16 @@ class Leadership:
         if self.settings.database_url is None:
             await self._acquire_file(Path(f"{self.settings.db_path}.trainer.lock"))
             return
-        url = self.settings.database_url.get_secret_value()
-        if not url.startswith("postgresql"):
-            path = url.split("///", 1)[-1]
-            await self._acquire_file(Path(f"{path}.trainer.lock"))
-            return
         import asyncpg
 
-        self._connection = await asyncpg.connect(url.replace("+asyncpg", "", 1))
+        from dikkat.storage.sql.migrate import asyncpg_dsn, sqlite_path
+
+        url = self.settings.database_url.get_secret_value()
+        path = sqlite_path(url)
+        if path is not None:
+            await self._acquire_file(Path(f"{path}.trainer.lock"))
+            return
+        self._connection = await asyncpg.connect(asyncpg_dsn(url))
         await self._connection.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK_KEY)
         self._heartbeat = asyncio.create_task(self._watch(), name="trainer-leadership")
 

@@ -62,6 +62,12 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def asyncpg_dsn(url: str) -> str:
+    """A postgresql+asyncpg URL as asyncpg itself takes it (for LISTEN and advisory locks on a
+    connection of their own)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def current_revision(conn: Connection) -> str | None:
     """The database's Alembic revision (None: not managed by Alembic yet)."""
     return MigrationContext.configure(conn).get_current_revision()

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from dikkat.storage.sql.migrate import asyncpg_dsn
 from dikkat.storage.sql.versions import HEAD_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ class HeadNotifications:
         """LISTEN on `url` (a postgresql+asyncpg:// URL)."""
         import asyncpg
 
-        connection = await asyncpg.connect(url.replace("+asyncpg", "", 1))
+        connection = await asyncpg.connect(asyncpg_dsn(url))
         notifications = cls(connection)
         await connection.add_listener(HEAD_CHANNEL, notifications._on_notify)
         return notifications
