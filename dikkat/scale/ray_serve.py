@@ -108,7 +108,10 @@ def build_app(args: dict[str, str] | None = None) -> Any:
     from ray import serve
 
     environment = replica_environment(args)
-    settings = _settings_from(environment)
+    overrides = {
+        name.removeprefix("DIKKAT_").lower(): value for name, value in (args or {}).items()
+    }
+    settings = Settings(**overrides)  # the rest comes from this process's environment
     deployment = serve.deployment(InferenceReplica).options(
         name=DEPLOYMENT,
         num_replicas=settings.ray_replicas,
@@ -119,16 +122,6 @@ def build_app(args: dict[str, str] | None = None) -> Any:
         health_check_period_s=10,
     )
     return deployment.bind(environment)
-
-
-def _settings_from(environment: dict[str, str]) -> Settings:
-    previous = dict(os.environ)
-    os.environ.update(environment)
-    try:
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(previous)
 
 
 def connect(settings: Settings) -> None:
