@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dikkat.bot.ratelimit import RateLimiter
@@ -324,19 +324,26 @@ def _http_server(settings: Settings, app: App, telegram_app: Any) -> Any:
     )
 
 
-async def _start_unless_stopped(app: App, stop: asyncio.Event) -> App | None:
-    """app.start(), abandoned (and cleaned up) if a stop signal arrives first (then None)."""
-    starting = asyncio.create_task(app.start(), name="app-start")
-    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+async def unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
+    """Await `work` unless `stop` is set first, then cancel it; True when `work` finished
+    (its exception, if any, propagates)."""
+    working = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
-    if starting.done():
-        starting.result()
-        return app
-    starting.cancel()  # App.start closes what it opened; a model load in a thread ends by itself
+    if working.done():
+        working.result()
+        return True
+    working.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await starting
-    return None
+        await working
+    return False
+
+
+async def _start_unless_stopped(app: App, stop: asyncio.Event) -> App | None:
+    """app.start(), abandoned (and cleaned up) if a stop signal arrives first (then None);
+    App.start closes what it opened, and a model load in a thread ends by itself."""
+    return app if await unless_stopped(app.start(), stop) else None
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

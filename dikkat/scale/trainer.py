@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 
+from dikkat.app import unless_stopped
 from dikkat.config import Settings
 from dikkat.scale.leader import Leadership
 from dikkat.storage.store import RunInProgress, RunStatus, SlotTaken, Store
@@ -24,7 +25,7 @@ async def lead_retraining(
     """Lead retraining whenever this process holds the leadership, until `stop` is set."""
     while not stop.is_set():
         leadership = Leadership(settings)
-        if not await _wait_for(leadership.acquire(), stop):
+        if not await unless_stopped(leadership.acquire(), stop):
             await leadership.release()
             return
         log.info("this process leads retraining (cron %s)", settings.retrain_cron)
@@ -33,21 +34,6 @@ async def lead_retraining(
             await _lead(job, store, settings, stop, leadership.lost)
         finally:
             await leadership.release()
-
-
-async def _wait_for(acquire, stop: asyncio.Event) -> bool:
-    """Run `acquire` unless `stop` comes first; True when acquired."""
-    acquiring = asyncio.ensure_future(acquire)
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if acquiring.done():
-        acquiring.result()
-        return True
-    acquiring.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await acquiring
-    return False
 
 
 async def _take_over(store: Store) -> None:
