@@ -40,6 +40,8 @@ OnDone = Callable[[RetrainRun], Awaitable[None]]
 class RetrainJob:
     """Runs one retraining at a time (the database enforces it across processes)."""
 
+    queued = False  # `start` runs the retrain in this process
+
     def __init__(
         self,
         store: Store,

@@ -28,6 +28,8 @@ ADMIN_COMMANDS = frozenset({"retrain", "models", "rollback", "stats"})
 class Retrainer(Protocol):
     """What the admin commands need from the retraining job (implemented in training)."""
 
+    queued: bool  # True: `start` leaves a request for another process, it does not run one
+
     async def start(
         self,
         trigger: str,
@@ -109,7 +111,7 @@ class AdminCommands:
             run_id = await self.retrainer.start("admin", who, post_result)
         except RunInProgress:
             return Reply(t("retrain_busy", lang), private=True)
-        if getattr(self.retrainer, "queued", False):  # a frontend: the trainer will run it
+        if self.retrainer.queued:  # a frontend: the trainer will run it
             await self.store.audit(
                 request.platform, request.user_id, "retrain", f"request {run_id}"
             )
