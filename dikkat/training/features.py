@@ -40,12 +40,12 @@ def features_for(
     unique = dict(zip(keys, texts, strict=True))
     misses = [key for key in unique if key not in found]
     if misses:
-        lengths = encoder.token_counts([unique[key] for key in misses])
-        order = [misses[i] for i in np.argsort(lengths, kind="stable")]
+        tokenized = {key: encoder.tokenize(unique[key]) for key in misses}  # once per text
+        order = sorted(misses, key=lambda key: tokenized[key].cost)  # stable: ties keep order
         bar = tqdm(total=len(order), unit="text", desc="encoding", disable=not progress)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            vectors = encoder.encode([unique[key] for key in chunk])
+            vectors = encoder.encode_tokenized([tokenized[key] for key in chunk])
             fresh = dict(zip(chunk, vectors, strict=True))
             if cache is not None:
                 cache.put_many(fresh)

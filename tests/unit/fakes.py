@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dikkat.models.encoder import TokenizedText
+
 
 class CountingEncoder:
     """A deterministic stand-in for SentenceEncoder that counts the texts it encodes."""
@@ -13,8 +15,11 @@ class CountingEncoder:
         self.feature_key = "fake|mean|128"
         self.encoded: list[str] = []
 
-    def token_counts(self, texts: list[str]) -> list[int]:
-        return [len(t.split()) + 2 for t in texts]
+    def tokenize(self, text: str) -> TokenizedText:
+        return TokenizedText(text, tuple(range(len(text.split()) + 2)), False)
+
+    def encode_tokenized(self, items: list[TokenizedText]) -> np.ndarray:
+        return self.encode([item.text for item in items])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         self.encoded += texts
