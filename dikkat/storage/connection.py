@@ -11,7 +11,7 @@ from typing import Any, Self
 
 import aiosqlite
 
-from dikkat.storage.records import DatabaseOpenError
+from dikkat.storage.records import DatabaseOpenError, open_hint
 from dikkat.storage.schema import BUSY_TIMEOUT_MS, PRAGMAS, migration_script, pending_migrations
 
 
@@ -102,12 +102,6 @@ class StoreBase:
 
 
 def _open_hint(path: Path, error: BaseException) -> str:
-    """One line: which file, what went wrong, what to do."""
-    text = str(error)
-    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
-        advice = "make the file and its folder writable for this user, or set DIKKAT_DB_PATH"
-    elif "not a database" in text or "malformed" in text:
-        advice = "it is not a usable SQLite database: restore a backup or set DIKKAT_DB_PATH"
-    else:
-        advice = "check the path and permissions, or set DIKKAT_DB_PATH"
-    return f"cannot open the database {path}: {text}; {advice}"
+    return open_hint(
+        str(path), error, setting="DIKKAT_DB_PATH", otherwise="check the path and permissions"
+    )

@@ -37,6 +37,20 @@ class DatabaseOpenError(RuntimeError):
     """The database file cannot be opened or migrated (unreadable, read-only, not SQLite)."""
 
 
+def open_hint(shown: str, error: BaseException, *, setting: str, otherwise: str) -> str:
+    """One line for a database that cannot be opened: which one, what went wrong, what to do
+    (`otherwise` when the error is neither a read-only file nor a damaged one)."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
+        advice = "make the file and its folder writable for this user"
+    elif "not a database" in text or "malformed" in text:
+        advice = "it is not a usable SQLite database: restore a backup"
+    else:
+        advice = otherwise
+    return f"cannot open the database {shown}: {text}; {advice} or set {setting}"
+
+
 class RunInProgress(Exception):
     """Another retraining run is still running."""
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from dikkat.storage.records import DatabaseOpenError
+from dikkat.storage.records import DatabaseOpenError, open_hint
 from dikkat.storage.schema import BUSY_TIMEOUT_MS
 from dikkat.storage.sql.migrate import (
     current_revision,
@@ -187,12 +187,9 @@ def _sqlite_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
 
 
 def _open_hint(shown: str, error: BaseException) -> str:
-    """One line: which database, what went wrong, what to do."""
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
-        advice = "make the file and its folder writable for this user"
-    elif "not a database" in text or "malformed" in text:
-        advice = "it is not a usable SQLite database: restore a backup"
-    else:
-        advice = "check the URL, that the server runs and the credentials"
-    return f"cannot open the database {shown}: {text}; {advice} (DIKKAT_DATABASE_URL)"
+    return open_hint(
+        shown,
+        error,
+        setting="DIKKAT_DATABASE_URL",
+        otherwise="check the URL, that the server runs and the credentials",
+    )
