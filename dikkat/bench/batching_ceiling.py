@@ -63,7 +63,8 @@ class Ceiling:
         with torch.inference_mode():
             for chunk in itertools.cycle(chunks):
                 self._pipeline.predict_batch([self._items[i] for i in chunk])
-                window.add_batch([self._costs[i] for i in chunk], 0.0)
+                costs = [self._costs[i] for i in chunk]
+                window.add_batch(costs, 0.0, self._pipeline.encoder.padded_tokens(costs))
                 if time.perf_counter() - started >= budget_s:
                     break
         window.compute_s = time.perf_counter() - started  # back to back: the whole run

@@ -111,14 +111,19 @@ class Window:
         """A snapshot that later counting does not change."""
         return Window(dataclasses.replace(self.stats), self.wait_s, self.compute_s)
 
-    def add_batch(self, costs: Sequence[int], seconds: float) -> None:
-        """Count one forward over items of these token costs (modes without a batcher)."""
+    def add_batch(
+        self, costs: Sequence[int], seconds: float, computed_tokens: int | None = None
+    ) -> None:
+        """Count one forward over items of these token costs (modes without a batcher).
+
+        `computed_tokens` is what the forward computed (default: every item padded to the longest).
+        """
         s = self.stats
         s.batches += 1
         s.batch_items += len(costs)
         s.items += len(costs)
         s.real_tokens += sum(costs)
-        s.computed_tokens += max(costs) * len(costs)
+        s.computed_tokens += computed_tokens or max(costs) * len(costs)
         self.compute_s += seconds
 
 

@@ -12,6 +12,7 @@ def write_plot(report: dict[str, Any], path: Path) -> Path:
     """PNG: throughput vs concurrency per mode (ceiling as a line) and p99 latency."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig = Figure(figsize=(10, 4.2))
     FigureCanvasAgg(fig)
@@ -57,6 +58,9 @@ def write_plot(report: dict[str, Any], path: Path) -> Path:
     ax_tp.set_ylim(bottom=0)
     ax_lat.set_ylabel("latency (ms), p99 solid, p50 dotted")
     ax_lat.set_yscale("log")
+    # plain numbers: the log formatter writes mathtext, and dikkat.viz turns mathtext off
+    ax_lat.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax_lat.yaxis.set_minor_formatter(NullFormatter())
     m = report["machine"]
     fig.suptitle(
         f"Dynamic batching on {m['cpu_cores']} CPU cores, torch threads {m['torch_threads']}",

@@ -82,6 +82,11 @@ last_batch_size: ContextVar[int] = ContextVar("last_batch_size", default=0)
 """Size of the batch that produced the caller's latest `submit` result (for request logs)."""
 
 
+def _longest_times_count(costs: Sequence[int]) -> int:
+    """Tokens a padded forward computes: every item padded to the longest."""
+    return max(costs) * len(costs)
+
+
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
@@ -89,7 +94,11 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class DynamicBatcher(Generic[T, R]):
-    """Groups items from concurrent `submit` calls into batches for `run_batch`."""
+    """Groups items from concurrent `submit` calls into batches for `run_batch`.
+
+    `padded_tokens(costs)` is the model's cost of one batch (default: every item padded to the
+    longest); the token budget, the padding test and the padding statistics all use it.
+    """
 
     def __init__(
         self,
@@ -103,6 +112,7 @@ class DynamicBatcher(Generic[T, R]):
         default_timeout: float | None = 30.0,
         inference_mode: bool = True,
         min_padding_efficiency: float = 0.0,
+        padded_tokens: Callable[[Sequence[int]], int] | None = None,
     ) -> None:
         if not callable(run_batch):
             raise TypeError("run_batch must be callable")
@@ -130,6 +140,7 @@ class DynamicBatcher(Generic[T, R]):
         self.default_timeout = default_timeout
         self.inference_mode = inference_mode
         self.min_padding_efficiency = min_padding_efficiency
+        self._padded_tokens = padded_tokens or _longest_times_count
         self._run_batch = run_batch
         self._effective_max = max_batch_size
         self._metrics = BatcherMetrics.for_model(name)
@@ -284,21 +295,27 @@ class DynamicBatcher(Generic[T, R]):
         """Oldest item plus the closest-cost others that fit; also says if the batch is full."""
         waiting = iter(self._queue.values())
         oldest = next(waiting)
-        batch, top = [oldest], oldest.cost
+        batch, costs = [oldest], [oldest.cost]
         limit = self._effective_max
         nearest = heapq.nsmallest(
             limit - 1, waiting, key=lambda p: (abs(p.cost - oldest.cost), p.seq)
         )
-        real = oldest.cost
+        top, real, over_budget = oldest.cost, oldest.cost, False
         for p in nearest:
-            new_top = max(top, p.cost)
-            if new_top * (len(batch) + 1) > self.max_batch_tokens:
-                break
-            if (real + p.cost) / (new_top * (len(batch) + 1)) < self.min_padding_efficiency:
-                continue  # too much padding: it goes into a later batch of its own length
+            new_top, new_real, new_costs = max(top, p.cost), real + p.cost, [*costs, p.cost]
+            padded = new_top * len(new_costs)  # padding bounds every cost model from above
+            if padded > self.max_batch_tokens:
+                padded = self._padded_tokens(new_costs)
+                if padded > self.max_batch_tokens:
+                    over_budget = True
+                    break
+            if new_real / padded < self.min_padding_efficiency:
+                padded = self._padded_tokens(new_costs)
+                if new_real / padded < self.min_padding_efficiency:
+                    continue  # too much padding: it goes into a later batch of its own length
             batch.append(p)
-            top, real = new_top, real + p.cost
-        full = len(batch) >= limit or top * (len(batch) + 1) > self.max_batch_tokens
+            costs, top, real = new_costs, new_top, new_real
+        full = len(batch) >= limit or over_budget or top * (len(batch) + 1) > self.max_batch_tokens
         return batch, full or len(batch) < len(self._queue)
 
     def _wait_remaining(self, oldest: _Pending[T, R]) -> float:
@@ -356,8 +373,9 @@ class DynamicBatcher(Generic[T, R]):
 
     async def _call(self, group: list[_Pending[T, R]]) -> list[R]:
         assert self._executor is not None
-        n, top = len(group), max(p.cost for p in group)
+        n = len(group)
         real = sum(p.cost for p in group)
+        computed = self._padded_tokens([p.cost for p in group])
         items = [p.item for p in group]
         for p in group:
             p.batch_size = n
@@ -368,12 +386,12 @@ class DynamicBatcher(Generic[T, R]):
         finally:
             self._metrics.batch_compute.observe(time.perf_counter() - started)
             self._metrics.batch_size.observe(n)
-            self._metrics.padding_efficiency.observe(real / (top * n))
+            self._metrics.padding_efficiency.observe(real / computed)
             s = self._stats
             s.batches += 1
             s.batch_items += n
             s.real_tokens += real
-            s.computed_tokens += top * n
+            s.computed_tokens += computed
 
     def _call_sync(self, items: list[T]) -> list[R]:
         if not self.inference_mode:

@@ -52,6 +52,7 @@ class InferenceService:
         self.settings = settings
         self.sorter = sorter
         self.sentiment_pipeline = sentiment
+        encoder = sentiment.encoder
         options: dict[str, Any] = dict(
             max_batch_size=settings.max_batch_size,
             max_batch_tokens=settings.max_batch_tokens,
@@ -65,7 +66,9 @@ class InferenceService:
         self._sentiment = DynamicBatcher(
             sentiment.predict_batch,
             name="sentiment",
-            min_padding_efficiency=settings.min_padding_efficiency,
+            # a packing encoder keeps padding low for any mix of lengths: no batch need be held back
+            min_padding_efficiency=0.0 if encoder.packs else settings.min_padding_efficiency,
+            padded_tokens=encoder.padded_tokens,
             **options,
         )
         self._encoder_attention = DynamicBatcher(

@@ -17,6 +17,7 @@ import torch
 
 from dikkat.models.device import resolve_device
 from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder
+from dikkat.models.packing import Packing, pack, packed_tokens
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,20 @@ class SentenceEncoder:
         return self.encode_tokenized([self.tokenize(text) for text in texts])
 
     def encode_tokenized(self, items: Sequence[TokenizedText]) -> np.ndarray:
-        """Pooled features of already tokenized texts, padded to the longest: (n, dim) float32."""
+        """Pooled features of already tokenized texts: (n, dim) float32.
+
+        Texts of different lengths share rows (packing) where the model allows it, otherwise each
+        is padded to the longest; both give the same vectors.
+        """
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.packs:
+            packing = pack([item.cost for item in items])
+            if packing.shares_rows:
+                return self._encode_packed(items, packing)
+        return self._encode_padded(items)
+
+    def _encode_padded(self, items: Sequence[TokenizedText]) -> np.ndarray:
         width = max(item.cost for item in items)
         pad_id = self.tokenizer.pad_token_id or 0
         input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
@@ -162,6 +174,73 @@ class SentenceEncoder:
             hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             pooled = self.pool(hidden, mask)  # (B, C)
         return pooled.float().cpu().numpy()
+
+    def _encode_packed(self, items: Sequence[TokenizedText], packing: Packing) -> np.ndarray:
+        dtype = next(self.model.parameters()).dtype
+        input_ids, positions, mask, segments = (
+            t.to(self.device)
+            for t in packing.tensors(
+                [item.input_ids for item in items], self.tokenizer.pad_token_id or 0, dtype
+            )
+        )
+        with self._lock, torch.inference_mode():
+            hidden = self.model(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions
+            ).last_hidden_state
+            pooled = self._pool_segments(hidden, segments, positions, len(items))
+        return pooled.float().cpu().numpy()
+
+    def _pool_segments(
+        self, hidden: torch.Tensor, segments: torch.Tensor, positions: torch.Tensor, n: int
+    ) -> torch.Tensor:
+        """(R, W, C) packed hidden states -> (n, C): each item's CLS or mean over its tokens."""
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        owner = segments.reshape(-1)
+        keep = owner >= 0
+        if self.pooling == "cls":
+            keep &= positions.reshape(-1) == 0
+            pooled = torch.empty((n, flat.shape[1]), dtype=flat.dtype, device=flat.device)
+            pooled[owner[keep]] = flat[keep]
+            return pooled
+        sums = torch.zeros((n, flat.shape[1]), dtype=flat.dtype, device=flat.device)
+        sums.index_add_(0, owner[keep], flat[keep])
+        counts = torch.bincount(owner[keep], minlength=n).clamp(min=1)
+        return sums / counts.unsqueeze(1).to(sums.dtype)
+
+    def padded_tokens(self, costs: Sequence[int]) -> int:
+        """Tokens one forward computes for texts of these token counts (packed or padded)."""
+        if self.packs:
+            return packed_tokens(costs)
+        return max(costs) * len(costs)
+
+    @functools.cached_property
+    def packs(self) -> bool:
+        """Whether batches are packed: BERT models whose packed and padded vectors agree.
+
+        Checked once on two short texts, so a transformers version that reads the packed
+        attention mask differently falls back to padding instead of giving wrong vectors.
+        """
+        if getattr(self.model.config, "model_type", None) != "bert":
+            return False
+        probe = [self.tokenize("iyi"), self.tokenize("hiç beğenmedim")]
+        try:
+            packed = self._encode_packed(
+                probe, pack([p.cost for p in probe], width=sum(p.cost for p in probe))
+            )
+        except (RuntimeError, ValueError, TypeError) as error:
+            log.info(
+                "encoder %s: no sequence packing (%s); padding instead", self.encoder_id, error
+            )
+            return False
+        padded = self._encode_padded(probe)
+        scale = float(np.abs(padded).max()) or 1.0
+        if float(np.abs(packed - padded).max()) > 1e-3 * scale:
+            log.info(
+                "encoder %s: packed vectors differ from padded ones; padding instead",
+                self.encoder_id,
+            )
+            return False
+        return True
 
     def attentions(self, text: str, max_tokens: int = 32) -> tuple[list[str], np.ndarray]:
         """Tokens of `text` (truncated to max_tokens) and attention as (layers, heads, T, T).

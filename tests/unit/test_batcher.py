@@ -20,6 +20,7 @@ from dikkat.inference.batcher import (
     Overloaded,
     RequestTimedOut,
 )
+from dikkat.models.packing import packed_tokens
 
 GUARD_S = 5.0  # generous upper bound so a broken batcher fails instead of hanging
 
@@ -519,6 +520,31 @@ async def test_padding_aware_cut_keeps_short_and_long_items_apart() -> None:
         await first
     assert model.batches == [[-1], [10, 11, 9, 12], [120, 110, 100]]
     assert batcher.stats.padding_efficiency > 0.8
+
+
+async def test_the_cost_model_sets_the_token_budget_and_the_padding_figures() -> None:
+    model = Model(block_first=True)
+    costs = [10, 120, 12, 100, 11, 110, 9]
+    budget = packed_tokens(costs)  # far below the 7 x 120 that padding would compute
+    batcher = DynamicBatcher(
+        model,
+        name=unique_name(),
+        max_batch_size=8,
+        max_batch_tokens=budget,
+        max_wait_ms=0,
+        padded_tokens=packed_tokens,
+    )
+    async with running(batcher, model):
+        first = await block_worker(batcher, model)
+        tasks = [asyncio.create_task(batcher.submit(c, cost=c)) for c in costs]
+        await eventually(lambda: batcher.queue_depth == len(costs))
+        model.gate.set()
+        assert await asyncio.gather(*tasks) == [2 * c for c in costs]
+        await first
+    assert len(model.batches) == 2 and sorted(model.batches[1]) == sorted(costs)
+    stats = batcher.stats
+    assert stats.computed_tokens == packed_tokens([1]) + budget
+    assert stats.padding_efficiency == (1 + sum(costs)) / stats.computed_tokens
 
 
 async def test_capacity_check_refuses_before_any_work() -> None:
