@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     retrain_max_labels_per_user: int = Field(200, ge=1)
     retrain_feedback_holdout: float = Field(0.2, ge=0, lt=1)
     retrain_min_feedback_eval: int = Field(20, ge=1)
+    retrain_nice: int = Field(19, ge=0, le=19)
     head_poll_s: float = Field(5.0, ge=0)
 
     rate_limit_per_minute: float = Field(20.0, gt=0)

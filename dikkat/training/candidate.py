@@ -3,6 +3,7 @@ on held-out feedback."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,17 +64,19 @@ def train_on_inner_split(
     seed: int = 0,
     progress: bool = False,
     profile: RunProfile | None = None,
+    fit: Callable[..., TrainResult] = train_head,
     **options: Any,
 ) -> TrainResult:
     """Train a head on `data`, early-stopping on a stratified inner split of it (options go to
-    train_head): the recipe of retrain candidates, the shipped head and the benchmarks."""
+    `fit`, train_head or a stand-in with its signature): the recipe of retrain candidates, the
+    shipped head and the benchmarks."""
     profile = profile or RunProfile()
-    fit, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
+    fit_rows, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
     with profile.phase("features"):
-        X_fit = features_for(fit["text"].tolist(), encoder, cache, progress=progress)
+        X_fit = features_for(fit_rows["text"].tolist(), encoder, cache, progress=progress)
         X_inner = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
     with profile.phase("train"):
-        result = train_head(X_fit, fit["label"], X_inner, inner_val["label"], seed=seed, **options)
+        result = fit(X_fit, fit_rows["label"], X_inner, inner_val["label"], seed=seed, **options)
     profile.epochs = len(result.history)
     return result
 
@@ -99,6 +102,7 @@ def train_candidate(
     torch_threads: int | None = None,
     progress: bool = False,
     profile: RunProfile | None = None,
+    fit: Callable[..., TrainResult] = train_head,
 ) -> CandidateReport:
     """Train on seed-train + the training share of feedback; score both heads on the fixed set
     and on the held-out feedback share.
@@ -106,7 +110,8 @@ def train_candidate(
     The candidate starts from the active head's weights (the shipped head learnt from public
     sets that are not here at run time); with no active head it starts from scratch and
     `before` is empty. Early stopping uses an inner split of the training rows. `profile`, if
-    given, receives the seconds of the features, train and evaluate phases.
+    given, receives the seconds of the features, train and evaluate phases; `fit` trains the head
+    (train_head here, or `train_head_in_worker` away from the serving process's GIL).
     """
     profile = profile or RunProfile()
     seed_train, evaluation = seed_split()
@@ -124,6 +129,7 @@ def train_candidate(
         torch_threads=torch_threads,
         init=active,
         profile=profile,
+        fit=fit,
     )
     with profile.phase("features"):
         X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)

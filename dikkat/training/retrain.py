@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from dikkat.storage.store import (
     Superseded,
     VersionStatus,
 )
+from dikkat.training.background import run_at_low_priority, train_head_in_worker
 from dikkat.training.candidate import train_candidate
 from dikkat.training.heads import head_file, head_versions_dir, load_head_for, register_head
 from dikkat.training.profile import RunProfile
@@ -183,7 +185,7 @@ class RetrainJob:
         with profile.phase("features"):
             await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
             cached = len(self.cache)
-        report = await asyncio.to_thread(
+        report = await run_at_low_priority(
             train_candidate,
             self.encoder,
             self.cache,
@@ -191,6 +193,8 @@ class RetrainJob:
             feedback,
             holdout_share=self.settings.retrain_feedback_holdout,
             profile=profile,
+            fit=functools.partial(train_head_in_worker, nice=self.settings.retrain_nice),
+            nice=self.settings.retrain_nice,
         )
         profile.encoded_texts = len(self.cache) - cached  # features_for caches what it encodes
         promote, reason = should_promote(
