@@ -2,4 +2,5 @@
 
 from dikkat.cli import app
 
-app(prog_name="dikkat")
+if __name__ == "__main__":  # a spawned worker process imports the main module again
+    app(prog_name="dikkat")
