@@ -81,6 +81,19 @@ async def block_worker(batcher: DynamicBatcher, model: Model) -> asyncio.Task:
     return task
 
 
+async def run_costs_behind_a_blocked_batch(
+    batcher: DynamicBatcher, model: Model, costs: list[int]
+) -> None:
+    """Queue items of these costs while item -1 blocks the worker, release it, check results."""
+    async with running(batcher, model):
+        first = await block_worker(batcher, model)
+        tasks = [asyncio.create_task(batcher.submit(c, cost=c)) for c in costs]
+        await eventually(lambda: batcher.queue_depth == len(costs))
+        model.gate.set()
+        assert await asyncio.gather(*tasks) == [2 * c for c in costs]
+        await first
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -212,13 +225,7 @@ async def test_batch_cut_groups_similar_costs_within_token_budget() -> None:
         model, name=unique_name(), max_batch_size=3, max_batch_tokens=250, max_wait_ms=0
     )
     costs = [10, 100, 12, 95, 11, 9]
-    async with running(batcher, model):
-        first = await block_worker(batcher, model)
-        tasks = [asyncio.create_task(batcher.submit(c, cost=c)) for c in costs]
-        await eventually(lambda: batcher.queue_depth == len(costs))
-        model.gate.set()
-        assert await asyncio.gather(*tasks) == [2 * c for c in costs]
-        await first
+    await run_costs_behind_a_blocked_batch(batcher, model, costs)
     # Oldest (10) + nearest costs (11 and 9 tie, 11 arrived first); then 100 + 95 fill
     # the budget (100 * 3 > 250); 12 runs last.
     assert model.batches == [[-1], [10, 11, 9], [100, 95], [12]]
@@ -511,13 +518,7 @@ async def test_padding_aware_cut_keeps_short_and_long_items_apart() -> None:
         model, name=unique_name(), max_batch_size=8, max_wait_ms=0, min_padding_efficiency=0.8
     )
     costs = [10, 120, 12, 100, 11, 110, 9]
-    async with running(batcher, model):
-        first = await block_worker(batcher, model)
-        tasks = [asyncio.create_task(batcher.submit(c, cost=c)) for c in costs]
-        await eventually(lambda: batcher.queue_depth == len(costs))
-        model.gate.set()
-        assert await asyncio.gather(*tasks) == [2 * c for c in costs]
-        await first
+    await run_costs_behind_a_blocked_batch(batcher, model, costs)
     assert model.batches == [[-1], [10, 11, 9, 12], [120, 110, 100]]
     assert batcher.stats.padding_efficiency > 0.8
 
@@ -534,13 +535,7 @@ async def test_the_cost_model_sets_the_token_budget_and_the_padding_figures() ->
         max_wait_ms=0,
         padded_tokens=packed_tokens,
     )
-    async with running(batcher, model):
-        first = await block_worker(batcher, model)
-        tasks = [asyncio.create_task(batcher.submit(c, cost=c)) for c in costs]
-        await eventually(lambda: batcher.queue_depth == len(costs))
-        model.gate.set()
-        assert await asyncio.gather(*tasks) == [2 * c for c in costs]
-        await first
+    await run_costs_behind_a_blocked_batch(batcher, model, costs)
     assert len(model.batches) == 2 and sorted(model.batches[1]) == sorted(costs)
     stats = batcher.stats
     assert stats.computed_tokens == packed_tokens([1]) + budget
