@@ -300,14 +300,13 @@ class DynamicBatcher(Generic[T, R]):
         nearest = heapq.nsmallest(
             limit - 1, waiting, key=lambda p: (abs(p.cost - oldest.cost), p.seq)
         )
-        top, real, over_budget = oldest.cost, oldest.cost, False
+        top, real = oldest.cost, oldest.cost
         for p in nearest:
             new_top, new_real, new_costs = max(top, p.cost), real + p.cost, [*costs, p.cost]
             padded = new_top * len(new_costs)  # padding bounds every cost model from above
             if padded > self.max_batch_tokens:
                 padded = self._padded_tokens(new_costs)
                 if padded > self.max_batch_tokens:
-                    over_budget = True
                     break
             if new_real / padded < self.min_padding_efficiency:
                 padded = self._padded_tokens(new_costs)
@@ -315,7 +314,7 @@ class DynamicBatcher(Generic[T, R]):
                     continue  # too much padding: it goes into a later batch of its own length
             batch.append(p)
             costs, top, real = new_costs, new_top, new_real
-        full = len(batch) >= limit or over_budget or top * (len(batch) + 1) > self.max_batch_tokens
+        full = len(batch) >= limit or self._padded_tokens([*costs, 1]) > self.max_batch_tokens
         return batch, full or len(batch) < len(self._queue)
 
     def _wait_remaining(self, oldest: _Pending[T, R]) -> float:

@@ -50,8 +50,8 @@ class Packing:
             for item in row:
                 starts[item] = offset
                 offset += lengths[item]
-        item_of_token = np.repeat(np.arange(len(ids)), lengths)
-        positions_flat = np.arange(len(item_of_token)) - np.repeat(
+        item_of_token = np.repeat(np.arange(len(ids), dtype=np.int64), lengths)
+        positions_flat = np.arange(len(item_of_token), dtype=np.int64) - np.repeat(
             np.cumsum(lengths) - lengths, lengths
         )
         slots = torch.from_numpy(starts[item_of_token] + positions_flat)

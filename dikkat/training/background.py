@@ -1,86 +1,63 @@
-"""Background work at a lower CPU priority, so a retrain takes only what serving leaves over.
+"""A retrain's head training in a worker process, so it shares no GIL with the requests served here.
 
-Two tools: a thread whose Linux nice value is raised (for work that needs this process's
-encoder and feature cache), and a long-lived worker process for training the head, which
-otherwise holds the GIL for most of a retrain and slows every request the process serves.
+Training the head is most of a retrain and holds the GIL for much of it; in the serving process
+that slows every request. The worker is spawned once (at a lower CPU priority, one torch thread)
+and stays up for later retrains.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
+import copy
 import logging
 import multiprocessing
 import os
-import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from typing import Any
 
 from dikkat.training.sentiment import TrainResult, train_head
 
-__all__ = ["run_at_low_priority", "train_head_in_worker"]
+__all__ = ["train_head_in_worker"]
 
 log = logging.getLogger(__name__)
-
-R = TypeVar("R")
 
 _workers: dict[int, ProcessPoolExecutor] = {}
 _workers_lock = threading.Lock()
 
 
-async def run_at_low_priority(fn: Callable[..., R], /, *args, nice: int, **kwargs) -> R:
-    """Run `fn(*args, **kwargs)` in a fresh thread whose Linux nice value is raised by `nice`.
-
-    A thread's nice value cannot be lowered again without privileges, so each call gets its own
-    thread, which ends with the call. Elsewhere than Linux, or with nice 0, it runs unchanged.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[R] = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(result: R | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def body() -> None:
-        _lower_thread_priority(nice)
-        try:
-            outcome = (context.run(fn, *args, **kwargs), None)
-        except BaseException as error:  # handed to the awaiting task, raised there
-            outcome = (None, error)
-        try:
-            loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:
-            pass  # the loop closed meanwhile (the caller was cancelled and has gone): no one waits
-
-    # not a daemon: like an executor thread, it may finish before the interpreter exits
-    threading.Thread(target=body, name=f"low-priority-{fn.__name__}").start()
-    return await future
-
-
 def train_head_in_worker(*args: Any, nice: int = 0, **kwargs: Any) -> TrainResult:
     """`train_head(*args, **kwargs)` in this process's training worker (started on first use).
 
-    The worker is a spawned process at nice `nice` with one torch thread; it shares no GIL with
-    the caller and stays up for later retrains. If it cannot start or dies, this call trains
-    here instead and the next call starts a fresh worker.
+    The worker is a spawned process at nice `nice` with one torch thread. If it cannot start or
+    dies, this call trains here instead and the next call starts a fresh worker.
     """
+    if kwargs.get("init") is not None:
+        kwargs["init"] = copy.deepcopy(kwargs["init"]).cpu()  # a CUDA head would pin the GPU there
     worker = _worker(nice)
     try:
-        return worker.submit(train_head, *args, **kwargs).result()
-    except (BrokenProcessPool, OSError) as error:  # OSError: no process or semaphore for it
-        with _workers_lock:
-            if _workers.get(nice) is worker:
-                del _workers[nice]
-        log.warning("the training worker process failed (%s); training in this process", error)
-        return train_head(*args, **kwargs)
+        future: Future[TrainResult] = worker.submit(train_head, *args, **kwargs)
+    except (BrokenProcessPool, OSError, RuntimeError) as error:  # no process, or shutting down
+        return _train_here(nice, worker, error, args, kwargs)
+    try:
+        return future.result()
+    except BrokenProcessPool as error:  # the worker died (killed, or could not import)
+        return _train_here(nice, worker, error, args, kwargs)
+
+
+def _train_here(
+    nice: int,
+    worker: ProcessPoolExecutor,
+    error: BaseException,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> TrainResult:
+    with _workers_lock:
+        if _workers.get(nice) is worker:
+            del _workers[nice]
+    worker.shutdown(wait=False, cancel_futures=True)
+    log.warning("the training worker process failed (%s); training in this process", error)
+    return train_head(*args, **kwargs)
 
 
 def _worker(nice: int) -> ProcessPoolExecutor:
@@ -103,14 +80,3 @@ def _start_worker(nice: int) -> None:
     if nice > 0 and hasattr(os, "nice"):
         os.nice(nice)
     torch.set_num_threads(1)
-
-
-def _lower_thread_priority(nice: int) -> None:
-    if nice <= 0 or not sys.platform.startswith("linux"):
-        return  # elsewhere PRIO_PROCESS with a thread id would renice the whole process
-    try:
-        thread = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + nice))
-    except OSError as error:
-        log.warning("could not lower the retrain thread's priority: %s", error)

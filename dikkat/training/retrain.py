@@ -25,7 +25,7 @@ from dikkat.storage.store import (
     Superseded,
     VersionStatus,
 )
-from dikkat.training.background import run_at_low_priority, train_head_in_worker
+from dikkat.training.background import train_head_in_worker
 from dikkat.training.candidate import train_candidate
 from dikkat.training.heads import head_file, head_versions_dir, load_head_for, register_head
 from dikkat.training.profile import RunProfile
@@ -185,7 +185,7 @@ class RetrainJob:
         with profile.phase("features"):
             await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
             cached = len(self.cache)
-        report = await run_at_low_priority(
+        report = await asyncio.to_thread(
             train_candidate,
             self.encoder,
             self.cache,
@@ -194,7 +194,6 @@ class RetrainJob:
             holdout_share=self.settings.retrain_feedback_holdout,
             profile=profile,
             fit=functools.partial(train_head_in_worker, nice=self.settings.retrain_nice),
-            nice=self.settings.retrain_nice,
         )
         profile.encoded_texts = len(self.cache) - cached  # features_for caches what it encodes
         promote, reason = should_promote(
