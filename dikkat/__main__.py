@@ -2,5 +2,5 @@
 
 from dikkat.cli import app
 
-if __name__ == "__main__":  # a spawned worker process imports the main module again
+if __name__ == "__main__":  # importing it (as tools do) must not run the command
     app(prog_name="dikkat")
