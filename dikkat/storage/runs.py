@@ -15,6 +15,7 @@ from dikkat.storage.records import RetrainRun, RunInProgress, SlotTaken, run_fro
 
 LEASE_S = 60.0
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
+INTERRUPTED = "interrupted (its process stopped during the run)"
 
 
 def owner_gone(owner: str | None) -> bool:
@@ -91,9 +92,9 @@ class RunsMixin(StoreBase):
         ]
         for run_id in abandoned:
             await db.execute(
-                "UPDATE retrain_runs SET status = 'failed', finished_at = ?, "
-                "error = 'interrupted (its process stopped during the run)' WHERE id = ?",
-                (now, run_id),
+                "UPDATE retrain_runs SET status = 'failed', finished_at = ?, error = ? "
+                "WHERE id = ?",
+                (now, INTERRUPTED, run_id),
             )
         return len(abandoned)
 

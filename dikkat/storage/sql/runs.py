@@ -11,11 +11,10 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dikkat.storage.records import RetrainRun, RunInProgress, SlotTaken, run_from_row
-from dikkat.storage.runs import LEASE_S, OWNER, lease_abandoned
+from dikkat.storage.runs import INTERRUPTED, LEASE_S, OWNER, lease_abandoned
 from dikkat.storage.sql.base import SqlStoreBase
 from dikkat.storage.sql.tables import retrain_runs
 
-INTERRUPTED = "interrupted (its process stopped during the run)"
 _rr = retrain_runs.c
 
 
