@@ -28,6 +28,8 @@ from dikkat.config import Settings
 from dikkat.http import HttpServer
 
 TOKEN = "123456:TEST-token-never-logged"
+WEBHOOK_URL = "https://bot.example.com/telegram"
+WEBHOOK_SECRET = "s3cret-Token_1"
 BOT = {"id": 123456, "is_bot": True, "first_name": "Dikkat", "username": "dikkat_bot"}
 USER = {"id": 111, "is_bot": False, "first_name": "Ayşe", "language_code": "tr"}
 PRIVATE = {"id": 111, "type": "private", "first_name": "Ayşe"}
@@ -137,6 +139,16 @@ def message(
 def tg_settings(settings: Settings) -> Settings:
     update = {"telegram_token": SecretStr(TOKEN), "admins": "telegram:1,discord:2"}
     return settings.model_copy(update=update)
+
+
+@pytest.fixture
+def webhook_settings(tg_settings: Settings) -> Settings:
+    """Webhook mode with a configured secret."""
+    update = {
+        "telegram_webhook_url": WEBHOOK_URL,
+        "telegram_webhook_secret": SecretStr(WEBHOOK_SECRET),
+    }
+    return tg_settings.model_copy(update=update)
 
 
 @pytest.fixture
@@ -493,16 +505,10 @@ async def test_start_sets_the_command_menus_then_polls_and_stops(
 
 
 async def test_webhook_mode_registers_the_webhook_and_serves_it_on_the_http_server(
-    tg_settings: Settings, events: list[tuple[str, Any]]
+    webhook_settings: Settings, events: list[tuple[str, Any]]
 ) -> None:
-    settings = tg_settings.model_copy(
-        update={
-            "telegram_webhook_url": "https://bot.example.com/telegram",
-            "telegram_webhook_secret": SecretStr("s3cret-Token_1"),
-        }
-    )
     router = FakeRouter(events, Reply("ok"))
-    app = build_telegram_application(router, settings, request=RecordingRequest(events))
+    app = build_telegram_application(router, webhook_settings, request=RecordingRequest(events))
 
     async def healthy() -> tuple[bool, dict[str, Any]]:
         return True, {}
@@ -512,14 +518,14 @@ async def test_webhook_mode_registers_the_webhook_and_serves_it_on_the_http_serv
         port=0,
         health=healthy,
         telegram_webhook=webhook_receiver(app),
-        webhook_secret=webhook_secret(settings),
+        webhook_secret=webhook_secret(webhook_settings),
     )
-    await start_telegram(app, settings)
+    await start_telegram(app, webhook_settings)
     await server.start()
     try:
         [(_, hook)] = api_calls(events, "setWebhook")
         assert hook["url"] == "https://bot.example.com/telegram"
-        assert hook["secret_token"] == "s3cret-Token_1"
+        assert hook["secret_token"] == WEBHOOK_SECRET
         assert hook["allowed_updates"] == ["message", "edited_message", "callback_query"]
         assert api_calls(events, "getUpdates") == []
         update = {"update_id": 9, "message": message("/start")}
@@ -529,7 +535,7 @@ async def test_webhook_mode_registers_the_webhook_and_serves_it_on_the_http_serv
                 url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"}
             )
             right = await client.post(
-                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_1"}
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
             )
         assert (wrong.status_code, right.status_code) == (403, 200)
         for _ in range(200):
@@ -728,7 +734,7 @@ async def test_a_replica_does_not_register_the_webhook_when_told_not_to(
 ) -> None:
     settings = tg_settings.model_copy(
         update={
-            "telegram_webhook_url": "https://bot.example.com/telegram",
+            "telegram_webhook_url": WEBHOOK_URL,
             "telegram_register_webhook": False,
         }
     )
@@ -746,22 +752,19 @@ async def test_a_replica_does_not_register_the_webhook_when_told_not_to(
 
 
 async def test_set_webhook_registers_once_with_its_options(
-    tg_settings: Settings, events: list[tuple[str, Any]]
+    tg_settings: Settings, webhook_settings: Settings, events: list[tuple[str, Any]]
 ) -> None:
     from dikkat.bot.telegram import register_webhook
 
-    settings = tg_settings.model_copy(
-        update={
-            "telegram_webhook_url": "https://bot.example.com/telegram",
-            "telegram_webhook_secret": SecretStr("s3cret-Token_1"),
-        }
-    )
     info = await register_webhook(
-        settings, max_connections=80, drop_pending_updates=True, request=FlakyRequest(events)
+        webhook_settings,
+        max_connections=80,
+        drop_pending_updates=True,
+        request=FlakyRequest(events),
     )
     [(_, hook)] = api_calls(events, "setWebhook")
     assert hook["url"] == "https://bot.example.com/telegram"
-    assert hook["secret_token"] == "s3cret-Token_1"
+    assert hook["secret_token"] == WEBHOOK_SECRET
     assert hook["max_connections"] == 80 and hook["drop_pending_updates"] is True
     assert hook["allowed_updates"] == ["message", "edited_message", "callback_query"]
     assert (info.url, info.max_connections) == ("https://bot.example.com/telegram", 80)
@@ -790,7 +793,7 @@ async def test_the_command_registers_what_the_adapter_checks(
     from dikkat.app import register_telegram_webhook  # what `dikkat telegram set-webhook` calls
     from dikkat.bot.telegram import ALLOWED_UPDATES
 
-    url = {"telegram_webhook_url": "https://bot.example.com/telegram"}
+    url = {"telegram_webhook_url": WEBHOOK_URL}
     derived = tg_settings.model_copy(update=url)  # no secret configured: derived from the token
     given = tg_settings.model_copy(update={**url, "telegram_webhook_secret": SecretStr("abc-1")})
     for settings in (derived, given):
