@@ -300,20 +300,18 @@ class DynamicBatcher(Generic[T, R]):
         nearest = heapq.nsmallest(
             limit - 1, waiting, key=lambda p: (abs(p.cost - oldest.cost), p.seq)
         )
-        top, real = oldest.cost, oldest.cost
         for p in nearest:
-            new_top, new_real, new_costs = max(top, p.cost), real + p.cost, [*costs, p.cost]
-            padded = new_top * len(new_costs)  # padding bounds every cost model from above
+            new_costs = [*costs, p.cost]
+            real = sum(new_costs)
+            padded = max(new_costs) * len(new_costs)  # padding bounds every cost model from above
+            if padded > self.max_batch_tokens or real / padded < self.min_padding_efficiency:
+                padded = self._padded_tokens(new_costs)  # the bound is not enough: ask the model
             if padded > self.max_batch_tokens:
-                padded = self._padded_tokens(new_costs)
-                if padded > self.max_batch_tokens:
-                    break
-            if new_real / padded < self.min_padding_efficiency:
-                padded = self._padded_tokens(new_costs)
-                if new_real / padded < self.min_padding_efficiency:
-                    continue  # too much padding: it goes into a later batch of its own length
+                break
+            if real / padded < self.min_padding_efficiency:
+                continue  # too much padding: it goes into a later batch of its own length
             batch.append(p)
-            costs, top, real = new_costs, new_top, new_real
+            costs = new_costs
         full = len(batch) >= limit or self._padded_tokens([*costs, 1]) > self.max_batch_tokens
         return batch, full or len(batch) < len(self._queue)
 
