@@ -12,10 +12,11 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from dikkat.storage.records import DatabaseOpenError, open_hint
-from dikkat.storage.schema import BUSY_TIMEOUT_MS
+from dikkat.storage.schema import BUSY_TIMEOUT_MS, PRAGMAS
 from dikkat.storage.sql.migrate import (
     current_revision,
     head_revision,
@@ -24,12 +25,7 @@ from dikkat.storage.sql.migrate import (
     upgrade_async,
 )
 
-SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA foreign_keys = ON",
-    "PRAGMA synchronous = FULL",
-    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-)
+SQLITE_PRAGMAS = (*PRAGMAS, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 class Row(tuple):
@@ -63,6 +59,10 @@ class SqlStoreBase:
         self._write_lock = asyncio.Lock() if self._sqlite else None
         self._languages: dict[tuple[str, str], str | None] = {}
 
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that knows ON CONFLICT on this dialect."""
+        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
+
     @classmethod
     async def open(cls, url: str | Path, *, upgrade: bool = True, pool_size: int = 5) -> Self:
         """Connect to `url` (sqlite+aiosqlite:///file, postgresql+asyncpg://..., or a SQLite
@@ -78,7 +78,7 @@ class SqlStoreBase:
                 writer = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
                 reader = writer
         except (exc.ArgumentError, ImportError, OSError) as error:
-            raise DatabaseOpenError(f"cannot open the database {shown}: {error}") from error
+            raise DatabaseOpenError(_open_hint(shown, error)) from error
         store = cls(url, writer, reader)
         try:
             revision = await store._revision()

@@ -4,10 +4,8 @@ retrain requests that frontends leave for the one trainer (revision 0006)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dikkat.storage.coordination import TELEGRAM_CLAIM_S, claim_abandoned
 from dikkat.storage.runs import OWNER
@@ -19,10 +17,6 @@ _tu, _rq = telegram_updates.c, retrain_requests.c
 
 class SqlCoordinationMixin(SqlStoreBase):
     """The telegram_updates and retrain_requests tables."""
-
-    def _insert_or_ignore(self, table: sa.Table) -> Any:
-        """INSERT ... ON CONFLICT DO NOTHING on this dialect."""
-        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
 
     async def record_telegram_update(
         self, update_id: int, *, claim_s: float = TELEGRAM_CLAIM_S
@@ -46,7 +40,7 @@ class SqlCoordinationMixin(SqlStoreBase):
             ).first()
             if row is None:
                 result = await db.execute(
-                    self._insert_or_ignore(telegram_updates)
+                    self._insert(telegram_updates)
                     .values(update_id=update_id, received_at=now, owner=OWNER)
                     .on_conflict_do_nothing(index_elements=["update_id"])
                 )

@@ -17,10 +17,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from dikkat.storage.schema import (
     BUSY_TIMEOUT_MS,
-    MIGRATIONS,
     PRAGMAS,
-    SCHEMA_VERSION,
     migration_script,
+    pending_migrations,
 )
 from dikkat.storage.sql.lock import advisory_lock, file_lock, sqlite_lock_path
 
@@ -110,13 +109,10 @@ def _adopt_sqlite(path: Path) -> None:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if managed:
             return
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema version {version} is newer than this Dikkat "
-                f"({SCHEMA_VERSION}); upgrade Dikkat instead of downgrading the database"
-            )
-        for target in range(version + 1, LEGACY_VERSION + 1):
-            conn.executescript(migration_script(target, MIGRATIONS[target - 1]))
+        for target, script in pending_migrations(version):
+            if target > LEGACY_VERSION:
+                break
+            conn.executescript(migration_script(target, script))
     finally:
         conn.close()
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dikkat.hashing import text_hash
 from dikkat.storage.records import LABELS, FeedbackOutcome, ForgetResult
@@ -27,10 +26,6 @@ _p, _f = predictions.c, feedback.c
 
 class SqlStore(SqlCoordinationMixin, SqlVersionsMixin, SqlRunsMixin):
     """All reads and writes of Dikkat's state; every write is one transaction."""
-
-    def _insert(self, table: sa.Table) -> Any:
-        """An INSERT that knows ON CONFLICT on this dialect."""
-        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
 
     # users
 

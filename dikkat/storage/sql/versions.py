@@ -37,8 +37,8 @@ class SqlVersionsMixin(SqlStoreBase):
 
         With `blob` (the .pt bytes) the weights are stored in the same transaction."""
         now = time.time()
-        if blob is not None:
-            sha256 = sha256 or hashlib.sha256(blob).hexdigest()
+        digest = hashlib.sha256(blob).hexdigest() if blob is not None else None
+        sha256 = sha256 or digest
         async with self._transaction() as db:
             if status == VersionStatus.ACTIVE:
                 await self._lock_encoder(db, encoder)
@@ -61,7 +61,7 @@ class SqlVersionsMixin(SqlStoreBase):
                 )
             ).scalar_one()
             if blob is not None:
-                await _put_blob(db, version_id, blob, now)
+                await _put_blob(db, version_id, blob, now, digest)
             if status == VersionStatus.ACTIVE:
                 await self._notify_head(db, encoder, version_id)
             return int(version_id)
@@ -172,8 +172,11 @@ async def _retire_active(db: AsyncConnection, encoder: str) -> None:
     )
 
 
-async def _put_blob(db: AsyncConnection, version_id: int, blob: bytes, now: float) -> str:
-    digest = hashlib.sha256(blob).hexdigest()
+async def _put_blob(
+    db: AsyncConnection, version_id: int, blob: bytes, now: float, digest: str | None = None
+) -> str:
+    """Store a head's bytes (replacing any earlier copy); `digest` is their SHA-256 if known."""
+    digest = digest or hashlib.sha256(blob).hexdigest()
     await db.execute(sa.delete(head_blobs).where(head_blobs.c.version_id == version_id))
     await db.execute(
         sa.insert(head_blobs).values(
