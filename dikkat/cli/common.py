@@ -97,19 +97,23 @@ def encoder_for(settings: Settings):
 
 def served_head(settings: Settings, encoder) -> tuple[Path | None, str]:
     """The active head version for this encoder in the database, else the shipped file."""
+    from dikkat.app import open_store
     from dikkat.models.head import default_head_path
-    from dikkat.storage.store import Store
+    from dikkat.training.heads import head_file
 
     async def active():
-        store = await Store.open(settings.db_path)
+        store = await open_store(settings)
         try:
-            return await store.active_version(encoder.feature_key)
+            version = await store.active_version(encoder.feature_key)
+            return None if version is None else (version, await head_file(store, version))
         finally:
             await store.close()
 
-    version = asyncio.run(active()) if Path(settings.db_path).is_file() else None
-    if version is not None:
-        return Path(version.path), f"active #{version.id} ({version.source})"
+    in_use = settings.database_url is not None or Path(settings.db_path).is_file()
+    found = asyncio.run(active()) if in_use else None
+    if found is not None:
+        version, path = found
+        return path, f"active #{version.id} ({version.source})"
     shipped = default_head_path(encoder.encoder_id, encoder.pooling)
     if shipped is None:
         return None, "none"

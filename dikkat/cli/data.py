@@ -53,12 +53,12 @@ def export_feedback(
     """Write every labelled feedback vote (text, label, predicted, who, when) to a CSV."""
     import pandas as pd
 
-    from dikkat.storage.store import Store
+    from dikkat.app import open_store
 
     settings = load_settings(quiet=True)
 
     async def rows():
-        store = await Store.open(settings.db_path)
+        store = await open_store(settings)
         try:
             return await store.feedback_rows()
         finally:
