@@ -398,6 +398,6 @@ def _database_shown(settings: Settings) -> str:
     """The database for people: the SQLite path, or the shared URL without its password."""
     if settings.database_url is None:
         return str(settings.db_path)
-    from sqlalchemy import make_url  # a shared database means the `scale` extra is installed
+    from dikkat.storage.sql.migrate import shown_url  # a shared database: the `scale` extra
 
-    return make_url(settings.database_url.get_secret_value()).render_as_string(hide_password=True)
+    return shown_url(settings.database_url.get_secret_value())

@@ -25,7 +25,9 @@ def default_url() -> str:
     settings = load_settings(quiet=True)
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    return f"sqlite+aiosqlite:///{settings.db_path.resolve()}"
+    from dikkat.storage.sql.migrate import sqlite_url
+
+    return sqlite_url(settings.db_path)
 
 
 @db_app.command()
@@ -39,14 +41,13 @@ def upgrade(
 
     A SQLite file made by an older Dikkat is adopted with every row kept."""
     try:
-        from sqlalchemy import make_url
-
+        from dikkat.storage.sql.migrate import shown_url
         from dikkat.storage.sql.migrate import upgrade as upgrade_database
     except ImportError as error:
         typer.echo(f"cannot upgrade: {error}; install dikkat[scale]", err=True)
         raise typer.Exit(2) from error
     target = url or default_url()
-    shown = make_url(target).render_as_string(hide_password=True)
+    shown = shown_url(target)
     try:
         revision = upgrade_database(target)
     except Exception as error:  # one line, no traceback, no password

@@ -10,7 +10,8 @@ import logging
 from dikkat.app import unless_stopped
 from dikkat.config import Settings
 from dikkat.scale.leader import Leadership
-from dikkat.storage.store import RunInProgress, RunStatus, SlotTaken, Store
+from dikkat.storage.runs import INTERRUPTED
+from dikkat.storage.store import RunInProgress, RunStatus, Store
 from dikkat.training.retrain import RetrainJob
 from dikkat.training.schedule import build_scheduler
 
@@ -40,9 +41,7 @@ async def _take_over(store: Store) -> None:
     """A run still 'running' when leadership changes hands belonged to a leader that died."""
     run = await store.last_run()
     if run is not None and run.status == RunStatus.RUNNING:
-        await store.finish_run(
-            run.id, status=RunStatus.FAILED, error="interrupted: its trainer stopped"
-        )
+        await store.finish_run(run.id, status=RunStatus.FAILED, error=INTERRUPTED)
         log.warning("retrain run %d was interrupted by the previous leader's stop", run.id)
 
 
@@ -56,18 +55,9 @@ async def _lead(
             await _serve_one_request(job, store)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(REQUEST_POLL_S):
-                    await _first(stop, lost)
+                    await unless_stopped(lost.wait(), stop)
     finally:
         scheduler.shutdown(wait=False)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
 
 
 async def _serve_one_request(job: RetrainJob, store: Store) -> None:
@@ -80,7 +70,7 @@ async def _serve_one_request(job: RetrainJob, store: Store) -> None:
     request_id, requested_by = request
     try:
         run_id = await job.start("admin", requested_by)
-    except (RunInProgress, SlotTaken) as busy:
+    except RunInProgress as busy:  # a run that cron started meanwhile
         again = await store.request_retrain(requested_by)  # not lost: asked again, for later
         log.info("retrain request %d not started (%s); queued again as %d", request_id, busy, again)
         return

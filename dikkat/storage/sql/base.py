@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy import event, exc, make_url
+from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -20,6 +20,7 @@ from dikkat.storage.schema import BUSY_TIMEOUT_MS, PRAGMAS
 from dikkat.storage.sql.migrate import (
     current_revision,
     head_revision,
+    shown_url,
     sqlite_path,
     sqlite_url,
     upgrade_async,
@@ -68,7 +69,7 @@ class SqlStoreBase:
         """Connect to `url` (sqlite+aiosqlite:///file, postgresql+asyncpg://..., or a SQLite
         file's Path) and bring its schema to the newest revision. Raises DatabaseOpenError."""
         url = sqlite_url(url) if isinstance(url, Path) else url
-        shown = make_url(url).render_as_string(hide_password=True)
+        shown = shown_url(url)
         path = sqlite_path(url)
         try:
             if path is not None:

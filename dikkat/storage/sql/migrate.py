@@ -46,6 +46,11 @@ def head_revision() -> str:
     return head
 
 
+def shown_url(url: str) -> str:
+    """A database URL for people and logs: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def sqlite_url(path: Path) -> str:
     """The SQLAlchemy URL of a SQLite file."""
     return f"sqlite+aiosqlite:///{path.resolve()}"
