@@ -314,7 +314,7 @@ def _http_server(settings: Settings, app: App, telegram_app: Any) -> Any:
     if telegram_app is not None and settings.telegram_webhook_url:
         from dikkat.bot.telegram import webhook_receiver, webhook_secret
 
-        webhook, secret = webhook_receiver(telegram_app), webhook_secret(settings)
+        webhook, secret = webhook_receiver(telegram_app, app.store), webhook_secret(settings)
     return HttpServer(
         host="0.0.0.0",
         port=settings.http_port,

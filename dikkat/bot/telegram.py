@@ -56,7 +56,6 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_TOAST = 200
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
-FRONTEND_KEY = "dikkat.frontend"  # the TelegramFrontend in Application.bot_data
 UPDATES_KEEP_S = 2 * 24 * 3600.0  # Telegram keeps an undelivered update for 24 hours
 PRUNE_EVERY_S = 3600.0
 # Set by the webhook receiver around one update's processing: the error handler appends
@@ -298,7 +297,6 @@ def build_telegram_application(
     if get_updates_request is not None:
         builder = builder.get_updates_request(get_updates_request)
     app = builder.build()
-    app.bot_data[FRONTEND_KEY] = frontend
     frontend.register(app)
     router.set_notifier(PLATFORM, functools.partial(frontend.notify, app))
     return app
@@ -348,7 +346,7 @@ def webhook_receiver(
     """What the HTTP server calls with each webhook payload; it returns the HTTP status.
 
     The update is processed before the answer (so a crash makes Telegram send it again, and
-    one chat's updates are handled in order). With a `ledger` (default: the Router's store)
+    one chat's updates are handled in order). With a `ledger` (the App passes its store)
     each update_id is processed once across every replica sharing the database:
 
     - 200: processed now, or a re-sent duplicate of one already processed;
@@ -360,10 +358,6 @@ def webhook_receiver(
     A handler failure whose polite "something went wrong" reached the user counts as answered
     (200): a re-send would only repeat it. A payload that is not an Update raises (400).
     """
-    if ledger is None:
-        frontend = app.bot_data.get(FRONTEND_KEY)
-        store = getattr(getattr(frontend, "router", None), "store", None)
-        ledger = store if hasattr(store, "record_telegram_update") else None
     pruned_at = time.monotonic()
 
     async def receive(payload: dict[str, Any]) -> int:

@@ -614,9 +614,8 @@ async def test_a_re_sent_update_is_processed_once(
     tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
 ) -> None:
     router = FakeRouter(events, Reply("ok"))
-    router.store = ledger  # the receiver finds the store through the Router, as in the App
     app = await webhook_app(tg_settings, events, router, RecordingRequest(events))
-    receive = webhook_receiver(app)
+    receive = webhook_receiver(app, ledger)  # the App passes its store
     try:
         update = {"update_id": 41, "message": message("/sort CBA")}
         assert await receive(update) == 200
