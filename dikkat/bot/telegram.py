@@ -330,14 +330,23 @@ async def register_webhook(
         request=request,
     )
     async with bot:
-        await bot.set_webhook(
-            url=settings.telegram_webhook_url,
-            secret_token=webhook_secret(settings),
-            allowed_updates=ALLOWED_UPDATES,
+        await _set_webhook(
+            bot,
+            settings,
             max_connections=max_connections,
             drop_pending_updates=drop_pending_updates,
         )
         return await bot.get_webhook_info()
+
+
+async def _set_webhook(bot: Bot, settings: Settings, **options: Any) -> None:
+    """The settings' URL and secret, and the update types this adapter handles."""
+    await bot.set_webhook(
+        url=settings.telegram_webhook_url,
+        secret_token=webhook_secret(settings),
+        allowed_updates=ALLOWED_UPDATES,
+        **options,
+    )
 
 
 def webhook_receiver(
@@ -420,11 +429,7 @@ async def start_telegram(app: Application, settings: Settings) -> None:
     if app.post_init is not None:
         await app.post_init(app)
     if settings.telegram_webhook_url and settings.telegram_register_webhook:
-        await app.bot.set_webhook(
-            url=settings.telegram_webhook_url,
-            secret_token=webhook_secret(settings),
-            allowed_updates=ALLOWED_UPDATES,
-        )
+        await _set_webhook(app.bot, settings)
         log.info("Telegram webhook registered; updates arrive on the HTTP server's /telegram")
     elif settings.telegram_webhook_url:  # one of several replicas: registered once elsewhere
         log.info(
