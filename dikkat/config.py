@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         self.shard_ids()
         return self
 
+    def console(self) -> bool:
+        """Whether `dikkat run` chats on the console: a frontend role (`all` includes it) with no
+        chat token; trainers and inference deployers chat with no one."""
+        no_token = self.telegram_token is None and self.discord_token is None
+        return self.role in ("all", "frontend") and no_token
+
     def shard_ids(self) -> list[int] | None:
         """DIKKAT_DISCORD_SHARD_IDS `0,1` as [0, 1]; None when unset (one process, one shard)."""
         if not self.discord_shard_ids.strip():

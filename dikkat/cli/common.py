@@ -29,8 +29,7 @@ def load_settings(quiet: bool | None = False) -> Settings:
         typer.echo(f"Invalid configuration: {error}", err=True)
         raise typer.Exit(2) from error
     if quiet is None:
-        console = settings.role in ("all", "frontend")
-        quiet = console and settings.telegram_token is None and settings.discord_token is None
+        quiet = settings.console()
     level = settings.log_level
     if quiet and "DIKKAT_LOG_LEVEL" not in os.environ:
         level = "WARNING"

@@ -41,11 +41,7 @@ def run(
             typer.echo(f"{key}: {value}")
         raise typer.Exit(0 if found["healthy"] else 1)
     settings = load_settings(quiet=None)
-    chats = settings.role in (
-        "all",
-        "frontend",
-    )  # trainers and inference deployers chat with no one
-    if chats and settings.telegram_token is None and settings.discord_token is None and no_input():
+    if settings.console() and no_input():
         typer.echo(
             "No chat token is configured and there is no input to chat with: set "
             "DIKKAT_TELEGRAM_TOKEN and/or DIKKAT_DISCORD_TOKEN (e.g. in .env, see the README), "
