@@ -4,19 +4,21 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-# "[scale]" for the multi-machine roles (compose.scale.yaml); empty for the single process
-ARG DIKKAT_EXTRAS=""
+# requirements.lock for the single process; requirements-scale.lock for the multi-machine roles
+ARG DIKKAT_LOCK=requirements.lock
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # torch first, from the chosen index: a plain requirement would pull the multi-GB CUDA build.
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 WORKDIR /src
+# Then exactly the tested versions, hash-checked, with nothing resolved here.
+COPY requirements.lock requirements-scale.lock ./
+RUN pip install --no-deps --require-hashes -r "${DIKKAT_LOCK}"
 COPY pyproject.toml README.md ./
 COPY dikkat ./dikkat
-# The project itself, with optional extras; its dependencies are bounded in pyproject.toml.
 # hadolint ignore=DL3013
-RUN pip install ".${DIKKAT_EXTRAS}" && dikkat --help > /dev/null
+RUN pip install --no-deps --no-build-isolation . && pip check && dikkat --help > /dev/null
 
 FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dikkat" \
