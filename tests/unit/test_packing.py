@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dikkat.models.encoder import load_encoder
 from dikkat.models.packing import pack, packed_tokens
@@ -66,12 +67,14 @@ def test_a_model_that_misreads_the_packed_mask_falls_back_to_padding(
     enc = load_encoder(str(tiny_bert_dir), max_length=32, device="cpu")
     forward = enc.model.forward
 
-    def ignores_custom_masks(*args, attention_mask=None, **kwargs):
+    def misreads_custom_masks(*args, attention_mask=None, **kwargs):
         if attention_mask is not None and attention_mask.dim() == 4:
-            attention_mask = None  # as a transformers version without 4-D masks might
+            # every token sees the whole row; dropping the mask would not do: transformers 5
+            # rebuilds the per-text blocks from the restarting position ids
+            attention_mask = torch.zeros_like(attention_mask)
         return forward(*args, attention_mask=attention_mask, **kwargs)
 
-    monkeypatch.setattr(enc.model, "forward", ignores_custom_masks)
+    monkeypatch.setattr(enc.model, "forward", misreads_custom_masks)
     items = [enc.tokenize(text) for text in TEXTS]
     assert not enc.packs
     costs = [item.cost for item in items]
