@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -21,6 +22,8 @@ from dikkat.training.sentiment import TrainResult, train_head
 __all__ = ["train_head_in_worker"]
 
 log = logging.getLogger(__name__)
+
+PARENT_CHECK_S = 1.0  # how soon a worker notices that its serving process died
 
 _workers: dict[int, ProcessPoolExecutor] = {}
 _workers_lock = threading.Lock()
@@ -77,6 +80,18 @@ def _worker(nice: int) -> ProcessPoolExecutor:
 def _start_worker(nice: int) -> None:
     import torch
 
+    _exit_with_parent(os.getppid())
     if nice > 0 and hasattr(os, "nice"):
         os.nice(nice)
     torch.set_num_threads(1)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the process that spawned it is gone, even after a SIGKILL."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
