@@ -25,6 +25,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         sentiment_encoder="minilm",
         admins="telegram:1",
         head_poll_s=0,  # tests that need the watcher start their own
+        retrain_nice=0,  # at nice 19 a busy machine starves the worker; one test checks nice
     )
 
 
