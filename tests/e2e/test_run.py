@@ -51,6 +51,7 @@ class FakeBotApi:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.delivered = False
+        self.answered = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -81,6 +82,7 @@ class FakeBotApi:
                     }
                 ]
         elif method == "sendMessage":
+            self.answered.set()
             result = {
                 "message_id": 2,
                 "date": int(time.time()),
@@ -138,10 +140,7 @@ async def test_dikkat_run_serves_telegram_health_metrics_and_stops_on_sigterm(
             async with session.get(f"{base}/healthz") as response:
                 health = await response.json()
             assert health["ok"] is True and health["models"] == "loaded"
-            for _ in range(100):
-                if any(m == "sendMessage" for m, _ in fake.calls):
-                    break
-                await asyncio.sleep(0.2)
+            await asyncio.wait_for(fake.answered.wait(), 240)  # only a hang takes this long
             async with session.get(f"{base}/metrics") as response:
                 metrics = await response.text()
     finally:

@@ -295,8 +295,8 @@ async def test_activation_notifies_listeners_on_postgres(pg_url: str) -> None:
             encoder="e", dim=4, path="b", metrics={}, status="candidate", source="run"
         )
         await store.activate_version(second)
-        assert await asyncio.wait_for(heard.get(), 5) == f"e {first}"
-        assert await asyncio.wait_for(heard.get(), 5) == f"e {second}"
+        assert await asyncio.wait_for(heard.get(), 60) == f"e {first}"
+        assert await asyncio.wait_for(heard.get(), 60) == f"e {second}"
     finally:
         await listener.close()
         await store.close()
