@@ -4,11 +4,13 @@ safe from two processes at once, and the tables match what the migrations build.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,14 +23,15 @@ from typer.testing import CliRunner  # noqa: E402
 
 from dikkat.cli.db import db_app  # noqa: E402
 from dikkat.storage.records import DatabaseOpenError  # noqa: E402
-from dikkat.storage.schema import MIGRATIONS  # noqa: E402
-from dikkat.storage.sql.migrate import head_revision, upgrade_async  # noqa: E402
+from dikkat.storage.schema import MIGRATIONS, PRAGMAS  # noqa: E402
+from dikkat.storage.sql.migrate import head_revision, upgrade, upgrade_async  # noqa: E402
 from dikkat.storage.sql.store import SqlStore  # noqa: E402
 from dikkat.storage.store import Store  # noqa: E402
 
 TABLES_V2 = ("users", "predictions", "feedback", "features", "model_versions", "retrain_runs")
 TABLES = (*TABLES_V2, "audit")
 REPO = Path(__file__).resolve().parents[2]
+BARRIER_HANG_S = 120  # only a hang takes this long (starting interpreters takes seconds)
 
 
 def counts(path: Path) -> dict[str, int]:
@@ -152,28 +155,44 @@ async def test_an_older_sqlite_file_migrates_with_equal_row_counts(
 
 
 def upgrade_in_two_processes(*urls: str) -> list[subprocess.CompletedProcess]:
-    """`dikkat db upgrade --url URL` in two processes per URL, all released at one instant."""
+    """`dikkat db upgrade --url URL` in two processes per URL, all released together: each
+    signs in at a barrier (a folder) once it has imported everything, then waits for the rest."""
     code = (
-        "import sys, time; from dikkat.cli.db import db_app; import dikkat.storage.sql.migrate; "
-        "time.sleep(max(0, float(sys.argv.pop(1)) - time.time())); db_app()"
+        "import os, sys, time\n"
+        "from dikkat.cli.db import db_app; import dikkat.storage.sql.migrate\n"
+        "barrier, parties = sys.argv.pop(1), int(sys.argv.pop(1))\n"
+        "open(os.path.join(barrier, str(os.getpid())), 'x').close()\n"
+        f"deadline = time.monotonic() + {BARRIER_HANG_S}\n"
+        "while len(os.listdir(barrier)) < parties:\n"
+        "    if time.monotonic() > deadline:\n"
+        "        sys.exit('hung: the other processes never came to the barrier')\n"
+        "    time.sleep(0.001)\n"
+        "db_app()"
     )
-    start = str(time.time() + 1.5)  # after both interpreters have imported everything
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, start, "upgrade", "--url", url],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for url in urls
-        for _ in range(2)
-    ]
-    done = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    parties = 2 * len(urls)
+    with tempfile.TemporaryDirectory() as barrier:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, barrier, str(parties), "upgrade", "--url", url],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for url in urls
+            for _ in range(2)
+        ]
+        done = []
+        try:
+            for proc in procs:
+                out, err = proc.communicate(timeout=2 * BARRIER_HANG_S)
+                done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:  # hung: leave no process behind
+                    proc.kill()
+                    proc.communicate()
     return done
 
 
@@ -240,14 +259,50 @@ async def test_postgres_tables_match_the_declared_metadata(pg_url: str) -> None:
     assert diff == []
 
 
-def test_upgrade_takes_well_under_a_second_when_there_is_nothing_to_do(tmp_path: Path) -> None:
-    from dikkat.storage.sql.migrate import upgrade
+READ_ONLY_SQL = re.compile(r"(SELECT\b|PRAGMA [\w.]+(\(.*\))?$|BEGIN\b|COMMIT\b|ROLLBACK\b)", re.S)
 
+
+def test_an_upgrade_with_nothing_to_do_runs_no_migration_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What keeps a no-op upgrade (every process start) cheap: no Alembic command runs, and the
+    only SQL on the file is reads (plus the connection PRAGMAs)."""
+    from alembic import command
+
+    from dikkat.storage.sql import migrate
+
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)  # type: ignore[arg-type]
+        conn.set_trace_callback(statements.append)  # every statement, aiosqlite's included
+        return conn
+
+    commands: list[str] = []
+
+    def recorded(name: str):  # noqa: ANN202
+        def run(*args: object, **kwargs: object) -> object:
+            commands.append(name)
+            return getattr(command, name)(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    monkeypatch.setattr(
+        migrate, "command", SimpleNamespace(upgrade=recorded("upgrade"), stamp=recorded("stamp"))
+    )
     url = f"sqlite+aiosqlite:///{tmp_path / 'quick.db'}"
-    upgrade(url)
-    started = time.perf_counter()
     assert upgrade(url) == head_revision()
-    assert time.perf_counter() - started < 1.0
+    assert "upgrade" in commands  # the first time the migrations run, and we see them
+    assert any(statement.strip().startswith("CREATE TABLE") for statement in statements)
+    commands.clear()
+    statements.clear()
+    assert upgrade(url) == head_revision()
+    assert commands == []
+    assert statements  # the trace still sees the connections
+    writes = [s for s in statements if s not in PRAGMAS and not READ_ONLY_SQL.match(s.strip())]
+    assert writes == []
 
 
 async def test_a_path_opens_a_sqlite_file_in_a_new_folder(tmp_path: Path) -> None:

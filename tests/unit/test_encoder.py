@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from dikkat.models import encoder as encoder_module
 from dikkat.models.e5_image import E5_ID, E5ImageError
 from dikkat.models.encoder import MINILM_ID, OFFLINE_ID, EncoderLoadError, load_encoder
 
+HANG_S = 30.0  # only a hang takes this long
 WORDS = ["bu", "film", "cok", "guzel", "kotu", "urun", "harika", "degil", "##ler", "##di", "."]
 
 
@@ -159,16 +160,28 @@ def test_hub_probe_answers_without_the_network(monkeypatch: pytest.MonkeyPatch) 
     assert encoder_module.hub_reachable(0) is False
 
 
-def test_hub_probe_never_outlasts_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_probe_gives_up_while_the_lookup_still_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    probing, answer = threading.Event(), threading.Event()
 
     def hang(url: str, **kwargs: object) -> httpx.Response:
-        time.sleep(3)  # a hung DNS lookup
+        probing.set()
+        answer.wait()  # a hung DNS lookup: it ends only once the test lets it (finally)
         return httpx.Response(200)
 
     monkeypatch.setattr(httpx, "head", hang)
-    started = time.perf_counter()
-    assert encoder_module.hub_reachable(0.2) is False
-    assert time.perf_counter() - started < 2.5  # bounded by the timeout, not by the hang
+    results: list[bool] = []
+    caller = threading.Thread(
+        target=lambda: results.append(encoder_module.hub_reachable(0.2)), daemon=True
+    )
+    caller.start()
+    try:
+        caller.join(HANG_S)  # only a probe that waits for the hang takes this long
+        assert not caller.is_alive(), "hub_reachable waited for the hung lookup"
+        assert results == [False]  # returned while the lookup still hangs: bounded by the timeout
+        assert probing.wait(HANG_S)  # and it was the probe that hung, not something else
+    finally:
+        answer.set()
+        caller.join(HANG_S)
