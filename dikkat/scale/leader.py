@@ -51,8 +51,14 @@ class Leadership:
         if path is not None:
             await self._acquire_file(Path(f"{path}.trainer.lock"))
             return
-        self._connection = await asyncpg.connect(asyncpg_dsn(url))
-        await self._connection.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK_KEY)
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await connection.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK_KEY)
+        except BaseException:  # cancelled while waiting, or the server went away
+            with contextlib.suppress(Exception):
+                await connection.close()
+            raise
+        self._connection = connection  # only now is this process the leader
         self._heartbeat = asyncio.create_task(self._watch(), name="trainer-leadership")
 
     async def _acquire_file(self, path: Path) -> None:

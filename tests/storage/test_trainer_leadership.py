@@ -4,17 +4,22 @@ the leader serves the retrain requests that frontends leave, and fails a dead le
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import shutil
-import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from dikkat.app import App
-from dikkat.scale.leader import Leadership
+from dikkat.scale.leader import LEADER_LOCK_KEY, Leadership
 from dikkat.scale.remote_retrainer import RetrainRequests
 from dikkat.scale.trainer import lead_retraining
+from dikkat.storage.sql.migrate import asyncpg_dsn, sqlite_path
+
+HANG_S = 30.0  # only a hang takes this long (a takeover normally takes under a second)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -22,18 +27,93 @@ def shared_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
 
 
-async def test_a_standby_leads_only_after_the_leader_lets_go(shared_url: str, settings) -> None:
+async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll `condition` until it holds; the deadline only catches a hang."""
+    try:
+        async with asyncio.timeout(HANG_S):
+            while not await condition():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"hung: {what} after {HANG_S} s") from None
+
+
+@asynccontextmanager
+async def _standby_seen_waiting(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+    """A check that holds once a second Leadership demonstrably waits for the lock. SQLite: its
+    non-blocking flock was refused twice (it tried, was refused, kept waiting, tried again).
+    PostgreSQL: the server holds a request for the leader lock in this database, not granted."""
+    if sqlite_path(url) is not None:
+        refusals = 0
+        flock = fcntl.flock
+
+        def counting(fd: int, operation: int) -> None:
+            nonlocal refusals
+            try:
+                flock(fd, operation)
+            except BlockingIOError:
+                refusals += 1
+                raise
+
+        async def refused_twice() -> bool:
+            return refusals >= 2
+
+        monkeypatch.setattr(fcntl, "flock", counting)
+        yield refused_twice
+        return
+    import asyncpg
+
+    observer = await asyncpg.connect(asyncpg_dsn(url))
+
+    async def server_makes_it_wait() -> bool:
+        return bool(
+            await observer.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND classid = 0 AND objid = $1"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                LEADER_LOCK_KEY,
+            )
+        )
+
+    try:
+        yield server_makes_it_wait
+    finally:
+        await observer.close()
+
+
+async def _waiting_or_done(
+    standby_waits: Callable[[], Awaitable[bool]], waiting: asyncio.Task[None]
+) -> bool:
+    """Seen waiting, or its acquire already returned (when nothing stops it: caught below)."""
+    return waiting.done() or await standby_waits()
+
+
+async def test_a_standby_leads_only_after_the_leader_lets_go(
+    shared_url: str, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shared = settings.model_copy(update={"database_url": SecretStr(shared_url)})
     leader, standby = Leadership(shared), Leadership(shared)
-    await leader.acquire()
-    waiting = asyncio.create_task(standby.acquire())
-    await asyncio.sleep(1.0)
-    assert leader.held and not waiting.done()  # two trainers never lead together
-    released = time.monotonic()
-    await leader.release()  # or its process dies: the server / the kernel drops the lock
-    await asyncio.wait_for(waiting, 5)
-    assert standby.held and time.monotonic() - released < 2.0
-    await standby.release()
+    async with _standby_seen_waiting(shared_url, monkeypatch) as standby_waits:
+        await leader.acquire()
+        waiting = asyncio.create_task(standby.acquire())
+        try:
+            await _until(
+                lambda: _waiting_or_done(standby_waits, waiting),
+                "the standby never asked for the lock",
+            )
+            assert leader.held and not waiting.done()  # two trainers never lead together
+            assert not standby.held  # waiting for the lock is not leading
+            await leader.release()  # or its process dies: the server / the kernel drops it
+            await asyncio.wait([waiting], timeout=HANG_S)  # the takeover: only a hang is slow
+            assert waiting.done(), f"hung: no takeover {HANG_S} s after the leader let go"
+            waiting.result()
+            assert standby.held and not leader.held
+        finally:
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            await leader.release()
+            await standby.release()
 
 
 async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
@@ -53,7 +133,7 @@ async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
             lead_retraining(trainer.retrainer, store, trainer_settings, stop)
         )
         try:
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(120):  # a retrain: only a hang takes this long
                 while True:
                     run = await store.last_run(finished=True)
                     if run is not None and run.id != dead and run.requested_by == "telegram:1":
@@ -64,3 +144,14 @@ async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
             await leading
         assert (await store.get_run(dead)).status == "failed"
         assert run.status in ("promoted", "rejected", "skipped") and request_id >= 1
+
+
+async def test_a_schema_upgrade_does_not_wait_for_the_trainer_leader(pg_url: str, settings) -> None:
+    from dikkat.storage.sql.migrate import upgrade_async
+
+    leader = Leadership(settings.model_copy(update={"database_url": SecretStr(pg_url)}))
+    await leader.acquire()
+    try:  # the leader holds its lock for as long as it leads; a migration must not need it
+        await asyncio.wait_for(upgrade_async(pg_url), HANG_S)
+    finally:
+        await leader.release()

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-MIGRATION_LOCK_KEY = 0x64696B6B  # "dikk": one schema upgrade at a time per database
+MIGRATION_LOCK_KEY = 0x64696B6D  # "dikm": one schema upgrade at a time per database
 
 
 @asynccontextmanager
