@@ -142,7 +142,7 @@ def held_retrain(monkeypatch: pytest.MonkeyPatch):
     original = retrain_module.train_candidate
 
     def held(*args, **kwargs):
-        release.wait(30)
+        release.wait(300)  # only a test that never releases waits this long
         return original(*args, **kwargs)
 
     monkeypatch.setattr(retrain_module, "train_candidate", held)

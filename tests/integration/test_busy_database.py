@@ -7,7 +7,29 @@ import asyncio
 import sqlite3
 import threading
 
+import pytest
+
 from dikkat.bot.types import ButtonPress, Request
+
+DEADLINE_S = 30  # only catches a hang
+HOLD_CAP_S = 4 * DEADLINE_S  # the other process gives its lock up by itself after this
+
+
+def signal_write_begins(bot, monkeypatch: pytest.MonkeyPatch, task_name: str) -> asyncio.Event:
+    """An event set when the task named `task_name` sends a transaction's BEGIN to the writer
+    connection (aiosqlite runs a connection's statements one by one, in the order sent)."""
+    conn = bot.store._conn
+    begins = asyncio.Event()
+    execute = conn.execute
+
+    def spy(sql, *args, **kwargs):
+        task = asyncio.current_task()
+        if sql.lstrip().upper().startswith("BEGIN") and task and task.get_name() == task_name:
+            begins.set()
+        return execute(sql, *args, **kwargs)
+
+    monkeypatch.setattr(conn, "execute", spy)
+    return begins
 
 
 def hold_write_lock(path, locked: threading.Event, release: threading.Event) -> None:
@@ -15,7 +37,7 @@ def hold_write_lock(path, locked: threading.Event, release: threading.Event) -> 
     conn = sqlite3.connect(path, isolation_level=None, timeout=10)
     conn.execute("BEGIN IMMEDIATE")
     locked.set()
-    release.wait(30)
+    release.wait(HOLD_CAP_S)
     conn.execute("COMMIT")
     conn.close()
 
@@ -58,31 +80,39 @@ async def test_a_thousand_votes_from_fifty_users_at_once_are_all_stored(bot) -> 
     assert kept[0]["n"] == 5  # stored with the votes, in the same transaction
 
 
-async def test_reads_answer_while_another_process_holds_the_write_lock(bot) -> None:
+async def test_reads_answer_while_another_process_holds_the_write_lock(
+    bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (pid,) = await predictions(bot, 1)
+    # the vote waits for the lock as long as it is held, however slow this machine is
+    await bot.store._conn.execute(f"PRAGMA busy_timeout = {HOLD_CAP_S * 1000}")
     locked, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=hold_write_lock, args=(bot.settings.db_path, locked, release))
     holder.start()
     try:
-        assert await asyncio.to_thread(locked.wait, 10)
+        assert await asyncio.to_thread(locked.wait, DEADLINE_S)
+        write_begins = signal_write_begins(bot, monkeypatch, "vote")
         vote = asyncio.create_task(
-            bot.router.handle_button(ButtonPress("telegram", "v", "c", f"fb:{pid}:negative"))
+            bot.router.handle_button(ButtonPress("telegram", "v", "c", f"fb:{pid}:negative")),
+            name="vote",
         )
-        await asyncio.sleep(0.1)
-        # the vote waits for the lock; these must not wait behind it (guard: 8 s < busy timeout)
+        # the vote's transaction is on the writer connection, waiting for the lock
+        await asyncio.wait_for(write_begins.wait(), DEADLINE_S)
+        # these must not wait behind it: they answer while the vote is still waiting
+        # (the guard only ends a hang: the lock is held, and the vote waits, far longer)
         help_reply = await asyncio.wait_for(
-            bot.router.handle(Request("telegram", "r", "c", "help", "")), 8
+            bot.router.handle(Request("telegram", "r", "c", "help", "")), DEADLINE_S
         )
         sort_reply = await asyncio.wait_for(
-            bot.router.handle(Request("telegram", "r", "c", "sort", "CBABBC")), 8
+            bot.router.handle(Request("telegram", "r", "c", "sort", "CBABBC")), DEADLINE_S
         )
-        assert await asyncio.wait_for(bot.store.ping(), 8)
+        assert await asyncio.wait_for(bot.store.ping(), DEADLINE_S)
         assert "/sort" in help_reply.text and "ABBBCC" in sort_reply.text
         assert not vote.done()
     finally:
         release.set()
-        await asyncio.to_thread(holder.join, 30)
-    assert "Teşekkürler" in (await vote).text
+        await asyncio.to_thread(holder.join, HOLD_CAP_S)
+    assert "Teşekkürler" in (await asyncio.wait_for(vote, DEADLINE_S)).text
 
 
 async def test_a_vote_that_cannot_be_written_in_time_is_answered_politely(bot) -> None:
@@ -96,13 +126,13 @@ async def test_a_vote_that_cannot_be_written_in_time_is_answered_politely(bot) -
     holder = threading.Thread(target=hold_write_lock, args=(bot.settings.db_path, locked, release))
     holder.start()
     try:
-        assert await asyncio.to_thread(locked.wait, 10)
+        assert await asyncio.to_thread(locked.wait, DEADLINE_S)
         reply = await bot.router.handle_button(
             ButtonPress("telegram", "v", "c", f"fb:{second}:positive")
         )
     finally:
         release.set()
-        await asyncio.to_thread(holder.join, 30)
+        await asyncio.to_thread(holder.join, HOLD_CAP_S)
     assert "tekrar deneyin" in reply.text and "ters gitti" not in reply.text
     votes = await bot.store._all("SELECT prediction_id, label FROM feedback ORDER BY id")
     assert [(v["prediction_id"], v["label"]) for v in votes] == [(first, "negative")]

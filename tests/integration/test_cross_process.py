@@ -6,10 +6,30 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
+
 from dikkat.bot.types import Reply, Request
 from dikkat.models.checksum import file_sha256
 from dikkat.storage.store import Store
+from dikkat.training import retrain as retrain_module
 from dikkat.training.head_sync import ActiveHeadWatcher
+
+DEADLINE_S = 60  # only catches a hang: every wait here ends in seconds even on a busy machine
+
+
+def signal_when_held(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Under `held_retrain`: an event set once a run reaches its held training step (after it
+    has read the active head it is judged against), from the training thread."""
+    loop = asyncio.get_running_loop()
+    reached = asyncio.Event()
+    held = retrain_module.train_candidate  # held_retrain's stand-in, waiting for its release
+
+    def signalling(*args, **kwargs):
+        loop.call_soon_threadsafe(reached.set)
+        return held(*args, **kwargs)
+
+    monkeypatch.setattr(retrain_module, "train_candidate", signalling)
+    return reached
 
 
 async def register_copy(bot, name: str, status: str = "retired") -> int:
@@ -33,10 +53,9 @@ async def test_the_bot_serves_a_head_that_another_process_activated(bot) -> None
         await other.close()
     watcher.start()
     try:
-        for _ in range(100):
-            if bot.service.head_version == second:
-                break
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(DEADLINE_S):
+            while bot.service.head_version != second:
+                await asyncio.sleep(0.05)
     finally:
         await watcher.stop()
     assert bot.service.head_version == second
@@ -54,25 +73,29 @@ async def test_an_unservable_active_head_is_not_swapped_in(bot) -> None:
     assert bot.service.head_version == 1
 
 
-async def test_a_rollback_during_a_retrain_is_not_undone(bot, held_retrain) -> None:
+async def test_a_rollback_during_a_retrain_is_not_undone(
+    bot, held_retrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bot.settings.retrain_tolerance = 1.0  # the candidate would be promoted
     older = await register_copy(bot, "older")
     release = held_retrain
+    reached_hold = signal_when_held(monkeypatch)
     posted: list[Reply] = []
+    result_posted = asyncio.Event()
 
     async def notifier(chat_id: str, reply: Reply) -> None:
         posted.append(reply)
+        result_posted.set()
 
     bot.router.set_notifier("telegram", notifier)
     await bot.router.handle(Request("telegram", "1", "chat", "retrain", ""))
-    await asyncio.sleep(0.2)
+    # the run has read the active head (#1) and is training against it when the rollback comes
+    await asyncio.wait_for(reached_hold.wait(), DEADLINE_S)
+    assert (await bot.store.get_run(1)).status == "running"
     rolled = await bot.router.handle(Request("telegram", "1", "chat", "rollback", str(older)))
     assert f"#{older}" in rolled.text and bot.service.head_version == older
     release.set()
-    for _ in range(600):
-        if posted:
-            break
-        await asyncio.sleep(0.1)
+    await asyncio.wait_for(result_posted.wait(), DEADLINE_S)
     run = await bot.store.get_run(1)
     assert run.status == "superseded" and "judged against #1" in run.error
     assert bot.service.head_version == older

@@ -13,6 +13,22 @@ from dikkat.training import retrain as retrain_module
 from dikkat.training.promotion import fixed_metrics
 
 ADMIN, USER = "1", "2"
+DEADLINE_S = 60  # only catches a hang: a retrain takes seconds even on a busy machine
+
+
+def signal_when_held(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Under `held_retrain`: an event set once a run reaches its held training step (after it
+    has read the active head it is judged against), from the training thread."""
+    loop = asyncio.get_running_loop()
+    reached = asyncio.Event()
+    held = retrain_module.train_candidate  # held_retrain's stand-in, waiting for its release
+
+    def signalling(*args, **kwargs):
+        loop.call_soon_threadsafe(reached.set)
+        return held(*args, **kwargs)
+
+    monkeypatch.setattr(retrain_module, "train_candidate", signalling)
+    return reached
 
 
 def request(command: str, args: str = "", user: str = ADMIN, lang: str | None = None) -> Request:
@@ -37,17 +53,16 @@ async def test_admin_commands_refuse_non_admins(bot, command: str) -> None:
 
 async def test_retrain_answers_at_once_then_posts_the_result(bot) -> None:
     posted: list[tuple[str, Reply]] = []
+    result_posted = asyncio.Event()
 
     async def notifier(chat_id: str, reply: Reply) -> None:
         posted.append((chat_id, reply))
+        result_posted.set()
 
     bot.router.set_notifier("telegram", notifier)
     reply = await bot.router.handle(request("retrain"))
     assert "#1 başladı" in reply.text
-    for _ in range(600):
-        if posted:
-            break
-        await asyncio.sleep(0.1)
+    await asyncio.wait_for(result_posted.wait(), DEADLINE_S)
     chat_id, result = posted[0]
     assert chat_id == "chat"
     assert "Yeniden eğitim #1" in result.text and "Makro-F1 önce" in result.text
@@ -64,8 +79,9 @@ async def test_one_run_at_a_time(bot) -> None:
     with pytest.raises(RunInProgress):
         await bot.retrainer.start("admin", "telegram:1")
     assert "zaten sürüyor" in (await bot.router.handle(request("retrain"))).text
-    while (await bot.store.get_run(first)).status == "running":
-        await asyncio.sleep(0.1)
+    async with asyncio.timeout(DEADLINE_S):  # let the run end before the bot stops
+        while (await bot.store.get_run(first)).status == "running":
+            await asyncio.sleep(0.05)
 
 
 async def test_cron_run_is_skipped_with_too_little_new_feedback(bot) -> None:
@@ -147,20 +163,28 @@ async def test_a_crashing_retrain_leaves_the_active_head_and_no_partial_file(
     assert sorted(heads.iterdir()) == files_before
 
 
-async def test_an_interrupted_retrain_is_recorded_and_changes_nothing(bot, held_retrain) -> None:
+async def test_an_interrupted_retrain_is_recorded_and_changes_nothing(
+    bot, held_retrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     release = held_retrain
+    reached_hold = signal_when_held(monkeypatch)
     version_before = bot.service.head_version
     told: list[str] = []
+    admin_told = asyncio.Event()
 
     async def tell_admin(outcome) -> None:
         told.append(outcome_text(outcome, "tr"))
+        admin_told.set()
 
     run_id = await bot.retrainer.start("admin", "telegram:1", tell_admin)
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(reached_hold.wait(), DEADLINE_S)
+    assert (await bot.store.get_run(run_id)).status == "running"
     stopping = asyncio.create_task(bot.retrainer.stop())
-    await asyncio.sleep(0.1)
+    # stop has interrupted the run while its training is still held: the outcome is out
+    await asyncio.wait_for(admin_told.wait(), DEADLINE_S)
     release.set()
-    await stopping
+    await asyncio.wait_for(stopping, DEADLINE_S)
+    assert not bot.retrainer.busy
     run = await bot.store.get_run(run_id)
     assert run.status == "failed" and run.error == "interrupted (the bot is stopping)"
     assert len(told) == 1 and "başarısız" in told[0] and "Etkin model değişmedi" in told[0]
