@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,16 @@ PNG = b"\x89PNG\r\n\x1a\n fake image"
 EPHEMERAL = 64
 DM_CHANNEL = {"id": "555", "type": 1, "recipients": [USER]}
 GUILD_CHANNEL = {"id": "555", "type": 0, "guild_id": "999", "name": "genel", "position": 0}
+HANG_S = 10  # how long a test waits for something that takes milliseconds: only a hang
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (polling) until `condition()` holds; the deadline only catches a hang."""
+    deadline = asyncio.get_running_loop().time() + HANG_S
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still waiting after {HANG_S} s for {what}")
+        await asyncio.sleep(0.001)
 
 
 @dataclass
@@ -93,13 +103,16 @@ class RecordingAdapter(AsyncWebhookAdapter):
 
 
 class FakeRouter:
-    """Records what the adapter asks; answers with a fixed Reply (or raises it), maybe slowly."""
+    """Records what the adapter asks; answers with a fixed Reply (or raises it), maybe slowly:
+    only once `waits_for()` has returned."""
 
     commands = ["start", "help", "sort", "attention", "stats"]
 
-    def __init__(self, reply: Reply | Exception = OK, delay: float = 0.0) -> None:
+    def __init__(
+        self, reply: Reply | Exception = OK, waits_for: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self.reply = reply
-        self.delay = delay
+        self.waits_for = waits_for
         self.seen: list[Request | ButtonPress] = []
         self.button_reply = Reply("Teşekkürler!", private=True)
         self.notifiers: dict[str, Any] = {}
@@ -112,7 +125,8 @@ class FakeRouter:
 
     async def handle(self, request: Request) -> Reply:
         self.seen.append(request)
-        await asyncio.sleep(self.delay)
+        if self.waits_for is not None:
+            await self.waits_for()
         if isinstance(self.reply, Exception):
             raise self.reply
         return self.reply
@@ -219,6 +233,23 @@ async def deliver(client: DikkatDiscord, payload: dict[str, Any]) -> None:
         if not pending:
             return
         await asyncio.wait(pending, timeout=5)
+
+
+def deferred(adapter: RecordingAdapter) -> Callable[[], Awaitable[None]]:
+    """For a Router slower than `defer_after_s` however fast the machine: it answers only
+    once the interaction it handles has been deferred."""
+
+    async def wait() -> None:
+        before = len(adapter.calls)
+        await until(
+            lambda: any(
+                c.path.endswith("/callback") and (c.payload or {}).get("type") == 5
+                for c in adapter.calls[before:]
+            ),
+            "the interaction to be deferred",
+        )
+
+    return wait
 
 
 def response(call: Call) -> tuple[int, dict[str, Any]]:
@@ -345,7 +376,7 @@ async def test_foreign_buttons_are_not_ours(
 async def test_slow_work_is_deferred_then_followed_up(
     settings: Settings, adapter: RecordingAdapter
 ) -> None:
-    router = FakeRouter(Reply("done"), delay=0.05)
+    router = FakeRouter(Reply("done"), waits_for=deferred(adapter))
     client = await ready(router, settings, defer_after_s=0.01)
     try:
         await deliver(client, command_payload("sort", "CBABBC"))
@@ -360,7 +391,7 @@ async def test_slow_work_is_deferred_then_followed_up(
 async def test_a_slow_private_reply_replaces_the_public_thinking_message(
     settings: Settings, adapter: RecordingAdapter
 ) -> None:
-    router = FakeRouter(Reply("secret", private=True), delay=0.05)
+    router = FakeRouter(Reply("secret", private=True), waits_for=deferred(adapter))
     client = await ready(router, settings, defer_after_s=0.01)
     try:
         await deliver(client, command_payload("sort", "CBABBC"))
@@ -469,20 +500,31 @@ def test_split_text() -> None:
 async def test_run_discord_logs_in_serves_and_stops_when_asked(settings: Settings) -> None:
     client = build_discord_client(FakeRouter(), settings)
     logins: list[str] = []
+    serving = asyncio.Event()  # set once connected and served a while (10 polls)
+    closed_when_asked: list[bool] = []  # whether stop was set when serving ended
 
     async def login(token: str) -> None:
         logins.append(token)
 
     async def connect(*, reconnect: bool = True) -> None:
-        while not client.is_closed():
-            await asyncio.sleep(0.005)
+        polls = 0
+        try:
+            while not client.is_closed():
+                polls += 1
+                if polls == 10:
+                    serving.set()
+                await asyncio.sleep(0.005)
+        finally:  # closed, or cancelled
+            closed_when_asked.append(stop.is_set())
 
     client.login = login  # type: ignore[method-assign]
     client.connect = connect  # type: ignore[method-assign]
     stop = asyncio.Event()
     runner = asyncio.create_task(run_discord(client, "discord-token", stop))
-    await asyncio.sleep(0.05)
-    assert logins == ["discord-token"] and not runner.done()
+    served = asyncio.ensure_future(serving.wait())
+    await asyncio.wait({runner, served}, timeout=HANG_S, return_when=asyncio.FIRST_COMPLETED)
+    served.cancel()
+    assert logins == ["discord-token"] and serving.is_set() and not runner.done()
     stop.set()
-    await asyncio.wait_for(runner, 5)
-    assert client.is_closed()
+    await asyncio.wait_for(runner, HANG_S)
+    assert client.is_closed() and closed_when_asked == [True]

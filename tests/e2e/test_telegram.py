@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -35,6 +35,16 @@ USER = {"id": 111, "is_bot": False, "first_name": "Ayşe", "language_code": "tr"
 PRIVATE = {"id": 111, "type": "private", "first_name": "Ayşe"}
 GROUP = {"id": -100777, "type": "supergroup", "title": "Transformers"}
 PNG = b"\x89PNG\r\n\x1a\n fake image"
+HANG_S = 10  # how long a test waits for something that takes milliseconds: only a hang
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (polling) until `condition()` holds; the deadline only catches a hang."""
+    deadline = asyncio.get_running_loop().time() + HANG_S
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still waiting after {HANG_S} s for {what}")
+        await asyncio.sleep(0.001)
 
 
 class RecordingRequest(BaseRequest):
@@ -89,7 +99,7 @@ class FakeRouter:
         self.events = events
         self.reply = reply
         self.button_reply = Reply("Teşekkürler!", private=True)
-        self.button_delay = 0.0
+        self.button_waits_for: Callable[[], Awaitable[None]] | None = None  # a slow Router
         self.notifiers: dict[str, Any] = {}
 
     def menu(self, lang: str, *, admin: bool = False) -> list[tuple[str, str]]:
@@ -106,7 +116,8 @@ class FakeRouter:
 
     async def handle_button(self, press: ButtonPress) -> Reply:
         self.events.append(("router", press))
-        await asyncio.sleep(self.button_delay)
+        if self.button_waits_for is not None:
+            await self.button_waits_for()
         return self.button_reply
 
 
@@ -423,7 +434,12 @@ async def test_a_slow_button_press_is_answered_first_and_the_reply_posted(
     tg_settings: Settings, events: list[tuple[str, Any]]
 ) -> None:
     router = FakeRouter(events, Reply("ok"))
-    router.button_delay = 0.05
+
+    async def the_spinner_stopped() -> None:  # slower than toast_wait_s, however fast it runs
+        stopped = ("answerCallbackQuery", {"callback_query_id": "cq1"})
+        await until(lambda: stopped in events, "the spinner to be stopped first")
+
+    router.button_waits_for = the_spinner_stopped
     app = await started(router, tg_settings, events, toast_wait_s=0.01)
     try:
         await feed(app, callback_query=callback_query())
@@ -538,10 +554,7 @@ async def test_webhook_mode_registers_the_webhook_and_serves_it_on_the_http_serv
                 url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
             )
         assert (wrong.status_code, right.status_code) == (403, 200)
-        for _ in range(200):
-            if api_calls(events, "sendMessage"):
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: bool(api_calls(events, "sendMessage")), "the answer")
     finally:
         await server.stop()
         await stop_telegram(app)
@@ -632,10 +645,11 @@ async def test_concurrent_duplicates_wait_for_the_one_being_processed(
     tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
 ) -> None:
     router = FakeRouter(events, Reply("ok"))
-    slow = asyncio.Event()
+    entered, slow = asyncio.Event(), asyncio.Event()
     handle = router.handle
 
     async def slow_handle(request: Request) -> Reply:
+        entered.set()
         await slow.wait()
         return await handle(request)
 
@@ -645,10 +659,13 @@ async def test_concurrent_duplicates_wait_for_the_one_being_processed(
     try:
         update = {"update_id": 7, "message": message("/start")}
         first = asyncio.ensure_future(receive(update))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(entered.wait(), HANG_S)  # the first copy is being processed
+        assert not first.done()
         # delivered again while the first copy is still being processed (e.g. by a proxy
         # that gave up waiting): "not yet", so that it is sent again
-        assert await asyncio.gather(*(receive(update) for _ in range(3))) == [409] * 3
+        # (a copy processed again would wait for `slow` too: the deadline catches that hang)
+        again = asyncio.gather(*(receive(update) for _ in range(3)))
+        assert await asyncio.wait_for(again, HANG_S) == [409] * 3
         slow.set()
         assert await first == 200
         assert await receive(update) == 200  # and now it is a plain duplicate
