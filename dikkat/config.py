@@ -80,7 +80,9 @@ class Settings(BaseSettings):
 
     retrain_cron: str = "0 3 * * *"
     retrain_min_feedback: int = Field(20, ge=0)
-    retrain_tolerance: float = Field(0.01, ge=0)
+    retrain_tolerance: float = Field(0.05, ge=0)
+    retrain_confidence: float = Field(0.9, gt=0.5, lt=1)
+    retrain_feedback_weight: float = Field(3.0, ge=1, le=100)
     retrain_max_labels_per_user: int = Field(200, ge=1)
     retrain_feedback_holdout: float = Field(0.2, ge=0, lt=1)
     retrain_min_feedback_eval: int = Field(20, ge=1)

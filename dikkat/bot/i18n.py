@@ -128,6 +128,11 @@ MESSAGES = Catalog(
             "tr": "ayrılmış geri bildirim {f1} (n={n})",
             "en": "held-out feedback {f1} (n={n})",
         },
+        "scores_p_better": {
+            "tr": "daha iyi olma olasılığı {p} (gereken {needed})",
+            "en": "P(better) {p} (needs {needed})",
+        },
+        "scores_floor": {"tr": "sabit küme tabanı {floor}", "en": "fixed-set floor {floor}"},
         "retrain_failed": {
             "tr": "Yeniden eğitim #{run_id} başarısız oldu: {error}. Etkin model değişmedi.",
             "en": "Retraining run #{run_id} failed: {error}. The active model is unchanged.",

@@ -104,9 +104,10 @@ def train_seed_head_command(
 ) -> None:
     """Train the shipped head: seed corpus (training part) + the MIT-licensed public sets."""
     from dikkat.bench.lengths import shared_data_dirs
-    from dikkat.models.head import SHIPPED_HEADS_SUBDIR, head_file_name, save_head
+    from dikkat.models.head import head_file_name, save_head, shipped_heads_dir
     from dikkat.storage.features import FeatureCache
     from dikkat.training.metrics import format_report
+    from dikkat.training.rehearsal import rehearsal_path, save_rehearsal
     from dikkat.training.seed_head import missing_training_sets, train_seed_head
 
     folder = None
@@ -128,11 +129,14 @@ def train_seed_head_command(
         report = train_seed_head(encoder, cache, folder, progress=True)
     finally:
         cache.close()
-    assets = Path(__file__).parent / "assets" / SHIPPED_HEADS_SUBDIR
-    path = save_head(report.head, out or assets / head_file_name(encoder.encoder_id), report.meta)
+    path = out or shipped_heads_dir() / head_file_name(encoder.encoder_id)
+    path = save_head(report.head, path, report.meta)
     for name, metrics in report.evaluations.items():
         typer.echo(f"== {name}\n{format_report(metrics)}")
     typer.echo(f"head: {path}")
+    if report.rehearsal is not None:
+        buffer = save_rehearsal(report.rehearsal, rehearsal_path(path))
+        typer.echo(f"rehearsal buffer: {buffer} ({len(report.rehearsal)} rows of features)")
 
 
 @evaluate_app.command("sentiment")

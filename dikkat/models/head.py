@@ -170,10 +170,14 @@ def head_file_name(encoder_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id).strip("._") + ".pt"
 
 
+def shipped_heads_dir() -> Path:
+    """The package folder of the shipped heads (`dikkat train seed-head` writes there)."""
+    return Path(str(resources.files(HEADS_PACKAGE).joinpath(SHIPPED_HEADS_SUBDIR)))
+
+
 def default_head_path(encoder_id: str, pooling: str | None = None) -> Path | None:
     """The head shipped for this encoder (and pooling, when given), or None."""
-    folder = Path(str(resources.files(HEADS_PACKAGE).joinpath(SHIPPED_HEADS_SUBDIR)))
-    path = folder / head_file_name(encoder_id)
+    path = shipped_heads_dir() / head_file_name(encoder_id)
     if not path.is_file():
         return None
     if pooling is not None and meta_path(path).is_file():

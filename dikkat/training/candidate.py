@@ -7,16 +7,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dikkat.hashing import text_hash
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import SentimentHead
 from dikkat.storage.features import FeatureCache
-from dikkat.training.data import load_labelled_csv, seed_corpus_path, split_train_val
+from dikkat.training.data import (
+    label_indices,
+    load_labelled_csv,
+    seed_corpus_path,
+    split_train_val,
+)
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
 from dikkat.training.profile import RunProfile
+from dikkat.training.promotion import Paired
+from dikkat.training.rehearsal import Rehearsal
 from dikkat.training.sentiment import TrainResult, train_head
 
 EVAL_FRACTION = 0.25
@@ -65,20 +73,70 @@ def train_on_inner_split(
     progress: bool = False,
     profile: RunProfile | None = None,
     fit: Callable[..., TrainResult] = train_head,
+    rehearsal: Rehearsal | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train a head on `data`, early-stopping on a stratified inner split of it (options go to
     `fit`, train_head or a stand-in with its signature): the recipe of retrain candidates, the
-    shipped head and the benchmarks."""
+    shipped head and the benchmarks. Rows with `polarity_only` set, and the `rehearsal` buffer's
+    rows (split the same way), teach negative vs positive only."""
     profile = profile or RunProfile()
     fit_rows, inner_val = split_train_val(data, INNER_VAL_FRACTION, seed)
     with profile.phase("features"):
         X_fit = features_for(fit_rows["text"].tolist(), encoder, cache, progress=progress)
         X_inner = features_for(inner_val["text"].tolist(), encoder, cache, progress=progress)
+    fit_part = _part(X_fit, fit_rows)
+    inner_part = _part(X_inner, inner_val)
+    if rehearsal is not None and len(rehearsal):
+        rest, held = rehearsal.split(INNER_VAL_FRACTION, seed)
+        fit_part = _with_rehearsal(fit_part, rest)
+        inner_part = _with_rehearsal(inner_part, held)
     with profile.phase("train"):
-        result = fit(X_fit, fit_rows["label"], X_inner, inner_val["label"], seed=seed, **options)
+        result = fit(
+            fit_part.X,
+            fit_part.y,
+            inner_part.X,
+            inner_part.y,
+            seed=seed,
+            polar_train=fit_part.polar,
+            polar_val=inner_part.polar,
+            weights_train=fit_part.weights,
+            weights_val=inner_part.weights,
+            **options,
+        )
     profile.epochs = len(result.history)
     return result
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Training or validation rows: features, labels, polarity-only flags, loss weights."""
+
+    X: np.ndarray
+    y: np.ndarray
+    polar: np.ndarray
+    weights: np.ndarray
+
+
+def _part(X: np.ndarray, rows: pd.DataFrame) -> _Part:
+    """Columns `polarity_only` (rows from two-class sets) and `weight` are optional."""
+    polar = rows["polarity_only"] if "polarity_only" in rows else pd.Series(False, rows.index)
+    weights = rows["weight"] if "weight" in rows else pd.Series(1.0, rows.index)
+    return _Part(
+        X,
+        rows["label"].to_numpy(dtype=object),
+        polar.fillna(False).to_numpy(dtype=bool),
+        weights.fillna(1.0).to_numpy(dtype=np.float32),
+    )
+
+
+def _with_rehearsal(part: _Part, buffer: Rehearsal) -> _Part:
+    return _Part(
+        np.concatenate([part.X, buffer.features]),
+        np.concatenate([part.y, buffer.labels.astype(object)]),
+        np.concatenate([part.polar, np.ones(len(buffer), dtype=bool)]),
+        np.concatenate([part.weights, np.ones(len(buffer), dtype=np.float32)]),
+    )
 
 
 @dataclass
@@ -89,6 +147,8 @@ class CandidateReport:
     before: dict[str, Any]
     after: dict[str, Any]
     data: pd.DataFrame
+    held: Paired | None = None  # both heads' answers on held-out feedback (None: no active head)
+    shipped_fixed: float | None = None  # the shipped head's fixed-set macro-F1
 
 
 def train_candidate(
@@ -103,6 +163,9 @@ def train_candidate(
     progress: bool = False,
     profile: RunProfile | None = None,
     fit: Callable[..., TrainResult] = train_head,
+    shipped: SentimentHead | None = None,
+    rehearsal: Rehearsal | None = None,
+    feedback_weight: float = 1.0,
 ) -> CandidateReport:
     """Train on seed-train + the training share of feedback; score both heads on the fixed set
     and on the held-out feedback share.
@@ -111,7 +174,11 @@ def train_candidate(
     sets that are not here at run time); with no active head it starts from scratch and
     `before` is empty. Early stopping uses an inner split of the training rows. `profile`, if
     given, receives the seconds of the features, train and evaluate phases; `fit` trains the head
-    (train_head here, or `train_head_in_worker` away from the serving process's GIL).
+    (train_head here, or `train_head_in_worker` away from the serving process's GIL). The
+    `rehearsal` buffer of the shipped head joins the training rows, so that what the shipped head
+    learnt from the public sets is not forgotten; `shipped` is scored on the fixed set. Each
+    training correction counts `feedback_weight` times in the loss, so that a few hundred of them
+    are heard beside thousands of seed and rehearsal rows.
     """
     profile = profile or RunProfile()
     seed_train, evaluation = seed_split()
@@ -120,6 +187,8 @@ def train_candidate(
     excluded = set(evaluation["text"]) | set(held["text"])
     data = merge_training_data(seed_train, train_feedback)
     data = data[~data["text"].isin(excluded)]
+    corrected = {text for text, _ in train_feedback}
+    data = data.assign(weight=np.where(data["text"].isin(corrected), feedback_weight, 1.0))
     result = train_on_inner_split(
         data,
         encoder,
@@ -130,6 +199,7 @@ def train_candidate(
         init=active,
         profile=profile,
         fit=fit,
+        rehearsal=rehearsal,
     )
     with profile.phase("features"):
         X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
@@ -145,7 +215,30 @@ def train_candidate(
     with profile.phase("evaluate"):
         before = {} if active is None else scores(active)
         after = scores(result.head)
-    return CandidateReport(head=result.head, before=before, after=after, data=data)
+        held_pair = None
+        if active is not None:
+            held_pair = Paired(
+                gold=label_indices(held["label"]),
+                active=_answers(active, X_held),
+                candidate=_answers(result.head, X_held),
+            )
+        shipped_fixed = None
+        if shipped is not None:
+            shipped_fixed = evaluate(shipped, X_eval, evaluation["label"]).macro_f1
+    return CandidateReport(
+        head=result.head,
+        before=before,
+        after=after,
+        data=data,
+        held=held_pair,
+        shipped_fixed=shipped_fixed,
+    )
+
+
+def _answers(head: SentimentHead, X: np.ndarray) -> np.ndarray:
+    if not len(X):
+        return np.zeros(0, dtype=np.int64)
+    return head.predict_proba(X).argmax(axis=1)
 
 
 def evaluation_metrics(

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from dikkat.storage.features import FeatureCache
 from dikkat.storage.store import ModelVersion, Store, VersionStatus
 from dikkat.training.candidate import evaluation_metrics, train_candidate
 from dikkat.training.promotion import fixed_metrics
+from dikkat.training.rehearsal import Rehearsal, load_rehearsal, rehearsal_path
 from dikkat.training.sentiment import make_meta
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,27 @@ def load_head_for(
         sha256=sha256,
     )
     return head
+
+
+@dataclass(frozen=True)
+class ShippedReference:
+    """The head shipped for an encoder and its rehearsal buffer (either may be absent)."""
+
+    head: SentimentHead | None
+    rehearsal: Rehearsal | None
+
+    @classmethod
+    def load(cls, encoder: SentenceEncoder) -> ShippedReference:
+        """What the package ships for `encoder`; a file that does not load counts as absent."""
+        path = default_head_path(encoder.encoder_id, encoder.pooling)
+        if path is None:
+            return cls(None, None)
+        try:
+            head = load_head_for(path, encoder)
+        except (HeadLoadError, HeadMismatchError) as error:
+            log.warning("the shipped head %s cannot be used as a reference: %s", path.name, error)
+            head = None
+        return cls(head, load_rehearsal(rehearsal_path(path), encoder.feature_key))
 
 
 def head_versions_dir(settings: Settings) -> Path:

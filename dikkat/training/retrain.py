@@ -27,9 +27,15 @@ from dikkat.storage.store import (
 )
 from dikkat.training.background import train_head_in_worker
 from dikkat.training.candidate import train_candidate
-from dikkat.training.heads import head_file, head_versions_dir, load_head_for, register_head
+from dikkat.training.heads import (
+    ShippedReference,
+    head_file,
+    head_versions_dir,
+    load_head_for,
+    register_head,
+)
 from dikkat.training.profile import RunProfile
-from dikkat.training.promotion import should_promote
+from dikkat.training.promotion import decide
 from dikkat.training.sentiment import make_meta
 from dikkat.training.serving import HeadServer
 from dikkat.training.votes import resolve_votes
@@ -59,6 +65,7 @@ class RetrainJob:
         self.cache = cache
         self.encoder = encoder
         self.last_profile: RunProfile | None = None  # of the latest run this job started
+        self._shipped_reference: ShippedReference | None = None
         self._tasks: set[asyncio.Task[RetrainRun]] = set()
 
     @property
@@ -185,6 +192,7 @@ class RetrainJob:
         with profile.phase("features"):
             await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
             cached = len(self.cache)
+            shipped = await asyncio.to_thread(self._shipped)
         report = await asyncio.to_thread(
             train_candidate,
             self.encoder,
@@ -194,15 +202,26 @@ class RetrainJob:
             holdout_share=self.settings.retrain_feedback_holdout,
             profile=profile,
             fit=functools.partial(train_head_in_worker, nice=self.settings.retrain_nice),
+            shipped=shipped.head,
+            rehearsal=shipped.rehearsal,
+            feedback_weight=self.settings.retrain_feedback_weight,
         )
         profile.encoded_texts = len(self.cache) - cached  # features_for caches what it encodes
-        promote, reason = should_promote(
+        tolerance = self.settings.retrain_tolerance
+        decision = decide(
             report.before,
             report.after,
-            tolerance=self.settings.retrain_tolerance,
+            held=report.held,
+            floor=None if report.shipped_fixed is None else report.shipped_fixed - tolerance,
+            confidence=self.settings.retrain_confidence,
+            tolerance=tolerance,
             min_feedback_eval=self.settings.retrain_min_feedback_eval,
         )
-        log.info("retrain run %d: %s: %s", run_id, "promote" if promote else "reject", reason)
+        promote = decision.promote
+        report.after["promotion"] = decision.record()
+        log.info(
+            "retrain run %d: %s: %s", run_id, "promote" if promote else "reject", decision.reason
+        )
         meta = make_meta(
             self.encoder,
             report.after,
@@ -248,6 +267,12 @@ class RetrainJob:
             metrics_after=report.after,
             candidate_version=version_id,
         )
+
+    def _shipped(self) -> ShippedReference:
+        """The shipped head and its rehearsal buffer for this encoder, read once."""
+        if self._shipped_reference is None:
+            self._shipped_reference = ShippedReference.load(self.encoder)
+        return self._shipped_reference
 
     def _remember_recent(self, texts: list[str]) -> None:
         """Put features the service still remembers into the cache, so they are not re-encoded."""

@@ -15,6 +15,7 @@ from dikkat.storage.features import FeatureCache
 from dikkat.training.data import load_labelled_csv
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
+from dikkat.training.rehearsal import Rehearsal, sample_rows
 from dikkat.training.sentiment import make_meta
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class PublicSet:
     domain: str
     licence: str
     source: str
+    two_class: bool  # labelled negative / positive only: teaches polarity, says nothing of neutral
+    rehearsal_rows: int = 0  # how many of its rows the shipped rehearsal buffer keeps
 
     @property
     def trainable(self) -> bool:
@@ -44,18 +47,23 @@ PUBLIC_SETS: tuple[PublicSet, ...] = (
         "movie reviews (beyazperde.com)",
         "MIT",
         "cemrifki/sentiment-embeddings : input/Sentiment_dataset_turk.csv @ 7b22dcfd",
+        two_class=True,
+        rehearsal_rows=2500,
     ),
     PublicSet(
         "tweets_aydin_binary.csv",
         "general tweets",
         "MIT",
         "cemrifki/sentiment-embeddings : input/Turkish_twitter_{train,test}.csv @ 7b22dcfd",
+        two_class=True,
+        rehearsal_rows=1500,
     ),
     PublicSet(
         "store_reviews_3class.csv",
         "e-commerce product reviews",
         "none stated (evaluation only)",
         "talhaucarr/data-mining-project : magaza_yorumlari_duygu_analizi.csv @ 71b707f3",
+        two_class=False,
     ),
 )
 
@@ -67,6 +75,7 @@ class SeedHeadReport:
     head: SentimentHead
     meta: HeadMeta
     evaluations: dict[str, dict[str, Any]]
+    rehearsal: Rehearsal | None
 
 
 def missing_training_sets(data_dir: Path) -> list[str]:
@@ -87,7 +96,7 @@ def train_seed_head(
     from dikkat.training.candidate import seed_split, train_on_inner_split
 
     seed_train, evaluation = seed_split()
-    parts = [seed_train.assign(source="seed_corpus.csv")]
+    parts = [seed_train.assign(source="seed_corpus.csv", polarity_only=False)]
     sources: list[dict[str, Any]] = [
         {"file": "seed_corpus.csv", "rows": len(seed_train), "licence": "MIT (this project)"}
     ]
@@ -95,13 +104,14 @@ def train_seed_head(
         for public in PUBLIC_SETS:
             if public.trainable:
                 frame = load_labelled_csv(data_dir / public.file)
-                parts.append(frame.assign(source=public.file))
+                parts.append(frame.assign(source=public.file, polarity_only=public.two_class))
                 sources.append(
                     {
                         "file": public.file,
                         "rows": len(frame),
                         "licence": public.licence,
                         "source": public.source,
+                        "loss": "negative vs positive only" if public.two_class else "3 classes",
                     }
                 )
     data = pd.concat(parts, ignore_index=True).drop_duplicates("text", keep="first")
@@ -115,6 +125,7 @@ def train_seed_head(
         lr=LEARNING_RATE,
         batch_size=BATCH_SIZE,
     )
+    buffer = rehearsal_buffer(data, encoder, cache, seed) if data_dir is not None else None
     X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
     fixed = evaluate(result.head, X_eval, evaluation["label"])
     evaluations = {"seed_corpus.csv (fixed evaluation quarter)": fixed}
@@ -134,9 +145,26 @@ def train_seed_head(
         trained_on=sources,
         evaluation_excluded="seed_corpus.csv 25% stratified, seed 0 (the retrain job's fixed set)",
         best_epoch=result.best_epoch,
+        rehearsal=None if buffer is None else {"rows": len(buffer), "from": list(buffer.sources)},
         cross_domain={
             name: {"n": m.n, "accuracy": round(m.accuracy, 4), "macro_f1": round(m.macro_f1, 4)}
             for name, m in evaluations.items()
         },
     )
-    return SeedHeadReport(result.head, meta, evaluations)
+    return SeedHeadReport(result.head, meta, evaluations, buffer)
+
+
+def rehearsal_buffer(
+    data: pd.DataFrame, encoder: SentenceEncoder, cache: FeatureCache | None, seed: int
+) -> Rehearsal:
+    """Features of a balanced sample of each trainable two-class set's rows (numbers only)."""
+    parts, sources = [], []
+    for public in PUBLIC_SETS:
+        rows = data[data["source"] == public.file]
+        if public.trainable and public.two_class and public.rehearsal_rows and len(rows):
+            sample = sample_rows(rows, public.rehearsal_rows, seed)
+            parts.append(sample)
+            sources.append(f"{public.file} ({len(sample)} rows; {public.source}; {public.licence})")
+    rows = pd.concat(parts, ignore_index=True)
+    X = features_for(rows["text"].tolist(), encoder, cache, progress=False)
+    return Rehearsal(X, rows["label"].to_numpy(dtype=object), encoder.feature_key, tuple(sources))

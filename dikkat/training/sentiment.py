@@ -67,6 +67,8 @@ def _threads(n: int | None):
 def auto_class_weights(y: np.ndarray, ratio: float = 1.2) -> np.ndarray | None:
     """Balanced weights n / (k * count) when max/min class count exceeds `ratio`, else None."""
     counts = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
+    if counts.sum() == 0:
+        return None
     present = counts > 0
     if counts[present].max() / counts[present].min() <= ratio:
         return None
@@ -75,15 +77,71 @@ def auto_class_weights(y: np.ndarray, ratio: float = 1.2) -> np.ndarray | None:
     return weights
 
 
+POLAR = [LABELS.index("negative"), LABELS.index("positive")]
+
+
+class SentimentLoss(nn.Module):
+    """Cross-entropy over three classes, and over negative-vs-positive alone for polarity-only
+    rows (from two-class sets), so that those rows never push probability away from neutral."""
+
+    def __init__(self, class_weights: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.class_weights = class_weights
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        y: torch.Tensor,
+        polar: torch.Tensor,
+        row_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, 3) logits, (B,) label indices, (B,) bool polarity-only flags -> mean loss
+        (weighted by `row_weights` when given)."""
+        full = nn.functional.cross_entropy(logits, y, self.class_weights, reduction="none")
+        two_way = nn.functional.cross_entropy(
+            logits[:, POLAR], (y == POLAR[1]).long(), reduction="none"
+        )  # softmax renormalised over negative and positive
+        per_row = torch.where(polar, two_way, full)
+        if row_weights is None:
+            return per_row.mean()
+        return (per_row * row_weights).sum() / row_weights.sum()
+
+
+def predictions_correct(logits: torch.Tensor, y: torch.Tensor, polar: torch.Tensor) -> torch.Tensor:
+    """Right answers: the 3-class argmax, or for polarity-only rows the larger of neg / pos."""
+    three_way = logits.argmax(-1) == y
+    two_way = torch.tensor(POLAR)[logits[:, POLAR].argmax(-1)] == y
+    return torch.where(polar, two_way, three_way)
+
+
 def _epoch_stats(
-    head: SentimentHead, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    head: SentimentHead,
+    loss_fn: SentimentLoss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    polar: torch.Tensor,
+    row_weights: torch.Tensor | None,
 ) -> tuple[float, float]:
     head.eval()
     with torch.inference_mode():
         logits = head(x)
-        loss = float(loss_fn(logits, y))
-        acc = float((logits.argmax(-1) == y).float().mean())
+        loss = float(loss_fn(logits, y, polar, row_weights))
+        acc = float(predictions_correct(logits, y, polar).float().mean())
     return loss, acc
+
+
+def _per_row(values: Sequence[Any] | np.ndarray | None, n: int, dtype, what: str):
+    if values is None:
+        return None
+    array = torch.from_numpy(np.array(values, dtype=dtype))  # a copy: inputs may be read-only
+    if array.shape != (n,):
+        raise ValueError(f"{what} have shape {tuple(array.shape)}, need ({n},)")
+    return array
+
+
+def _polar_flags(flags: Sequence[bool] | np.ndarray | None, n: int) -> torch.Tensor:
+    polar = _per_row(flags, n, bool, "polarity-only flags")
+    return torch.zeros(n, dtype=torch.bool) if polar is None else polar
 
 
 def train_head(
@@ -100,6 +158,10 @@ def train_head(
     class_weights: str | Sequence[float] | None = "auto",
     torch_threads: int | None = None,
     init: SentimentHead | None = None,
+    polar_train: Sequence[bool] | np.ndarray | None = None,
+    polar_val: Sequence[bool] | np.ndarray | None = None,
+    weights_train: Sequence[float] | np.ndarray | None = None,
+    weights_val: Sequence[float] | np.ndarray | None = None,
 ) -> TrainResult:
     """Adam + cross-entropy; early stop on val loss, keep the best-val-accuracy checkpoint.
 
@@ -107,12 +169,17 @@ def train_head(
     tiny, so None means one CPU thread (more threads only add synchronisation, ~10x slower on a
     busy 2-core machine); torch's global thread setting is restored afterwards. `init` starts
     from a copy of that head's weights (it must take the same features) instead of from scratch.
+    Rows flagged in `polar_train` / `polar_val` come from two-class sets: they teach negative vs
+    positive only (SentimentLoss); "auto" class weights are counted on the three-class rows.
+    `weights_train` / `weights_val` weigh rows in the loss (e.g. users' corrections above the rest).
     """
     started = time.perf_counter()
     ytr = label_indices(y_train)
+    polar = _polar_flags(polar_train, len(ytr))
+    row_w = _per_row(weights_train, len(ytr), np.float32, "row weights")
     has_val = X_val is not None and y_val is not None and len(X_val) > 0
     if class_weights == "auto":
-        weights = auto_class_weights(ytr)
+        weights = auto_class_weights(ytr[~polar.numpy()])
     elif class_weights is None:
         weights = None
     else:
@@ -127,10 +194,12 @@ def train_head(
         head = copy.deepcopy(init).cpu() if init is not None else SentimentHead(xt.shape[1])
         optimiser = torch.optim.Adam(head.parameters(), lr=lr)
         weight_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-        loss_fn = nn.CrossEntropyLoss(weight=weight_t)
+        loss_fn = SentimentLoss(weight_t)
         if has_val:
             xv = torch.as_tensor(np.asarray(X_val, np.float32))
             yv = torch.as_tensor(label_indices(y_val))
+            polar_v = _polar_flags(polar_val, len(yv))
+            row_w_v = _per_row(weights_val, len(yv), np.float32, "row weights")
         history: list[dict[str, float]] = []
         best_state, best_epoch, best_acc = None, 0, -1.0
         best_loss, stale = math.inf, 0
@@ -142,12 +211,13 @@ def train_head(
                 if len(idx) < 2:  # BatchNorm needs two rows in training mode
                     continue
                 optimiser.zero_grad()
-                loss_fn(head(xt[idx]), yt[idx]).backward()
+                batch_w = None if row_w is None else row_w[idx]
+                loss_fn(head(xt[idx]), yt[idx], polar[idx], batch_w).backward()
                 optimiser.step()
-            train_loss, train_acc = _epoch_stats(head, loss_fn, xt, yt)
+            train_loss, train_acc = _epoch_stats(head, loss_fn, xt, yt, polar, row_w)
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
             if has_val:
-                val_loss, val_acc = _epoch_stats(head, loss_fn, xv, yv)
+                val_loss, val_acc = _epoch_stats(head, loss_fn, xv, yv, polar_v, row_w_v)
                 row.update(val_loss=val_loss, val_acc=val_acc)
                 if val_acc > best_acc:
                     best_acc, best_epoch = val_acc, epoch

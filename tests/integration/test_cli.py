@@ -49,8 +49,12 @@ def test_retrain_json(cli_env: Path) -> None:
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"run_id", "status", "n_feedback", "before", "after"} <= set(report)
     assert report["status"] in ("promoted", "rejected") and report["n_feedback"] == 1
-    assert set(report["before"]) == set(report["after"]) == {"fixed", "feedback"}
+    assert set(report["before"]) == {"fixed", "feedback"}
+    assert set(report["after"]) == {"fixed", "feedback", "promotion"}
     assert set(report["after"]["fixed"]) == {"n", "accuracy", "macro_f1"}
+    promotion = report["after"]["promotion"]  # what decided it: P(better) and the fixed floor
+    assert set(promotion) == {"promoted", "p_better", "confidence", "fixed_floor"}
+    assert promotion["promoted"] is (report["status"] == "promoted")
 
 
 def test_export_feedback_and_backup(cli_env: Path, tmp_path: Path) -> None:

@@ -68,7 +68,12 @@ async def test_retrain_answers_at_once_then_posts_the_result(bot) -> None:
     assert "Yeniden eğitim #1" in result.text and "Makro-F1 önce" in result.text
     run = await bot.store.get_run(1)
     assert run.status in ("promoted", "rejected")
-    assert set(run.metrics_before) == set(run.metrics_after) == {"fixed", "feedback"}
+    assert set(run.metrics_before) == {"fixed", "feedback"}
+    assert set(run.metrics_after) == {"fixed", "feedback", "promotion"}
+    promotion = run.metrics_after["promotion"]
+    assert promotion["promoted"] is (run.status == "promoted") and promotion["confidence"] == 0.9
+    assert promotion["p_better"] is None  # no held-out feedback yet: the fixed set decided
+    assert promotion["fixed_floor"] is not None  # the shipped head's score minus the tolerance
     assert set(run.metrics_after["fixed"]) == {"n", "accuracy", "macro_f1"}
     assert run.metrics_after["feedback"] == {"n": 0}
     assert [a["action"] for a in await bot.store.audit_log()] == ["retrain"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from fakes import CountingEncoder
 
 from dikkat.models.e5_image import E5_ID
 from dikkat.models.head import default_head_path, load_head
 from dikkat.training.candidate import seed_split
+from dikkat.training.rehearsal import load_rehearsal, rehearsal_path
 from dikkat.training.seed_head import PUBLIC_SETS, missing_training_sets, train_seed_head
 
 
@@ -48,6 +50,10 @@ def test_recipe_trains_on_seed_and_mit_sets_only_and_never_on_the_fixed_quarter(
     assert not any("store_reviews" in text for text in training_texts)
     seed_only = train_seed_head(CountingEncoder(), None, None, progress=False)
     assert [s["file"] for s in seed_only.meta.extra["trained_on"]] == ["seed_corpus.csv"]
+    assert seed_only.rehearsal is None
+    assert report.rehearsal is not None and report.rehearsal.encoder_key == encoder.feature_key
+    assert set(report.rehearsal.labels) == {"negative", "positive"}
+    assert not any("store_reviews" in source for source in report.rehearsal.sources)
 
 
 def test_the_shipped_multilingual_head_credits_its_sources() -> None:
@@ -57,4 +63,21 @@ def test_the_shipped_multilingual_head_credits_its_sources() -> None:
     files = {s["file"] for s in meta.extra["trained_on"]}
     assert files == {"seed_corpus.csv", "movies_beyazperde_binary.csv", "tweets_aydin_binary.csv"}
     assert all("7b22dcfd" in s["source"] for s in meta.extra["trained_on"][1:])
-    assert meta.metrics["macro_f1"] > 0.6 and meta.metrics["n"] == 194
+    assert meta.metrics["macro_f1"] > 0.6 and meta.metrics["n"] == len(seed_split()[1])
+    losses = {s["file"]: s.get("loss") for s in meta.extra["trained_on"]}
+    assert losses["movies_beyazperde_binary.csv"] == "negative vs positive only"
+
+
+def test_the_shipped_rehearsal_buffer_is_numbers_from_the_mit_sets_only() -> None:
+    path = default_head_path(E5_ID, "mean")
+    buffer_path = rehearsal_path(path)
+    assert buffer_path.stat().st_size < 4_000_000
+    _, meta = load_head(path, encoder_id=E5_ID, dim=384, pooling="mean")
+    with np.load(buffer_path, allow_pickle=False) as data:
+        assert set(data.files) == {"features", "labels", "encoder_key", "sources"}
+        assert data["features"].dtype == np.float16 and data["features"].shape[1] == 384
+        key = str(data["encoder_key"])
+    buffer = load_rehearsal(buffer_path, key)
+    assert buffer is not None and len(buffer) == meta.extra["rehearsal"]["rows"] > 1000
+    assert all("MIT" in source and "store_reviews" not in source for source in buffer.sources)
+    assert set(buffer.labels) == {"negative", "positive"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from fakes import CountingEncoder
 from PIL import Image
 
@@ -23,7 +24,12 @@ from dikkat.training.data import (
 )
 from dikkat.training.features import feature_cache_for, features_for
 from dikkat.training.metrics import evaluate, format_report
-from dikkat.training.sentiment import evaluate_from_csv, train_head, train_sentiment_from_csv
+from dikkat.training.sentiment import (
+    SentimentLoss,
+    evaluate_from_csv,
+    train_head,
+    train_sentiment_from_csv,
+)
 from dikkat.viz.curves import training_curves_png
 
 
@@ -195,3 +201,55 @@ def test_train_and_evaluate_from_csv(tmp_path: Path) -> None:
     )
     assert encoder.encoded == [] and metrics.n == 60 and metrics.accuracy > 0.6
     assert dropped == 0
+
+
+def test_a_polarity_only_row_never_pushes_probability_away_from_neutral() -> None:
+    logits = torch.tensor([[0.3, 2.0, -1.0], [0.3, 2.0, -1.0]], requires_grad=True)
+    y = torch.tensor([LABELS.index("positive")] * 2)
+    SentimentLoss()(logits, y, torch.tensor([True, False])).backward()
+    neutral = LABELS.index("neutral")
+    assert logits.grad[0, neutral] == 0  # two-class row: only negative vs positive moves
+    assert logits.grad[1, neutral] > 0  # three-class row: neutral is pushed down
+    assert logits.grad[0, LABELS.index("positive")] < 0
+
+
+def test_two_class_rows_teach_polarity_and_leave_neutral_to_three_class_rows() -> None:
+    """A two-class set must file its mild texts under negative or positive. Counted as
+    three-class rows they teach "never neutral"; as polarity-only rows they do not."""
+    X, y = separable(6000, seed=3)
+    labels = np.array(LABELS)[y]
+    rng = np.random.default_rng(0)
+    neutral = np.flatnonzero(labels == "neutral")
+    mild = neutral[:1500]  # neutral-looking texts in a two-class set, labelled at random
+    mild_labels = rng.choice(["negative", "positive"], len(mild))
+    polar_rows = np.concatenate([np.flatnonzero(labels != "neutral")[:1400], mild])
+    three_class = neutral[1500:1600]
+    test = neutral[1600:]
+    X_train = np.concatenate([X[polar_rows], X[three_class]])
+    y_train = np.concatenate([labels[polar_rows[:1400]], mild_labels, labels[three_class]])
+    polar = np.arange(len(X_train)) < len(polar_rows)
+
+    def neutral_recall(**options) -> float:
+        result = train_head(X_train, y_train, epochs=15, seed=0, **options)
+        return evaluate(result.head, X[test], labels[test]).per_class["neutral"].recall
+
+    assert neutral_recall(polar_train=polar) > 0.9
+    # the same rows read as three-class rows (no class weights: only the loss differs)
+    assert neutral_recall(class_weights=None) < 0.5
+
+
+def test_polarity_flags_must_match_the_rows() -> None:
+    X, y = separable(30)
+    with pytest.raises(ValueError, match="polarity-only flags"):
+        train_head(X, y, epochs=1, polar_train=np.ones(29, dtype=bool))
+
+
+def test_row_weights_decide_between_conflicting_labels() -> None:
+    X, _ = separable(300, seed=5)
+    X = np.concatenate([X, X])  # every text twice, with opposite labels
+    y = np.array(["negative"] * 300 + ["positive"] * 300)
+    heavier_positive = np.array([1.0] * 300 + [4.0] * 300)
+    result = train_head(X, y, epochs=10, seed=0, weights_train=heavier_positive)
+    assert (result.head.predict_proba(X[:300]).argmax(1) == LABELS.index("positive")).mean() > 0.9
+    with pytest.raises(ValueError, match="row weights"):
+        train_head(X, y, epochs=1, weights_train=np.ones(5))

@@ -64,6 +64,18 @@ def scores_text(metrics: dict[str, Any] | None, lang: str) -> str:
     feedback = metrics.get("feedback") or {}
     if feedback.get("n"):
         parts.append(t("scores_feedback", lang, f1=_f1(feedback), n=feedback["n"]))
+    promotion = metrics.get("promotion") or {}
+    if promotion.get("p_better") is not None:
+        parts.append(
+            t(
+                "scores_p_better",
+                lang,
+                p=f"{promotion['p_better']:.2f}",
+                needed=f"{promotion['confidence']:.2f}",
+            )
+        )
+    if promotion.get("fixed_floor") is not None:
+        parts.append(t("scores_floor", lang, floor=f"{promotion['fixed_floor']:.3f}"))
     return ", ".join(parts)
 
 
