@@ -17,6 +17,7 @@ import torch
 
 from dikkat.bench.common import loadavg, machine_info, write_json
 from dikkat.bench.lengths import shared_data_dirs
+from dikkat.bench.sentiment_recipes import compare_recipes, format_recipes
 from dikkat.models.encoder import BERTURK, MINILM_ID, OFFLINE_ID, SentenceEncoder, load_encoder
 from dikkat.models.head import default_head_path, load_head
 from dikkat.storage.features import FeatureCache
@@ -142,6 +143,7 @@ def run_sentiment_benchmark(
     plot_path: Path | None = None,
     progress: bool = True,
     say: Callable[[str], None] = print,
+    features_db: Path | None = None,
 ) -> dict[str, Any]:
     """Every part; needs the shared sets (raises FileNotFoundError without them)."""
     folder = folder or data_dir()
@@ -168,7 +170,7 @@ def run_sentiment_benchmark(
     for encoder_id, load in _encoders(model_dir, berturk):
         say(f"{encoder_id}: loading")
         encoder = load()
-        cache = FeatureCache(scratch / "features.db", encoder.feature_key)
+        cache = FeatureCache(features_db or scratch / "features.db", encoder.feature_key)
         try:
             say(f"{encoder_id}: in-domain head")
             scores = _head_on(encoder, cache, train, {"test": test}, progress)
@@ -178,6 +180,8 @@ def run_sentiment_benchmark(
             if encoder_id == OFFLINE_ID:
                 say(f"{encoder_id}: cross-domain (leave one set out)")
                 cross = _cross_domain(encoder, cache, frames, shipped, progress)
+                say(f"{encoder_id}: the shipped head's recipe, before and now")
+                report["recipes"] = compare_recipes(encoder, cache, frames)
         finally:
             cache.close()
         del encoder
@@ -214,7 +218,11 @@ def _cross_domain(
     if shipped is not None:
         head, _ = load_head(shipped, encoder_id=encoder.encoder_id, dim=encoder.dim)
     for name, frame in frames.items():
-        others = pd.concat([f for n, f in frames.items() if n != name], ignore_index=True)
+        two_class = {s.file: s.two_class for s in PUBLIC_SETS}
+        others = pd.concat(
+            [f.assign(polarity_only=two_class[n]) for n, f in frames.items() if n != name],
+            ignore_index=True,
+        )
         scores = _head_on(encoder, cache, others, {name: frame}, progress)
         row = {"trained on the other sets": scores[name]}
         if head is not None:
@@ -262,6 +270,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {t['texts_per_s']} | {t['torch_threads']} | {t['median_tokens']} |"
         )
+    if "recipes" in report:
+        lines += ["", *format_recipes(report["recipes"])]
     start = report["start"]
     lines += [
         "",

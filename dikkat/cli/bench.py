@@ -35,25 +35,64 @@ def bench_batching(
 
 @bench_app.command("retrain")
 def bench_retrain(
-    quick: QuickOption = False, json: JsonOption = None, plot: PlotOption = None
+    quick: QuickOption = False,
+    json: JsonOption = None,
+    plot: PlotOption = None,
+    learning: Annotated[
+        bool,
+        typer.Option(
+            "--learning",
+            help="only the learning runs: 1,000 corrections over 5 seeds, forgetting measured",
+        ),
+    ] = False,
+    features_db: Annotated[
+        Path | None, typer.Option(help="with --learning: keep encoder features in this file")
+    ] = None,
 ) -> None:
     """Retrain wall time, serving latency during a retrain, and the learning curve from feedback."""
+    settings = load_settings(quiet=True)
+    if learning:
+        from dikkat.bench.retrain_learning import format_learning, run_learning_benchmark
+
+        try:
+            result = run_learning_benchmark(
+                model_dir=settings.model_dir,
+                json_path=json,
+                plot_path=plot,
+                features_db=features_db,
+                say=typer.echo,
+            )
+        except FileNotFoundError as error:
+            typer.echo(f"cannot run: {error}", err=True)
+            raise typer.Exit(2) from error
+        typer.echo("\n".join(format_learning(result)))
+        return
     from dikkat.bench.retrain import format_report, run_retrain_benchmark
 
-    load_settings(quiet=True)
     report = run_retrain_benchmark(quick=quick, json_path=json, plot_path=plot)
     typer.echo(format_report(report))
 
 
 @bench_app.command("sentiment")
-def bench_sentiment(json: JsonOption = None, plot: PlotOption = None) -> None:
-    """Quality per encoder vs TF-IDF, cross-domain, encoding speed, start-up time, memory."""
+def bench_sentiment(
+    json: JsonOption = None,
+    plot: PlotOption = None,
+    features_db: Annotated[
+        Path | None,
+        typer.Option(help="keep encoder features in this file, so a later run skips encoding"),
+    ] = None,
+) -> None:
+    """Quality per encoder vs TF-IDF, the head recipes, cross-domain, speed, start-up, memory."""
     from dikkat.bench.sentiment import format_report, run_sentiment_benchmark
 
     settings = load_settings(quiet=True)
     try:
         report = run_sentiment_benchmark(
-            model_dir=settings.model_dir, json_path=json, plot_path=plot, say=typer.echo
+            model_dir=settings.model_dir,
+            json_path=json,
+            plot_path=plot,
+            say=typer.echo,
+            features_db=features_db,
         )
     except FileNotFoundError as error:
         typer.echo(f"cannot run: {error}", err=True)
