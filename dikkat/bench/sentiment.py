@@ -21,11 +21,10 @@ from dikkat.bench.sentiment_recipes import compare_recipes, format_recipes
 from dikkat.models.encoder import BERTURK, MINILM_ID, OFFLINE_ID, SentenceEncoder, load_encoder
 from dikkat.models.head import default_head_path, load_head
 from dikkat.storage.features import FeatureCache
-from dikkat.training.candidate import train_on_inner_split
 from dikkat.training.data import load_labelled_csv, split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.metrics import Metrics, evaluate
-from dikkat.training.seed_head import BATCH_SIZE, LEARNING_RATE, PUBLIC_SETS
+from dikkat.training.seed_head import PUBLIC_SETS, train_with_shipped_recipe
 
 IN_DOMAIN = "store_reviews_3class.csv"
 SPLIT_FRACTION, SPLIT_SEED = 0.25, 0
@@ -75,15 +74,7 @@ def _head_on(
     progress: bool,
 ) -> dict[str, Any]:
     """Train the classic head with the shipped recipe; score it on every test frame."""
-    result = train_on_inner_split(
-        train,
-        encoder,
-        cache,
-        seed=SPLIT_SEED,
-        progress=progress,
-        lr=LEARNING_RATE,
-        batch_size=BATCH_SIZE,
-    )
+    result = train_with_shipped_recipe(train, encoder, cache, seed=SPLIT_SEED, progress=progress)
     scores = {}
     for name, frame in tests.items():
         X = features_for(frame["text"].tolist(), encoder, cache, progress=progress)

@@ -10,11 +10,11 @@ import pandas as pd
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import LABELS
 from dikkat.storage.features import FeatureCache
-from dikkat.training.candidate import seed_split, train_on_inner_split
+from dikkat.training.candidate import seed_split
 from dikkat.training.data import split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
-from dikkat.training.seed_head import BATCH_SIZE, LEARNING_RATE, PUBLIC_SETS
+from dikkat.training.seed_head import PUBLIC_SETS, train_with_shipped_recipe
 
 RECIPES = {
     "before: 3-class loss on every row": False,
@@ -63,15 +63,7 @@ def compare_recipes(
     for recipe, polarity_only in RECIPES.items():
         rows = data if polarity_only else data.drop(columns="polarity_only")
         runs = [
-            train_on_inner_split(
-                rows,
-                encoder,
-                cache,
-                seed=seed,
-                progress=progress,
-                lr=LEARNING_RATE,
-                batch_size=BATCH_SIZE,
-            ).head
+            train_with_shipped_recipe(rows, encoder, cache, seed=seed, progress=progress).head
             for seed in seeds
         ]
         report[recipe] = {

@@ -16,7 +16,7 @@ from dikkat.training.data import load_labelled_csv
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
 from dikkat.training.rehearsal import Rehearsal, sample_rows
-from dikkat.training.sentiment import make_meta
+from dikkat.training.sentiment import TrainResult, make_meta
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def train_seed_head(
 ) -> SeedHeadReport:
     """Train from scratch on seed-train (+ the MIT sets when `data_dir` is given); never on
     the retrain job's fixed evaluation quarter. Scores it there and on every other set present."""
-    from dikkat.training.candidate import seed_split, train_on_inner_split
+    from dikkat.training.candidate import seed_split
 
     seed_train, evaluation = seed_split()
     parts = [seed_train.assign(source="seed_corpus.csv", polarity_only=False)]
@@ -116,15 +116,7 @@ def train_seed_head(
                 )
     data = pd.concat(parts, ignore_index=True).drop_duplicates("text", keep="first")
     data = data[~data["text"].isin(set(evaluation["text"]))].reset_index(drop=True)
-    result = train_on_inner_split(
-        data,
-        encoder,
-        cache,
-        seed=seed,
-        progress=progress,
-        lr=LEARNING_RATE,
-        batch_size=BATCH_SIZE,
-    )
+    result = train_with_shipped_recipe(data, encoder, cache, seed=seed, progress=progress)
     buffer = rehearsal_buffer(data, encoder, cache, seed) if data_dir is not None else None
     X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)
     fixed = evaluate(result.head, X_eval, evaluation["label"])
@@ -152,6 +144,22 @@ def train_seed_head(
         },
     )
     return SeedHeadReport(result.head, meta, evaluations, buffer)
+
+
+def train_with_shipped_recipe(
+    data: pd.DataFrame,
+    encoder: SentenceEncoder,
+    cache: FeatureCache | None,
+    *,
+    seed: int = 0,
+    progress: bool = False,
+) -> TrainResult:
+    """The shipped head's optimiser settings on `data`, early-stopping on an inner split."""
+    from dikkat.training.candidate import train_on_inner_split
+
+    return train_on_inner_split(
+        data, encoder, cache, seed=seed, progress=progress, lr=LEARNING_RATE, batch_size=BATCH_SIZE
+    )
 
 
 def rehearsal_buffer(

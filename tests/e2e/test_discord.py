@@ -12,6 +12,7 @@ from typing import Any
 import discord
 import pytest
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
+from waiting import HANG_S, until
 
 from dikkat.bot.discord import (
     DikkatDiscord,
@@ -38,16 +39,6 @@ PNG = b"\x89PNG\r\n\x1a\n fake image"
 EPHEMERAL = 64
 DM_CHANNEL = {"id": "555", "type": 1, "recipients": [USER]}
 GUILD_CHANNEL = {"id": "555", "type": 0, "guild_id": "999", "name": "genel", "position": 0}
-HANG_S = 10  # how long a test waits for something that takes milliseconds: only a hang
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait (polling) until `condition()` holds; the deadline only catches a hang."""
-    deadline = asyncio.get_running_loop().time() + HANG_S
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"still waiting after {HANG_S} s for {what}")
-        await asyncio.sleep(0.001)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
+from waiting import HANG_S, until
 
 from dikkat.bot.telegram import (
     build_telegram_application,
@@ -35,16 +36,6 @@ USER = {"id": 111, "is_bot": False, "first_name": "Ayşe", "language_code": "tr"
 PRIVATE = {"id": 111, "type": "private", "first_name": "Ayşe"}
 GROUP = {"id": -100777, "type": "supergroup", "title": "Transformers"}
 PNG = b"\x89PNG\r\n\x1a\n fake image"
-HANG_S = 10  # how long a test waits for something that takes milliseconds: only a hang
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait (polling) until `condition()` holds; the deadline only catches a hang."""
-    deadline = asyncio.get_running_loop().time() + HANG_S
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"still waiting after {HANG_S} s for {what}")
-        await asyncio.sleep(0.001)
 
 
 class RecordingRequest(BaseRequest):

@@ -7,29 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from held_retrain import signal_when_held
 
 from dikkat.bot.types import Reply, Request
 from dikkat.models.checksum import file_sha256
 from dikkat.storage.store import Store
-from dikkat.training import retrain as retrain_module
 from dikkat.training.head_sync import ActiveHeadWatcher
 
 DEADLINE_S = 60  # only catches a hang: every wait here ends in seconds even on a busy machine
-
-
-def signal_when_held(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-    """Under `held_retrain`: an event set once a run reaches its held training step (after it
-    has read the active head it is judged against), from the training thread."""
-    loop = asyncio.get_running_loop()
-    reached = asyncio.Event()
-    held = retrain_module.train_candidate  # held_retrain's stand-in, waiting for its release
-
-    def signalling(*args, **kwargs):
-        loop.call_soon_threadsafe(reached.set)
-        return held(*args, **kwargs)
-
-    monkeypatch.setattr(retrain_module, "train_candidate", signalling)
-    return reached
 
 
 async def register_copy(bot, name: str, status: str = "retired") -> int:

@@ -4,6 +4,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from held_retrain import signal_when_held
 
 from dikkat.bot.commands.admin import outcome_text
 from dikkat.bot.types import ButtonPress, Reply, Request
@@ -14,21 +15,6 @@ from dikkat.training.promotion import fixed_metrics
 
 ADMIN, USER = "1", "2"
 DEADLINE_S = 60  # only catches a hang: a retrain takes seconds even on a busy machine
-
-
-def signal_when_held(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-    """Under `held_retrain`: an event set once a run reaches its held training step (after it
-    has read the active head it is judged against), from the training thread."""
-    loop = asyncio.get_running_loop()
-    reached = asyncio.Event()
-    held = retrain_module.train_candidate  # held_retrain's stand-in, waiting for its release
-
-    def signalling(*args, **kwargs):
-        loop.call_soon_threadsafe(reached.set)
-        return held(*args, **kwargs)
-
-    monkeypatch.setattr(retrain_module, "train_candidate", signalling)
-    return reached
 
 
 def request(command: str, args: str = "", user: str = ADMIN, lang: str | None = None) -> Request:
