@@ -329,15 +329,18 @@ async def unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
     (its exception, if any, propagates)."""
     working = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if working.done():
-        working.result()
-        return True
-    working.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await working
-    return False
+    try:
+        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this wait is itself cancelled (a timeout around it): leave no task behind
+        stopping.cancel()
+        if not working.done():
+            working.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await working
+    if working.cancelled():
+        return False
+    working.result()
+    return True
 
 
 async def _start_unless_stopped(app: App, stop: asyncio.Event) -> App | None:
