@@ -34,6 +34,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     OMP_WAIT_POLICY=PASSIVE \
     DIKKAT_DB_PATH=/app/var/dikkat.db \
     DIKKAT_MODEL_DIR=/app/var/models \
+    DIKKAT_HTTP_HOST=0.0.0.0 \
     DIKKAT_HTTP_PORT=8080
 WORKDIR /app
 USER 10001:10001

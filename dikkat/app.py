@@ -316,7 +316,7 @@ def _http_server(settings: Settings, app: App, telegram_app: Any) -> Any:
 
         webhook, secret = webhook_receiver(telegram_app, app.store), webhook_secret(settings)
     return HttpServer(
-        host="0.0.0.0",
+        host=settings.http_host,
         port=settings.http_port,
         health=app.health,
         telegram_webhook=webhook,

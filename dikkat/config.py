@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = Field(20.0, gt=0)
     rate_limit_burst: int = Field(5, ge=1)
 
+    http_host: str = Field("127.0.0.1", min_length=1)  # the image sets 0.0.0.0
     http_port: int = Field(8080, ge=0, le=65535)
     lang: Language = "tr"
     log_format: Literal["text", "json"] = "text"

@@ -116,7 +116,8 @@ def healthcheck(
     import urllib.request
 
     settings = load_settings(quiet=True)
-    url = f"http://127.0.0.1:{settings.http_port}/healthz"
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+    url = f"http://{host}:{settings.http_port}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             typer.echo(response.read().decode())

@@ -93,6 +93,20 @@ class FakeBotApi:
         return web.json_response({"ok": True, "result": result})
 
 
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses listening on `port`, from /proc/net/tcp (empty where there is none)."""
+    table = Path("/proc/net/tcp")
+    if not table.exists():
+        return set()
+    found = set()
+    for line in table.read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
 async def wait_for(url: str, session: aiohttp.ClientSession, deadline: float) -> int:
     while time.monotonic() < deadline:
         try:
@@ -140,6 +154,7 @@ async def test_dikkat_run_serves_telegram_health_metrics_and_stops_on_sigterm(
             async with session.get(f"{base}/healthz") as response:
                 health = await response.json()
             assert health["ok"] is True and health["models"] == "loaded"
+            assert listening_addresses(http_port) in (set(), {"127.0.0.1"})  # not 0.0.0.0
             await asyncio.wait_for(fake.answered.wait(), 240)  # only a hang takes this long
             async with session.get(f"{base}/metrics") as response:
                 metrics = await response.text()

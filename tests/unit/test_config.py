@@ -43,6 +43,12 @@ def test_bad_device_is_rejected(settings: Settings, device: str) -> None:
         Settings(device=device)
 
 
+def test_http_listens_only_on_this_machine_except_in_the_image(settings: Settings) -> None:
+    assert Settings().http_host == "127.0.0.1"
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    assert "DIKKAT_HTTP_HOST=0.0.0.0" in dockerfile  # the published port must reach it
+
+
 def test_secrets_are_masked(settings: Settings) -> None:
     loaded = Settings(telegram_token="123:SECRET-TOKEN", discord_token="discord-secret")
     shown = str(loaded.masked())
