@@ -80,6 +80,8 @@ class HttpServer:
             return web.Response(status=400)
         if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
             return web.Response(status=400)
+        if not 0 <= payload["update_id"] < 2**63:  # what a database integer column holds
+            return web.Response(status=400)
         assert self._webhook is not None
         try:
             status = await self._webhook(payload)

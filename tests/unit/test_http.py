@@ -92,7 +92,16 @@ async def test_webhook_refuses_odd_secrets_and_bodies_without_a_500() -> None:
             raw_header = {SECRET_HEADER: "şifre".encode().decode("latin-1")}
             async with session.post(url, json={"update_id": 1}, headers=raw_header) as r:
                 assert r.status == 403
-            for body in ("null", "[]", '"x"', "{}", '{"update_id": "x"}', '{"update_id": 1.5}'):
+            for body in (
+                "null",
+                "[]",
+                '"x"',
+                "{}",
+                '{"update_id": "x"}',
+                '{"update_id": 1.5}',
+                '{"update_id": 99999999999999999999999}',
+                '{"update_id": -1}',
+            ):
                 headers = {SECRET_HEADER: "s3", "Content-Type": "application/json"}
                 async with session.post(url, data=body, headers=headers) as r:
                     assert r.status == 400, body
