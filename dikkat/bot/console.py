@@ -38,6 +38,12 @@ class ConsoleFrontend:
         self.user_id = user_id
         self.out = out or sys.stdout
         self._buttons: tuple[Button, ...] = ()
+        router.set_notifier(PLATFORM, self.notify)
+
+    async def notify(self, chat_id: str, reply: Reply) -> None:
+        """A message outside a request (a /retrain result): printed when it comes."""
+        self.out.write(self._shown(reply) + "\n")
+        self.out.flush()
 
     def request_for(self, line: str) -> Request | None:
         """A Request for one input line; plain text asks for its sentiment; blank lines none."""
@@ -63,6 +69,14 @@ class ConsoleFrontend:
 
     def render(self, reply: Reply) -> str:
         """Reply text (without control characters), where the image went, the buttons."""
+        parts = [self._shown(reply)]
+        self._buttons = reply.buttons
+        if reply.buttons:
+            parts.append("  ".join(f"[{i}] {b.label}" for i, b in enumerate(reply.buttons, 1)))
+        return "\n".join(parts)
+
+    def _shown(self, reply: Reply) -> str:
+        """The text, and where its image was saved."""
         parts = [printable(reply.text)]
         if reply.image is not None:
             self.image_dir.mkdir(parents=True, exist_ok=True)
@@ -70,9 +84,6 @@ class ConsoleFrontend:
             path = self.image_dir / f"{stamp}-{time.monotonic_ns() % 10**6}-{reply.image_name}"
             path.write_bytes(reply.image)
             parts.append(f"🖼  {path}")
-        self._buttons = reply.buttons
-        if reply.buttons:
-            parts.append("  ".join(f"[{i}] {b.label}" for i, b in enumerate(reply.buttons, 1)))
         return "\n".join(parts)
 
     async def run(self, stdin: TextIO | None = None) -> None:

@@ -1,5 +1,7 @@
 """The console frontend through real subprocesses, as a person or a script would use it."""
 
+import asyncio
+import io
 import os
 import subprocess
 import sys
@@ -7,6 +9,8 @@ from itertools import product
 from pathlib import Path
 
 import pytest
+
+from dikkat.bot.console import ConsoleFrontend
 
 DIKKAT = [sys.executable, "-m", "dikkat"]
 
@@ -69,3 +73,14 @@ def test_ask_takes_a_message_that_starts_with_a_dash_and_answers_an_empty_one(
     assert "Olumsuz" in dash.stdout and "No such option" not in dash.stderr
     empty = run(["ask", ""], tmp_path, model_dir)
     assert empty.returncode == 0 and "/sort CBABBC" in empty.stdout
+
+
+async def test_the_console_prints_a_retrain_result_when_it_comes(bot, tmp_path: Path) -> None:
+    out = io.StringIO()
+    console = ConsoleFrontend(bot.router, image_dir=tmp_path / "images", out=out)
+    reply = await console.answer("/retrain")
+    assert "#1" in reply
+    async with asyncio.timeout(120):  # only a hang: a retrain takes seconds
+        while "Yeniden eğitim #1" not in out.getvalue():
+            await asyncio.sleep(0.05)
+    assert "Makro-F1" in out.getvalue()
