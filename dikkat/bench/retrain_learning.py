@@ -23,7 +23,7 @@ from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.head import SentimentHead
 from dikkat.storage.features import FeatureCache
 from dikkat.training.candidate import train_candidate
-from dikkat.training.data import load_labelled_csv, split_train_val
+from dikkat.training.data import split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.heads import ShippedReference
 from dikkat.training.metrics import evaluate
@@ -183,12 +183,9 @@ def run_learning_benchmark(
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Load the offline encoder and the shared sets, run every seed, write JSON and PNG."""
-    from dikkat.bench.sentiment import data_dir
+    from dikkat.bench.sentiment import shared_frames
 
-    folder = data_dir()
-    if folder is None:
-        raise FileNotFoundError("the shared sentiment sets (../shared/data/sentiment) are absent")
-    frames = {s.file: load_labelled_csv(folder / s.file) for s in PUBLIC_SETS}
+    _, frames = shared_frames()
     encoder = load_encoder("offline", device="cpu", model_dir=model_dir)
     scratch = Path(tempfile.mkdtemp(prefix="dikkat-bench-learning-"))
     cache = FeatureCache(features_db or scratch / "features.db", encoder.feature_key)

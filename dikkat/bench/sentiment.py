@@ -39,6 +39,14 @@ def data_dir() -> Path | None:
     return None
 
 
+def shared_frames(folder: Path | None = None) -> tuple[Path, dict[str, pd.DataFrame]]:
+    """The shared sets' folder and every public set in it; FileNotFoundError when absent."""
+    folder = folder or data_dir()
+    if folder is None:
+        raise FileNotFoundError("the shared sentiment sets (../shared/data/sentiment) are absent")
+    return folder, {s.file: load_labelled_csv(folder / s.file) for s in PUBLIC_SETS}
+
+
 def _summary(metrics: Metrics) -> dict[str, Any]:
     return {
         "n": metrics.n,
@@ -137,11 +145,8 @@ def run_sentiment_benchmark(
     features_db: Path | None = None,
 ) -> dict[str, Any]:
     """Every part; needs the shared sets (raises FileNotFoundError without them)."""
-    folder = folder or data_dir()
-    if folder is None:
-        raise FileNotFoundError("the shared sentiment sets (../shared/data/sentiment) are absent")
+    folder, frames = shared_frames(folder)
     started = time.perf_counter()
-    frames = {s.file: load_labelled_csv(folder / s.file) for s in PUBLIC_SETS}
     train, test = split_train_val(frames[IN_DOMAIN], SPLIT_FRACTION, SPLIT_SEED)
     scratch = Path(scratch or tempfile.mkdtemp(prefix="dikkat-bench-sentiment-"))
     scratch.mkdir(parents=True, exist_ok=True)
