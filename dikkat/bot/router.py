@@ -171,4 +171,4 @@ class Router:
     async def handle_button(self, press: ButtonPress) -> Reply:
         """Answer a feedback button press: `fb:<prediction id>:<label>`."""
         lang = await self.language(press.platform, press.user_id, press.lang)
-        return await self._sentiment.feedback(press.data, press.platform, press.user_id, lang)
+        return await self._sentiment.feedback(press, lang)

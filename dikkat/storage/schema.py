@@ -118,6 +118,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX retrain_requests_untaken ON retrain_requests (id) WHERE taken_at IS NULL;
     """,
+    # 6: a prediction id (carried by feedback buttons) is never handed out twice, even after
+    # /forget deleted the newest predictions: AUTOINCREMENT, so the table is rebuilt
+    """
+    DROP TABLE IF EXISTS predictions_v6;
+    CREATE TABLE predictions_v6 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        label TEXT NOT NULL,
+        probabilities TEXT NOT NULL,
+        head_version INTEGER,
+        created_at REAL NOT NULL
+    );
+    INSERT INTO predictions_v6 SELECT id, platform, user_id, chat_id, text, text_hash, label,
+        probabilities, head_version, created_at FROM predictions;
+    DROP TABLE predictions;
+    ALTER TABLE predictions_v6 RENAME TO predictions;
+    CREATE INDEX predictions_user ON predictions (platform, user_id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -136,8 +158,12 @@ def pending_migrations(current_version: int) -> list[tuple[int, str]]:
 
 
 def migration_script(target_version: int, script: str) -> str:
-    """One migration and its version bump, as a single transaction."""
-    return f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target_version};\nCOMMIT;"
+    """One migration and its version bump, as a single transaction. Foreign keys are off while
+    it runs (a rebuilt table is dropped without cascading to the rows that reference it)."""
+    return (
+        f"PRAGMA foreign_keys = OFF;\nBEGIN IMMEDIATE;\n{script}\n"
+        f"PRAGMA user_version = {target_version};\nCOMMIT;\nPRAGMA foreign_keys = ON;"
+    )
 
 
 def connect_sync(path: str) -> sqlite3.Connection:

@@ -114,16 +114,24 @@ class Store(CoordinationMixin, VersionsMixin, RunsMixin, StoreBase):
         user_id: str,
         label: str,
         features: tuple[str, np.ndarray] | None = None,
+        *,
+        chat_id: str | None = None,
     ) -> FeedbackOutcome:
         """Record or change one user's vote on a prediction, and in the same transaction the
-        voted text's features (encoder key, vector) when given: one write per vote."""
+        voted text's features (encoder key, vector) when given: one write per vote. With
+        `chat_id`, a prediction made in another chat or on another platform is "missing"."""
         if label not in LABELS:
             raise ValueError(f"unknown label {label!r}")
         now = time.time()
         async with self._transaction() as db:
-            async with db.execute("SELECT 1 FROM predictions WHERE id = ?", (prediction_id,)) as c:
-                if await c.fetchone() is None:
-                    return "missing"
+            async with db.execute(
+                "SELECT platform, chat_id FROM predictions WHERE id = ?", (prediction_id,)
+            ) as c:
+                found = await c.fetchone()
+            if found is None or (
+                chat_id is not None and (found["platform"], found["chat_id"]) != (platform, chat_id)
+            ):
+                return "missing"
             async with db.execute(
                 "SELECT label FROM feedback WHERE prediction_id = ? AND platform = ? "
                 "AND user_id = ?",

@@ -114,6 +114,23 @@ async def test_forget_deletes_the_callers_data_and_old_buttons_answer_politely(b
     assert [r["user_id"] for r in await bot.store.feedback_rows()] == ["u2"]
 
 
+async def test_an_old_button_after_forget_never_labels_another_users_text(bot) -> None:
+    theirs_old = await bot.router.handle(request("sentiment", "Eski metin", user="u1"))
+    await bot.router.handle(request("forget", user="u1"))
+    other = Request("telegram", "u2", "other chat", "sentiment", "B'nin metni", None)
+    await bot.router.handle(other)
+    reply = await bot.router.handle_button(press(theirs_old.buttons[0].data, user="u1"))
+    assert "artık kayıtlı değil" in reply.text
+    assert await bot.store.feedback_rows() == []
+
+
+async def test_a_button_pressed_in_another_chat_is_refused(bot) -> None:
+    reply = await bot.router.handle(request("sentiment", "Harika bir film!"))
+    elsewhere = ButtonPress("telegram", "u1", "another chat", reply.buttons[2].data)
+    assert "artık kayıtlı değil" in (await bot.router.handle_button(elsewhere)).text
+    assert await bot.store.feedback_rows() == []
+
+
 async def test_rate_limit_answers_slow_down_with_the_wait(bot) -> None:
     burst = bot.settings.rate_limit_burst
     replies = [await bot.router.handle(request("sort", "CBABBC")) for _ in range(burst + 1)]

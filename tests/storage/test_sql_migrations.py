@@ -152,6 +152,11 @@ async def test_an_older_sqlite_file_migrates_with_equal_row_counts(
     assert {table: after[table] for table in before} == {
         t: n + (t == "model_versions") for t, n in before.items()
     }
+    conn = sqlite3.connect(path)
+    query = "SELECT sql FROM sqlite_master WHERE name = 'predictions'"
+    (table_sql,) = conn.execute(query).fetchone()
+    conn.close()
+    assert "AUTOINCREMENT" in table_sql  # revision 0007: ids never reused
 
 
 def upgrade_in_two_processes(*urls: str) -> list[subprocess.CompletedProcess]:

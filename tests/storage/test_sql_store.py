@@ -59,6 +59,22 @@ async def test_an_unknown_newer_revision_is_refused(store: SqlStore, db_url: str
         await SqlStore.open(db_url)
 
 
+async def test_a_prediction_id_is_never_reused_after_forget(store: SqlStore) -> None:
+    first = await predict(store, "ilk", "a")
+    newest = await predict(store, "A'nın son metni", "a")
+    await store.forget_user("telegram", "a")
+    assert await predict(store, "B'nin metni", "b") > newest > first
+    assert await store.add_feedback(newest, "telegram", "a", "negative", chat_id="c") == "missing"
+    assert await store.feedback_rows() == []
+
+
+async def test_a_vote_from_another_chat_or_platform_is_refused(store: SqlStore) -> None:
+    pid = await predict(store, "güzel")  # made in chat "c" on telegram
+    assert await store.add_feedback(pid, "telegram", "u2", "positive", chat_id="x") == "missing"
+    assert await store.add_feedback(pid, "discord", "u2", "positive", chat_id="c") == "missing"
+    assert await store.add_feedback(pid, "telegram", "u2", "positive", chat_id="c") == "created"
+
+
 async def test_feedback_created_changed_unchanged_missing(store: SqlStore) -> None:
     pid = await predict(store, "güzel")
     assert await store.add_feedback(pid, "telegram", "u2", "positive") == "created"

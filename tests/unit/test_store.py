@@ -79,6 +79,55 @@ async def test_feedback_created_changed_unchanged_missing(store: Store) -> None:
         await store.add_feedback(pid, "telegram", "u2", "great")
 
 
+async def test_a_prediction_id_is_never_reused_after_forget(store: Store) -> None:
+    first = await predict(store, "ilk", "a")
+    newest = await predict(store, "A'nın son metni", "a")
+    await store.forget_user("telegram", "a")
+    assert await predict(store, "B'nin metni", "b") > newest > first
+    assert await store.add_feedback(newest, "telegram", "a", "negative", chat_id="c") == "missing"
+    assert await store.feedback_rows() == []
+
+
+async def test_a_vote_from_another_chat_or_platform_is_refused(store: Store) -> None:
+    pid = await predict(store, "güzel")  # made in chat "c" on telegram
+    assert await store.add_feedback(pid, "telegram", "u2", "positive", chat_id="x") == "missing"
+    assert await store.add_feedback(pid, "discord", "u2", "positive", chat_id="c") == "missing"
+    assert await store.add_feedback(pid, "telegram", "u2", "positive", chat_id="c") == "created"
+
+
+async def test_version_5_file_gets_ids_never_reused_and_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript("".join(MIGRATIONS[:5]) + "\nPRAGMA user_version = 5;")
+    for pid in (1, 2, 3):
+        conn.execute(
+            "INSERT INTO predictions (id, platform, user_id, chat_id, text, text_hash, label, "
+            "probabilities, head_version, created_at) VALUES (?, 'telegram', 'u', 'c', ?, 'h', "
+            "'positive', '{}', NULL, 0)",
+            (pid, f"metin {pid}"),
+        )
+        conn.execute(
+            "INSERT INTO feedback (prediction_id, platform, user_id, label, created_at, "
+            "updated_at) VALUES (?, 'telegram', 'v', 'negative', 0, 0)",
+            (pid,),
+        )
+    conn.execute("DELETE FROM predictions WHERE id = 3")  # cascades to its vote
+    conn.close()
+    store = await Store.open(path)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert [row["prediction_id"] for row in await store.feedback_rows()] == [1, 2]
+        await store.forget_user("telegram", "u")
+        assert await predict(store, "yeni") == 3  # ids freed before the upgrade: not known
+        await store.forget_user("telegram", "u1")
+        assert await predict(store, "daha yeni") == 4
+        check = sqlite3.connect(path).execute("PRAGMA foreign_key_check").fetchall()
+        assert check == []
+    finally:
+        await store.close()
+
+
 async def test_majority_vote_ties_dropped_and_one_vote_per_user_per_text(store: Store) -> None:
     for user, label in [("a", "positive"), ("b", "positive"), ("c", "negative")]:
         await store.add_feedback(await predict(store, "çok iyi", user), "telegram", user, label)

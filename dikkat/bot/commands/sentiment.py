@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 
 from dikkat.bot.i18n import LABEL_EMOJI, LABEL_NAMES, t
-from dikkat.bot.types import Button, Reply, Request, parse_id
+from dikkat.bot.types import Button, ButtonPress, Reply, Request, parse_id
 from dikkat.bot.validation import InvalidInput, clean_text
 from dikkat.inference.backend import InferenceBackend
 from dikkat.storage.store import LABELS, Store
@@ -70,8 +70,10 @@ class SentimentCommands:
         )
         return Reply("\n".join(lines), buttons=buttons)
 
-    async def feedback(self, data: str, platform: str, user_id: str, lang: str) -> Reply:
-        """Stores a vote from a feedback button (`fb:<prediction id>:<label>`)."""
+    async def feedback(self, press: ButtonPress, lang: str) -> Reply:
+        """Stores a vote from a feedback button (`fb:<prediction id>:<label>`) pressed in the
+        chat where the prediction was made."""
+        data, platform, user_id = press.data, press.platform, press.user_id
         prefix, _, rest = data.partition(":")
         raw_id, _, label = rest.partition(":")
         prediction = parse_id(raw_id)
@@ -84,6 +86,7 @@ class SentimentCommands:
                 user_id,
                 label,
                 features=await self._remembered_features(prediction),
+                chat_id=press.chat_id,
             )
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) and "busy" not in str(error):

@@ -95,15 +95,20 @@ class SqlStore(SqlCoordinationMixin, SqlVersionsMixin, SqlRunsMixin):
         user_id: str,
         label: str,
         features: tuple[str, np.ndarray] | None = None,
+        *,
+        chat_id: str | None = None,
     ) -> FeedbackOutcome:
         """Record or change one user's vote on a prediction, and in the same transaction the
-        voted text's features (encoder key, vector) when given: one write per vote."""
+        voted text's features (encoder key, vector) when given: one write per vote. With
+        `chat_id`, a prediction made in another chat or on another platform is "missing"."""
         if label not in LABELS:
             raise ValueError(f"unknown label {label!r}")
         now = time.time()
         async with self._transaction() as db:
-            found = await db.execute(sa.select(_p.id).where(_p.id == prediction_id))
-            if found.scalar_one_or_none() is None:
+            found = (
+                await db.execute(sa.select(_p.platform, _p.chat_id).where(_p.id == prediction_id))
+            ).one_or_none()
+            if found is None or (chat_id is not None and tuple(found) != (platform, chat_id)):
                 return "missing"
             existing = (
                 await db.execute(

@@ -1,5 +1,5 @@
 """The tables as SQLAlchemy Core `MetaData`: schema version 4, head blobs (0005), and the
-shared-work tables of version 5 (0006)."""
+shared-work tables of version 5 (0006), prediction ids never reused (0007, version 6)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ predictions = sa.Table(
     sa.Column("head_version", sa.Integer),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Index("predictions_user", "platform", "user_id"),
+    sqlite_autoincrement=True,  # revision 0007: an id carried by a button is never reused
 )
 
 feedback = sa.Table(
