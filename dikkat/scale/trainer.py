@@ -10,7 +10,6 @@ import logging
 from dikkat.app import unless_stopped
 from dikkat.config import Settings
 from dikkat.scale.leader import Leadership
-from dikkat.storage.runs import INTERRUPTED
 from dikkat.storage.store import RunInProgress, RunStatus, Store
 from dikkat.training.retrain import RetrainJob
 from dikkat.training.schedule import build_scheduler
@@ -29,20 +28,21 @@ async def lead_retraining(
         if not await unless_stopped(leadership.acquire(), stop):
             await leadership.release()
             return
-        log.info("this process leads retraining (cron %s)", settings.retrain_cron)
         try:
             await _take_over(store)
+            log.info("this process leads retraining (cron %s)", settings.retrain_cron)
             await _lead(job, store, settings, stop, leadership.lost)
         finally:
             await leadership.release()
 
 
 async def _take_over(store: Store) -> None:
-    """A run still 'running' when leadership changes hands belonged to a leader that died."""
-    run = await store.last_run()
-    if run is not None and run.status == RunStatus.RUNNING:
-        await store.finish_run(run.id, status=RunStatus.FAILED, error=INTERRUPTED)
-        log.warning("retrain run %d was interrupted by the previous leader's stop", run.id)
+    """Fail the runs a dead leader left behind: those whose lease expired or whose owner died
+    on this host. A run whose owner still renews its lease (a `dikkat retrain` from the CLI, a
+    leader that is only slow) is left to finish; no new run starts beside it."""
+    interrupted = await store.fail_unfinished_runs()
+    if interrupted:
+        log.warning("%d retrain run(s) were interrupted by the previous leader's stop", interrupted)
 
 
 async def _lead(
@@ -62,7 +62,7 @@ async def _lead(
 
 async def _serve_one_request(job: RetrainJob, store: Store) -> None:
     """Start the oldest retrain request a frontend left, when no run is going on."""
-    if job.busy:
+    if job.busy or await _run_going_on(store):
         return
     request = await store.take_retrain_request()
     if request is None:
@@ -75,3 +75,9 @@ async def _serve_one_request(job: RetrainJob, store: Store) -> None:
         log.info("retrain request %d not started (%s); queued again as %d", request_id, busy, again)
         return
     await store.attach_request_run(request_id, run_id)
+
+
+async def _run_going_on(store: Store) -> bool:
+    """A run of another process (a CLI retrain) is still going on: requests wait for it."""
+    run = await store.last_run()
+    return run is not None and run.status == RunStatus.RUNNING

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +24,14 @@ from dikkat.scale.trainer import lead_retraining
 from dikkat.storage.sql.migrate import asyncpg_dsn, sqlite_path
 
 HANG_S = 30.0  # only a hang takes this long (a takeover normally takes under a second)
+RETRAIN_HANG_S = 120.0  # a retrain on 2 busy cores: only a hang takes this long
+
+
+def dead_owner() -> str:
+    """The owner string of a process on this host that has already exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return f"{socket.gethostname()}:{child.pid}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -27,14 +39,16 @@ def shared_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
 
 
-async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+async def _until(
+    condition: Callable[[], Awaitable[bool]], what: str, hang_s: float = HANG_S
+) -> None:
     """Poll `condition` until it holds; the deadline only catches a hang."""
     try:
-        async with asyncio.timeout(HANG_S):
+        async with asyncio.timeout(hang_s):
             while not await condition():
                 await asyncio.sleep(0.01)
     except TimeoutError:
-        raise AssertionError(f"hung: {what} after {HANG_S} s") from None
+        raise AssertionError(f"hung: {what} after {hang_s} s") from None
 
 
 @asynccontextmanager
@@ -126,6 +140,7 @@ async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
     async with App(trainer_settings, encoder=minilm_encoder) as trainer:
         store = trainer.store
         dead = await store.start_run("cron", None)  # a run its (dead) leader never finished
+        await store._execute("UPDATE retrain_runs SET owner = ? WHERE id = ?", (dead_owner(), dead))
         frontend = RetrainRequests(store, minilm_encoder.feature_key)
         request_id = await frontend.start("admin", "telegram:1")
         stop = asyncio.Event()
@@ -144,6 +159,47 @@ async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
             await leading
         assert (await store.get_run(dead)).status == "failed"
         assert run.status in ("promoted", "rejected", "skipped") and request_id >= 1
+
+
+async def test_a_new_leader_leaves_a_live_run_of_another_process_alone(
+    shared_url: str, settings, minilm_encoder, seed_features_db: Path, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="dikkat.scale.trainer")
+    shutil.copy(seed_features_db, settings.db_path)
+    trainer_settings = settings.model_copy(
+        update={"database_url": SecretStr(shared_url), "role": "trainer"}
+    )
+    async with App(trainer_settings, encoder=minilm_encoder) as trainer:
+        store = trainer.store
+        live = await store.start_run("cli", "cli")  # a `dikkat retrain` elsewhere, lease renewed
+        await store._execute("UPDATE retrain_runs SET owner = 'elsewhere:1' WHERE id = ?", (live,))
+        await RetrainRequests(store, minilm_encoder.feature_key).start("admin", "telegram:1")
+        stop = asyncio.Event()
+        leading = asyncio.create_task(
+            lead_retraining(trainer.retrainer, store, trainer_settings, stop)
+        )
+        try:
+            await _until(lambda: _logged(caplog, "leads retraining"), "no leader")
+            assert (await store.get_run(live)).status == "running"  # not failed by the leader
+            assert (await store.last_run()).id == live  # and no run beside it
+            await store.finish_run(live, status="skipped")
+            await _until(
+                lambda: _finished_for(store, "telegram:1"),
+                "the request never ran afterwards",
+                RETRAIN_HANG_S,
+            )
+        finally:
+            stop.set()
+            await leading
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, words: str) -> bool:
+    return any(words in record.getMessage() for record in caplog.records)
+
+
+async def _finished_for(store, requested_by: str) -> bool:
+    run = await store.last_run(finished=True)
+    return run is not None and run.requested_by == requested_by
 
 
 async def test_a_schema_upgrade_does_not_wait_for_the_trainer_leader(pg_url: str, settings) -> None:
