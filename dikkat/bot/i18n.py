@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dikkat.i18n import Catalog
+from dikkat.storage.errors import StoreBusy, StoreError, StoreFull
 
 MESSAGES = Catalog(
     {
@@ -203,6 +204,20 @@ MESSAGES = Catalog(
             "tr": "Oyunuzu şu an kaydedemedim (veritabanı meşgul). Lütfen birazdan tekrar deneyin.",
             "en": "I couldn't save your vote just now (the database is busy). Please try again.",
         },
+        "database_busy": {
+            "tr": "Veritabanı şu an meşgul, bunu kaydedemedim. Lütfen birazdan tekrar deneyin.",
+            "en": "The database is busy right now, so I couldn't save that. Please try again.",
+        },
+        "database_full": {
+            "tr": "Şu an hiçbir şey kaydedemiyorum: sunucunun diski dolu. Lütfen botun "
+            "yöneticisine haber verin.",
+            "en": "I can't save anything right now: the server's disk is full. Please let the "
+            "bot's admin know.",
+        },
+        "database_unavailable": {
+            "tr": "Veritabanına şu an ulaşamıyorum. Lütfen biraz sonra tekrar deneyin.",
+            "en": "I can't reach the database right now. Please try again in a little while.",
+        },
         "unknown_button": {
             "tr": "Bu düğme artık geçerli değil.",
             "en": "This button is no longer valid.",
@@ -318,3 +333,10 @@ LABEL_EMOJI = {"negative": "🙁", "neutral": "😐", "positive": "🙂"}
 def t(key: str, lang: str, **values: object) -> str:
     """The bot's message `key` in `lang`, formatted with `values`."""
     return MESSAGES.text(key, lang, **values)
+
+
+def store_error_key(error: StoreError) -> str:
+    """The message that tells a user why the database could not take their request."""
+    if isinstance(error, StoreBusy):
+        return "database_busy"
+    return "database_full" if isinstance(error, StoreFull) else "database_unavailable"

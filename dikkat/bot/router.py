@@ -12,7 +12,7 @@ from dikkat.bot.commands.admin import ADMIN_COMMANDS, AdminCommands, Retrainer
 from dikkat.bot.commands.attention import AttentionCommands
 from dikkat.bot.commands.sentiment import SentimentCommands
 from dikkat.bot.commands.sort import SortCommands
-from dikkat.bot.i18n import COMMAND_HELP, t
+from dikkat.bot.i18n import COMMAND_HELP, store_error_key, t
 from dikkat.bot.ratelimit import RateLimiter
 from dikkat.bot.types import ButtonPress, Handler, Reply, Request, printable
 from dikkat.bot.validation import InvalidInput
@@ -20,6 +20,7 @@ from dikkat.config import Settings
 from dikkat.i18n import normalise_language
 from dikkat.inference.backend import InferenceBackend
 from dikkat.inference.batcher import BatcherStopped, Overloaded, RequestTimedOut, last_batch_size
+from dikkat.storage.errors import StoreBusy, StoreError
 from dikkat.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -118,11 +119,7 @@ class Router:
         started = time.perf_counter()
         command = request.command.lower()
         outcome = "ok"
-        try:
-            lang = await self.language(request.platform, request.user_id, request.lang)
-        except Exception:
-            log.exception("language lookup failed")
-            lang = normalise_language(request.lang, self.settings.lang)
+        lang = await self._language_or_client(request.platform, request.user_id, request.lang)
         try:
             reply = await self._dispatch(request, command, lang)
         except InvalidInput as error:
@@ -138,6 +135,15 @@ class Router:
             outcome, reply = "timeout", Reply(t("timeout", lang))
         except BatcherStopped:
             outcome, reply = "unavailable", Reply(t("unavailable", lang))
+        except StoreError as error:
+            log.log(
+                logging.WARNING if isinstance(error, StoreBusy) else logging.ERROR,
+                "command /%s: the database failed: %s (%s)",
+                command[:32],
+                type(error).__name__,
+                error,
+            )
+            outcome, reply = "store", Reply(t(store_error_key(error), lang), private=True)
         except Exception:
             log.exception("command /%s failed", command[:32])
             outcome, reply = "error", Reply(t("internal_error", lang), private=True)
@@ -170,5 +176,15 @@ class Router:
 
     async def handle_button(self, press: ButtonPress) -> Reply:
         """Answer a feedback button press: `fb:<prediction id>:<label>`."""
-        lang = await self.language(press.platform, press.user_id, press.lang)
+        lang = await self._language_or_client(press.platform, press.user_id, press.lang)
         return await self._sentiment.feedback(press, lang)
+
+    async def _language_or_client(self, platform: str, user_id: str, client: str | None) -> str:
+        """`language`, or the client's language when the database cannot say."""
+        try:
+            return await self.language(platform, user_id, client)
+        except StoreError as error:
+            log.warning("language lookup failed: %s (%s)", type(error).__name__, error)
+        except Exception:
+            log.exception("language lookup failed")
+        return normalise_language(client, self.settings.lang)

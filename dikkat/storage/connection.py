@@ -11,6 +11,7 @@ from typing import Any, Self
 
 import aiosqlite
 
+from dikkat.storage.errors import store_errors
 from dikkat.storage.records import DatabaseOpenError, open_hint
 from dikkat.storage.schema import BUSY_TIMEOUT_MS, PRAGMAS, migration_script, pending_migrations
 
@@ -83,21 +84,22 @@ class StoreBase:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
+        async with store_errors(), self._write_lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite already rolled back on a full disk
+                    await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._reader.execute(sql, tuple(params)) as cursor:
+        async with store_errors(), self._reader.execute(sql, tuple(params)) as cursor:
             return await cursor.fetchone()
 
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._reader.execute(sql, tuple(params)) as cursor:
+        async with store_errors(), self._reader.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
 

@@ -140,3 +140,50 @@ async def test_a_vote_that_cannot_be_written_in_time_is_answered_politely(bot) -
         ButtonPress("telegram", "v", "c", f"fb:{second}:positive")
     )
     assert "Teşekkürler" in again.text
+
+
+def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.exc_info]
+
+
+@pytest.mark.parametrize(
+    ("command", "args"), [("lang", "en"), ("sentiment", "Güzel bir gün"), ("forget", "")]
+)
+async def test_a_command_that_writes_under_a_held_lock_is_answered_politely(
+    bot, caplog: pytest.LogCaptureFixture, command: str, args: str
+) -> None:
+    await bot.store._conn.execute("PRAGMA busy_timeout = 200")
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold_write_lock, args=(bot.settings.db_path, locked, release))
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, DEADLINE_S)
+        reply = await bot.router.handle(Request("telegram", "w", "c", command, args))
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, HOLD_CAP_S)
+    assert "meşgul" in reply.text and "tekrar deneyin" in reply.text
+    assert "ters gitti" not in reply.text and tracebacks(caplog) == []
+    again = await bot.router.handle(Request("telegram", "w", "c", command, args))
+    assert "meşgul" not in again.text
+
+
+async def test_a_full_disk_is_named_in_the_answer_and_nothing_stored_is_lost(
+    bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    (pid,) = await predictions(bot, 1)
+    await bot.router.handle_button(ButtonPress("telegram", "v", "c", f"fb:{pid}:negative"))
+    async with bot.store._conn.execute("PRAGMA page_count") as cursor:
+        (pages,) = await cursor.fetchone()
+    await bot.store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full now
+    long_text = "Uzun ve ayrıntılı bir yorum, " * 100
+    for _ in range(100):  # a page or two may still have room: fill them
+        reply = await bot.router.handle(Request("telegram", "w", "c", "sentiment", long_text))
+        if "diski dolu" in reply.text:
+            break
+    assert "diski dolu" in reply.text and tracebacks(caplog) == []
+    await bot.store._conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+    votes = await bot.store.feedback_rows()
+    assert [(v["prediction_id"], v["label"]) for v in votes] == [(pid, "negative")]
+    after = await bot.router.handle(Request("telegram", "w", "c", "sentiment", long_text))
+    assert len(after.buttons) == 3

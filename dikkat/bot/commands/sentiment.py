@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import numpy as np
 
-from dikkat.bot.i18n import LABEL_EMOJI, LABEL_NAMES, t
+from dikkat.bot.i18n import LABEL_EMOJI, LABEL_NAMES, store_error_key, t
 from dikkat.bot.types import Button, ButtonPress, Reply, Request, parse_id
 from dikkat.bot.validation import InvalidInput, clean_text
 from dikkat.inference.backend import InferenceBackend
+from dikkat.storage.errors import StoreBusy, StoreError
 from dikkat.storage.store import LABELS, Store
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,12 @@ class SentimentCommands:
                 features=await self._remembered_features(prediction),
                 chat_id=press.chat_id,
             )
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error):
-                log.exception("feedback could not be stored")
-                return Reply(t("internal_error", lang), private=True)
+        except StoreBusy as error:
             log.warning("feedback not stored: the database stayed locked (%s)", error)
             return Reply(t("store_busy", lang), private=True)
+        except StoreError as error:
+            log.error("feedback not stored: %s (%s)", type(error).__name__, error)
+            return Reply(t(store_error_key(error), lang), private=True)
         except Exception:
             log.exception("feedback could not be stored")
             return Reply(t("internal_error", lang), private=True)

@@ -15,6 +15,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from dikkat.storage.errors import StoreError, store_errors
 from dikkat.storage.records import DatabaseOpenError, open_hint
 from dikkat.storage.schema import BUSY_TIMEOUT_MS, PRAGMAS
 from dikkat.storage.sql.migrate import (
@@ -93,6 +94,8 @@ class SqlStoreBase:
             await store.ping()
         except BaseException as error:
             await store.close()
+            if isinstance(error, StoreError) and error.__cause__ is not None:
+                error = error.__cause__
             if isinstance(error, exc.DBAPIError | OSError | sqlite3.Error):
                 raise DatabaseOpenError(_open_hint(shown, error)) from error
             raise
@@ -119,17 +122,17 @@ class SqlStoreBase:
         return self._writer.dialect.name
 
     async def _revision(self) -> str | None:
-        async with self._reader.connect() as conn:
+        async with store_errors(), self._reader.connect() as conn:
             return await conn.run_sync(current_revision)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE, serialised in this process)."""
         if self._write_lock is None:
-            async with self._writer.begin() as conn:
+            async with store_errors(), self._writer.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self._writer.begin() as conn:
+        async with store_errors(), self._write_lock, self._writer.begin() as conn:
             yield conn
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
@@ -140,7 +143,7 @@ class SqlStoreBase:
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Every row of a raw read query with `?` placeholders."""
         statement, binds = _qmark(sql, params)
-        async with self._reader.connect() as conn:
+        async with store_errors(), self._reader.connect() as conn:
             result = await conn.execute(statement, binds)
             return [Row(list(result.keys()), row) for row in result]
 
@@ -152,7 +155,7 @@ class SqlStoreBase:
 
     async def _rows(self, statement: sa.Executable) -> list[Row]:
         """Every row of a Core query, on the reader."""
-        async with self._reader.connect() as conn:
+        async with store_errors(), self._reader.connect() as conn:
             result = await conn.execute(statement)
             return [Row(list(result.keys()), row) for row in result]
 
