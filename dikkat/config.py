@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_register_webhook: bool = True
     discord_token: SecretStr | None = None
+    discord_api_url: str | None = None  # None: discord.py's own https://discord.com/api/v10
     discord_guild_id: int | None = None
     discord_shard_ids: str = ""
     discord_shard_count: int | None = Field(None, ge=1)

@@ -7,7 +7,7 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,10 @@ PLATFORM = "discord"
 MAX_CONTENT = 2000
 MAX_DESCRIPTION = 100
 CUSTOM_ID_PREFIX = "dikkat:"
+DISCORD_API_URL = discord.http.Route.BASE  # discord.py's own, https://discord.com/api/v10
+# What discord.py raises for an interaction without an option declared required here (or with
+# one of another type): commands synced by an older version, a client with a stale list.
+OPTION_MISMATCH = (app_commands.CommandSignatureMismatch, app_commands.TransformerError)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ ARGUMENTS: dict[str, Argument | None] = {
     "sort": Argument(True, "sort"),
     "sentiment": Argument(True, "sentiment"),
     "attention": Argument(False, "attention"),
-    "explain": Argument(False, "explain"),
+    "explain": Argument(True, "explain"),
     "lang": Argument(False, "lang"),
     "rollback": Argument(True, "rollback"),
 }
@@ -135,6 +139,13 @@ def request_lang(interaction: discord.Interaction) -> str:
     return interaction.locale.value
 
 
+def use_api_url(url: str | None) -> None:
+    """Send discord.py's REST calls, interaction responses included, to `url` (a proxy, a test
+    double) or, for None, to Discord. discord.py keeps the base on its Route class, so it holds
+    for every client of the process; the gateway is the one the API's /gateway/bot names."""
+    discord.http.Route.BASE = url.rstrip("/") if url else DISCORD_API_URL
+
+
 class DikkatDiscord(discord.Client):
     """A Discord client whose slash commands and buttons all go through the Router."""
 
@@ -150,13 +161,18 @@ class DikkatDiscord(discord.Client):
         self.router = router
         self.settings = settings
         self.defer_after_s = defer_after_s
+        use_api_url(settings.discord_api_url)
         self.tree = app_commands.CommandTree(self)
         self.tree.error(self.on_command_error)
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        everyone = {name for name, _ in router.menu("en")}
         for name, description in router.menu("en", admin=True):
-            self.tree.add_command(self._slash_command(name, description))
+            command = self._slash_command(name, description)
+            if name not in everyone:  # listed for admins only; the Router still checks rights
+                command = app_commands.default_permissions(administrator=True)(command)
+            self.tree.add_command(command)
         router.set_notifier(PLATFORM, self.notify)
 
     def _slash_command(self, name: str, description: str) -> app_commands.Command[Any, ..., None]:
@@ -241,18 +257,29 @@ class DikkatDiscord(discord.Client):
             args,
             request_lang(interaction),
         )
+        private = command in PRIVATE_COMMANDS
+
+        async def thinking() -> None:
+            await interaction.response.defer(thinking=True, ephemeral=private)
+
         with self._tracked():
-            pending = asyncio.ensure_future(self.router.handle(request))
-            try:
-                done, _ = await asyncio.wait({pending}, timeout=self.defer_after_s)
-                deferred_private: bool | None = None
-                if not done:
-                    deferred_private = command in PRIVATE_COMMANDS
-                    await interaction.response.defer(thinking=True, ephemeral=deferred_private)
-                reply = await pending
-            finally:
-                pending.cancel()
-            await send_reply(interaction, reply, deferred_private)
+            reply, deferred = await self._routed(self.router.handle(request), thinking)
+            await send_reply(interaction, reply, private if deferred else None)
+
+    async def _routed(
+        self, work: Awaitable[Reply], defer: Callable[[], Awaitable[object]]
+    ) -> tuple[Reply, bool]:
+        """The Router's Reply and whether `defer` ran: Discord drops an interaction that gets
+        no response within 3 s, so one whose answer takes longer than `defer_after_s` (a slow
+        model, a write-locked database) is deferred first and answered when the Reply comes."""
+        pending = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait({pending}, timeout=self.defer_after_s)
+            if not done:
+                await defer()
+            return await pending, not done
+        finally:
+            pending.cancel()
 
     async def on_button(self, interaction: discord.Interaction, data: str) -> None:
         """A feedback button: route the press, answer ephemerally, update the buttons if asked."""
@@ -265,10 +292,15 @@ class DikkatDiscord(discord.Client):
         )
         with self._tracked():
             try:
-                reply = await self.router.handle_button(press)
+                reply, deferred = await self._routed(
+                    self.router.handle_button(press), interaction.response.defer
+                )  # deferred: nothing shows until the answer below
                 view = feedback_view(reply.buttons)
-                if view is not None:
+                if view is not None and deferred:
+                    await interaction.edit_original_response(view=view)  # the buttons' message
+                elif view is not None:
                     await interaction.response.edit_message(view=view)
+                if interaction.response.is_done():
                     await interaction.followup.send(reply.text, ephemeral=True)
                 else:
                     await interaction.response.send_message(reply.text, ephemeral=True)
@@ -283,7 +315,18 @@ class DikkatDiscord(discord.Client):
             await channel.send(**message)
 
     async def on_command_error(self, interaction: discord.Interaction, error: Exception) -> None:
-        """Log the failure and tell the user, ephemerally, that something went wrong."""
+        """A command whose option is missing gets the Router's usage text, as when the argument
+        is left out elsewhere; any other failure is logged and the user told, ephemerally, that
+        something went wrong."""
+        command = interaction.command
+        if (
+            isinstance(error, OPTION_MISMATCH)
+            and isinstance(command, app_commands.Command)
+            and ARGUMENTS.get(command.name, DEFAULT_ARGUMENT) is not None
+        ):
+            log.warning("Discord sent /%s without its option (%s)", command.name, error)
+            await self.answer(interaction, command.name, "")
+            return
         log.error("answering a Discord interaction failed", exc_info=error)
         lang = normalise_language(request_lang(interaction), self.settings.lang)
         try:

@@ -11,6 +11,7 @@ from typing import Any
 
 import discord
 import pytest
+from aiohttp import web
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 from waiting import HANG_S, until
 
@@ -21,6 +22,7 @@ from dikkat.bot.discord import (
     run_discord,
     split_text,
 )
+from dikkat.bot.i18n import t
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
 from dikkat.config import Settings
 
@@ -124,6 +126,8 @@ class FakeRouter:
 
     async def handle_button(self, press: ButtonPress) -> Reply:
         self.seen.append(press)
+        if self.waits_for is not None:
+            await self.waits_for()
         return self.button_reply
 
 
@@ -226,6 +230,9 @@ async def deliver(client: DikkatDiscord, payload: dict[str, Any]) -> None:
         await asyncio.wait(pending, timeout=5)
 
 
+DEFERRALS = {5, 6}  # "thinking…" (a command), "update the message later" (a button)
+
+
 def deferred(adapter: RecordingAdapter) -> Callable[[], Awaitable[None]]:
     """For a Router slower than `defer_after_s` however fast the machine: it answers only
     once the interaction it handles has been deferred."""
@@ -234,7 +241,7 @@ def deferred(adapter: RecordingAdapter) -> Callable[[], Awaitable[None]]:
         before = len(adapter.calls)
         await until(
             lambda: any(
-                c.path.endswith("/callback") and (c.payload or {}).get("type") == 5
+                c.path.endswith("/callback") and (c.payload or {}).get("type") in DEFERRALS
                 for c in adapter.calls[before:]
             ),
             "the interaction to be deferred",
@@ -399,6 +406,143 @@ async def test_a_slow_private_reply_replaces_the_public_thinking_message(
     ]
     assert adapter.calls[2].payload == {"content": "secret", "flags": EPHEMERAL, "tts": False}
     assert response(adapter.calls[3]) == (5, {"flags": EPHEMERAL})  # an admin command
+
+
+async def test_a_vote_the_database_holds_up_is_deferred_then_answered(
+    bot: Any, settings: Settings, adapter: RecordingAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prediction = await bot.store.log_prediction(
+        platform="discord",
+        user_id="111",
+        chat_id="555",
+        text="Kargo çok hızlı geldi",
+        label="positive",
+        probabilities={"negative": 0.1, "neutral": 0.2, "positive": 0.7},
+        head_version=1,
+    )
+    add_feedback = bot.store.add_feedback
+
+    async def write_locked(*args: Any, **kwargs: Any) -> Any:
+        """The vote's write waits, as behind another process's lock, until Discord has the
+        deferral: only then is it written."""
+        await until(
+            lambda: any(c.path.endswith("/callback") for c in adapter.calls),
+            "the button press to be deferred",
+        )
+        return await add_feedback(*args, **kwargs)
+
+    monkeypatch.setattr(bot.store, "add_feedback", write_locked)
+    client = await ready(bot.router, settings, defer_after_s=0.01)
+    try:
+        await deliver(client, button_payload(f"dikkat:fb:{prediction}:neutral"))
+    finally:
+        await client.close()
+    defer, followup = adapter.calls
+    assert response(defer) == (6, {})  # deferred: the message is updated later, if at all
+    assert followup.path == "/webhooks/{webhook_id}/{webhook_token}"
+    thanks = {"content": t("feedback_created", "en", label="Neutral"), "flags": EPHEMERAL}
+    assert followup.payload == thanks | {"tts": False}
+    [stored] = await bot.store.feedback_rows()
+    assert (stored["user_id"], stored["label"]) == ("111", "neutral")
+
+
+async def test_a_slow_press_that_changes_the_buttons_edits_them_after_the_deferral(
+    settings: Settings, adapter: RecordingAdapter
+) -> None:
+    router = FakeRouter(waits_for=deferred(adapter))
+    router.button_reply = Reply("ok", buttons=(Button("✅ 👍", "fb:123:positive"),))
+    client = await ready(router, settings, defer_after_s=0.01)
+    try:
+        await deliver(client, button_payload("dikkat:fb:123:positive"))
+    finally:
+        await client.close()
+    defer, edit, followup = adapter.calls
+    assert response(defer) == (6, {})
+    assert (edit.method, edit.path) == (
+        "PATCH",
+        "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+    )
+    assert edit.payload is not None
+    assert edit.payload["components"][0]["components"][0]["label"] == "✅ 👍"
+    assert followup.payload == {"content": "ok", "flags": EPHEMERAL, "tts": False}
+
+
+async def test_a_command_without_its_required_option_gets_the_usage_text(
+    real: DikkatDiscord, adapter: RecordingAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As from a stale command list: Discord sends no option for a required one."""
+    cases = [("sort", "tr"), ("sentiment", "en-US"), ("explain", "tr")]
+    with caplog.at_level(logging.INFO):
+        for command, locale in cases:
+            await deliver(real, command_payload(command, locale=locale))
+    assert [response(call) for call in adapter.calls] == [
+        (4, {"content": t("sort_usage", "tr")}),
+        (4, {"content": t("sentiment_usage", "en")}),
+        (4, {"content": t("explain_usage", "tr")}),
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_admin_commands_are_registered_for_administrators_only(real: DikkatDiscord) -> None:
+    [(_, payload)] = real.synced  # type: ignore[attr-defined]
+    permissions = {command["name"]: command["default_member_permissions"] for command in payload}
+    admin_only = {name for name, value in permissions.items() if value is not None}
+    assert admin_only == {"retrain", "models", "rollback", "stats"}  # not /forget
+    assert {permissions[name] for name in admin_only} == {discord.Permissions.administrator.flag}
+    explain = next(command for command in payload if command["name"] == "explain")
+    assert explain["options"][0]["required"] is True  # as the Router: no letters, no walkthrough
+
+
+async def test_rest_calls_go_to_the_configured_api_url(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)  # restored after
+    seen: list[tuple[str, str, str | None]] = []
+    owner = USER | {"public_flags": 0}
+    answers = {
+        "/api/users/@me": BOT,
+        "/api/oauth2/applications/@me": {
+            "id": str(APPLICATION_ID),
+            "name": "Dikkat",
+            "description": "",
+            "icon": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": owner,
+            "verify_key": "0" * 64,
+            "flags": 0,
+        },
+    }
+
+    async def fake_discord(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, request.headers.get("Authorization")))
+        body = json.dumps(answers.get(request.path, [])).encode()
+        return web.Response(body=body, headers={"Content-Type": "application/json"})  # exactly
+
+    api = web.Application()
+    api.router.add_route("*", "/{path:.*}", fake_discord)
+    runner = web.AppRunner(api)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setenv("DIKKAT_DISCORD_API_URL", f"http://127.0.0.1:{port}/api/")
+    configured = Settings(db_path=settings.db_path, model_dir=settings.model_dir)
+    try:
+        client = build_discord_client(FakeRouter(), configured)
+        try:
+            await client.login("discord-token")  # who am I, which application, sync commands
+        finally:
+            await client.close()
+    finally:
+        await runner.cleanup()
+    assert seen == [
+        ("GET", "/api/users/@me", "Bot discord-token"),
+        ("GET", "/api/oauth2/applications/@me", "Bot discord-token"),
+        ("PUT", f"/api/applications/{APPLICATION_ID}/commands", "Bot discord-token"),
+    ]
+    build_discord_client(FakeRouter(), settings)
+    assert discord.http.Route.BASE == "https://discord.com/api/v10"  # unset: Discord itself
 
 
 async def test_long_text_is_split_into_a_response_and_followups(
