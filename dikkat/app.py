@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
+from dikkat.aio import unless_stopped
 from dikkat.bot.ratelimit import RateLimiter
 from dikkat.bot.router import Router
 from dikkat.config import Settings
@@ -20,6 +19,7 @@ from dikkat.inference.service import InferenceService
 from dikkat.models.device import resolve_device
 from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.sorter import Sorter
+from dikkat.stopping import interrupt_as_usual, stop_on_signals
 from dikkat.storage.features import FeatureCache
 from dikkat.storage.store import Store
 from dikkat.training.head_sync import ActiveHeadWatcher
@@ -252,14 +252,14 @@ async def serve(settings: Settings) -> None:
     from dikkat.http import HttpServer
 
     stop = asyncio.Event()
-    _stop_on_signals(stop)  # before loading models: a stop during start-up is a clean exit
+    stop_on_signals(stop)  # before loading models: a stop during start-up is a clean exit
     if settings.role == "inference":
         from dikkat.scale.ray_serve import run_inference_role
 
         await run_inference_role(settings, stop)
         return
     app = App(settings)
-    started = await _start_unless_stopped(app, stop)
+    started = None if stop.is_set() else await _start_unless_stopped(app, stop)
     if started is None:
         log.info("stopped during start-up")
         return
@@ -290,9 +290,9 @@ async def serve(settings: Settings) -> None:
             runners.append(stop.wait())  # the trainer: the scheduler works until a stop signal
         elif not runners:
             log.info("no chat token configured: starting the console")
-            _default_signals()  # Ctrl-C in the console ends it as usual
+            interrupt_as_usual()
             frontend = ConsoleFrontend(router, image_dir=settings.db_path.parent / "images")
-            await frontend.run()
+            await frontend.run(stop=stop)
             return
         http = _http_server(settings, app, telegram_app)
         await http.start()
@@ -324,41 +324,10 @@ def _http_server(settings: Settings, app: App, telegram_app: Any) -> Any:
     )
 
 
-async def unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
-    """Await `work` unless `stop` is set first, then cancel it; True when `work` finished
-    (its exception, if any, propagates)."""
-    working = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also when this wait is itself cancelled (a timeout around it): leave no task behind
-        stopping.cancel()
-        if not working.done():
-            working.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await working
-    if working.cancelled():
-        return False
-    working.result()
-    return True
-
-
 async def _start_unless_stopped(app: App, stop: asyncio.Event) -> App | None:
     """app.start(), abandoned (and cleaned up) if a stop signal arrives first (then None);
     App.start closes what it opened, and a model load in a thread ends by itself."""
     return app if await unless_stopped(app.start(), stop) else None
-
-
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-
-def _default_signals() -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
 
 
 async def check(settings: Settings) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from dikkat.aio import unless_stopped
 from dikkat.bot.router import Router
 from dikkat.bot.types import Button, ButtonPress, Reply, Request, parse_id, printable
 from dikkat.bot.validation import split_command
@@ -86,16 +87,21 @@ class ConsoleFrontend:
             parts.append(f"🖼  {path}")
         return "\n".join(parts)
 
-    async def run(self, stdin: TextIO | None = None) -> None:
-        """Answer every line until end of input (Ctrl-D) or /quit."""
+    async def run(self, stdin: TextIO | None = None, stop: asyncio.Event | None = None) -> None:
+        """Answer every line until end of input (Ctrl-D), /quit or `stop` (SIGTERM): a stop
+        ends the reading, and the answer being written is finished first."""
         stdin = stdin or sys.stdin
         interactive = stdin.isatty()
         lines = _line_reader(stdin)
-        while True:
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
             if interactive:
                 self.out.write(PROMPT)
                 self.out.flush()
-            line = await lines.get()
+            next_line = asyncio.ensure_future(lines.get())
+            if not await unless_stopped(next_line, stop):
+                break
+            line = next_line.result()
             if line is None or line.strip() in ("/quit", "/exit"):
                 break
             rendered = await self.answer(line)

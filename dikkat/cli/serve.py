@@ -18,6 +18,7 @@ from dikkat.cli.common import (
     stdout,
 )
 from dikkat.config import Settings
+from dikkat.stopping import catch_early
 
 
 @app.command()
@@ -27,6 +28,8 @@ def run(
     ] = False,
 ) -> None:
     """Start every frontend that has a token; the console when none is configured."""
+    if not check:
+        catch_early()  # a stop while modules and models load is a clean exit, not a kill
     from dikkat.app import check as check_app
     from dikkat.app import serve
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 
-from dikkat.app import unless_stopped
+from dikkat.aio import unless_stopped
 from dikkat.config import Settings
 from dikkat.scale.leader import Leadership
 from dikkat.storage.store import RunInProgress, RunStatus, Store

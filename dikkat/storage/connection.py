@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -36,9 +37,7 @@ class StoreBase:
         """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await aiosqlite.connect(
-                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
+            conn = await _connect(path)
         except (OSError, sqlite3.Error) as error:
             raise DatabaseOpenError(_open_hint(path, error)) from error
         try:
@@ -51,9 +50,7 @@ class StoreBase:
                 await conn.executescript(migration_script(target, script))
             # Reads get their own connection: in WAL mode they never wait behind a write
             # that is itself waiting for another process's lock.
-            reader = await aiosqlite.connect(
-                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
+            reader = await _connect(path)
         except BaseException as error:
             await conn.close()
             if isinstance(error, sqlite3.Error | OSError):
@@ -101,6 +98,20 @@ class StoreBase:
     async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with store_errors(), self._reader.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    """aiosqlite.connect, seen through even when cancelled (a stop during start-up): its thread
+    would otherwise finish after the event loop closed, then fail, and leave the file open."""
+    connecting = asyncio.ensure_future(
+        aiosqlite.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    )
+    try:
+        return await asyncio.shield(connecting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await (await connecting).close()
+        raise
 
 
 def _open_hint(path: Path, error: BaseException) -> str:

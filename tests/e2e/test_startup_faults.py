@@ -134,3 +134,59 @@ def test_sigterm_during_start_up_is_a_clean_exit(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode == 0, stderr[-2000:]
     assert "stopped during start-up" in stderr and "Traceback" not in stderr
+
+
+# `dikkat run` with SIGTERM sent to itself while its modules load, before any event loop runs:
+# load_settings is called right after the heavy imports, so the signal always lands in that gap.
+SIGTERM_WHILE_IMPORTING = """
+import os, signal, sys
+import dikkat.cli.serve as serve
+original = serve.load_settings
+def load_after_a_stop(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return original(*args, **kwargs)
+serve.load_settings = load_after_a_stop
+from dikkat.cli import app
+app(["run"], prog_name="dikkat")
+"""
+
+
+def test_sigterm_before_the_event_loop_runs_is_a_clean_exit(
+    tmp_path: Path, prepared_model_dir: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_WHILE_IMPORTING],
+        env=environment(tmp_path, prepared_model_dir, DIKKAT_LOG_LEVEL="INFO"),
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,  # open: a started console would wait here for input
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "stopped during start-up" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sigterm_to_a_waiting_console_is_a_clean_exit(
+    tmp_path: Path, prepared_model_dir: Path
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dikkat", "run"],
+        env=environment(tmp_path, prepared_model_dir, DIKKAT_LOG_LEVEL="INFO"),
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,  # stays open: the console waits for a line
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stderr:
+            if "starting the console" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr

@@ -9,9 +9,11 @@ import dikkat
 
 PACKAGE = Path(dikkat.__file__).parent
 
-# What each part may import (besides itself). Bottom: hashing, config, logs, i18n.
+# What each part may import (besides itself). Bottom: hashing, config, logs, i18n, aio, stopping.
 ALLOWED: dict[str, set[str]] = {
     "hashing": set(),
+    "aio": set(),
+    "stopping": set(),
     "config": set(),
     "logs": set(),
     "i18n": set(),
@@ -21,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "viz": {"models", "i18n"},
     "inference": {"models", "hashing", "config"},
     "training": {"models", "storage", "viz", "hashing", "config"},
-    "bot": {"inference", "storage", "viz", "hashing", "config", "i18n"},
+    "bot": {"inference", "storage", "viz", "hashing", "config", "i18n", "aio"},
     "http": {"config"},
 }
 COMPOSITION = {"app", "cli", "bench", "scale", "__main__", "__init__"}  # wire everything

@@ -1,4 +1,4 @@
-"""app.unless_stopped: work or a stop signal, whichever comes first, and nothing left behind."""
+"""aio.unless_stopped: work or a stop signal, whichever comes first, and nothing left behind."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from dikkat.app import unless_stopped
+from dikkat.aio import unless_stopped
 
 
 async def test_finished_work_counts_and_its_error_propagates() -> None:

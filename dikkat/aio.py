@@ -1,0 +1,27 @@
+"""asyncio helpers that every layer may use."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Any
+
+
+async def unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
+    """Await `work` unless `stop` is set first, then cancel it; True when `work` finished
+    (its exception, if any, propagates)."""
+    working = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this wait is itself cancelled (a timeout around it): leave no task behind
+        stopping.cancel()
+        if not working.done():
+            working.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await working
+    if working.cancelled():
+        return False
+    working.result()
+    return True
