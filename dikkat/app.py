@@ -277,15 +277,21 @@ async def serve(settings: Settings) -> None:
     try:
         telegram_app = None
         if router is not None and settings.telegram_token is not None:
-            from dikkat.bot.telegram import build_telegram_application, run_telegram
+            from dikkat.bot.telegram import build_telegram_application
 
             telegram_app = build_telegram_application(router, settings)
-            runners.append(run_telegram(telegram_app, settings, stop))
+        http = _http_server(settings, app, telegram_app)
+        if telegram_app is not None:
+            from dikkat.bot.telegram import run_telegram
+
+            drain = http.drain_webhook if settings.telegram_webhook_url else None
+            runners.append(run_telegram(telegram_app, settings, stop, drain))
         if router is not None and settings.discord_token is not None:
             from dikkat.bot.discord import build_discord_client, run_discord
 
             client = build_discord_client(router, settings)
-            runners.append(run_discord(client, settings.discord_token.get_secret_value(), stop))
+            token = settings.discord_token.get_secret_value()
+            runners.append(run_discord(client, token, stop, settings.drain_s))
         if router is None:
             runners.append(stop.wait())  # the trainer: the scheduler works until a stop signal
         elif not runners:
@@ -294,7 +300,6 @@ async def serve(settings: Settings) -> None:
             frontend = ConsoleFrontend(router, image_dir=settings.db_path.parent / "images")
             await frontend.run(stop=stop)
             return
-        http = _http_server(settings, app, telegram_app)
         await http.start()
         await asyncio.gather(*runners)
     finally:

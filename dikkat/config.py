@@ -95,6 +95,7 @@ class Settings(BaseSettings):
 
     http_host: str = Field("127.0.0.1", min_length=1)  # the image sets 0.0.0.0
     http_port: int = Field(8080, ge=0, le=65535)
+    drain_s: float = Field(20.0, gt=0)  # on a stop: time to deliver the answers in flight
     lang: Language = "tr"
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"

@@ -167,6 +167,7 @@ class DikkatDiscord(discord.Client):
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._draining = False
         everyone = {name for name, _ in router.menu("en")}
         for name, description in router.menu("en", admin=True):
             command = self._slash_command(name, description)
@@ -242,10 +243,30 @@ class DikkatDiscord(discord.Client):
             if not self._in_flight:
                 self._idle.set()
 
-    async def wait_idle(self, timeout: float) -> None:
-        """Wait until no interaction is being answered (at most `timeout` seconds)."""
+    @property
+    def draining(self) -> bool:
+        """True once a stop began: new interactions are told to try again shortly."""
+        return self._draining
+
+    async def drain(self, timeout: float) -> int:
+        """Stop taking new work (an interaction that comes now is told to try again shortly)
+        and wait until every answer in flight is delivered, at most `timeout` seconds; the
+        number still in flight then."""
+        self._draining = True
+        if self._in_flight:
+            log.info("Discord: finishing %d answer(s) in flight", self._in_flight)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
+        return self._in_flight
+
+    async def _refused_while_draining(self, interaction: discord.Interaction) -> bool:
+        """During a stop, answer a new interaction with "restarting, try again" at once."""
+        if not self._draining:
+            return False
+        lang = normalise_language(request_lang(interaction), self.settings.lang)
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.response.send_message(t("restarting", lang), ephemeral=True)
+        return True
 
     async def answer(self, interaction: discord.Interaction, command: str, args: str) -> None:
         """Route a slash command; defer when the Router needs longer than `defer_after_s`."""
@@ -258,6 +279,8 @@ class DikkatDiscord(discord.Client):
             request_lang(interaction),
         )
         private = command in PRIVATE_COMMANDS
+        if await self._refused_while_draining(interaction):
+            return
 
         async def thinking() -> None:
             await interaction.response.defer(thinking=True, ephemeral=private)
@@ -290,6 +313,8 @@ class DikkatDiscord(discord.Client):
             data,
             request_lang(interaction),
         )
+        if await self._refused_while_draining(interaction):
+            return
         with self._tracked():
             try:
                 reply, deferred = await self._routed(
@@ -381,14 +406,17 @@ def build_discord_client(router: Router, settings: Settings) -> DikkatDiscord:
     )
 
 
-async def stop_discord(client: DikkatDiscord, grace_s: float = 10.0) -> None:
-    """Let the answers in flight finish (at most `grace_s`), then close the connection."""
-    await client.wait_idle(grace_s)
+async def stop_discord(client: DikkatDiscord, drain_s: float) -> None:
+    """Take no new work, deliver the answers in flight (at most `drain_s`), then close the
+    gateway and the HTTP session."""
+    left = await client.drain(drain_s)
+    if left:
+        log.warning("Discord: %d answer(s) still in flight after %.0f s; closing", left, drain_s)
     await client.close()
 
 
 async def run_discord(
-    client: DikkatDiscord, token: str, stop_event: asyncio.Event, grace_s: float = 10.0
+    client: DikkatDiscord, token: str, stop_event: asyncio.Event, drain_s: float
 ) -> None:
     """Serve Discord until `stop_event` is set, then stop gracefully; login errors propagate."""
     async with client:
@@ -398,7 +426,7 @@ async def run_discord(
             await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
-            await stop_discord(client, grace_s)
+            await stop_discord(client, drain_s)
             if not runner.done():
                 runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

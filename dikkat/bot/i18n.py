@@ -204,6 +204,10 @@ MESSAGES = Catalog(
             "tr": "Oyunuzu şu an kaydedemedim (veritabanı meşgul). Lütfen birazdan tekrar deneyin.",
             "en": "I couldn't save your vote just now (the database is busy). Please try again.",
         },
+        "restarting": {
+            "tr": "Şu an yeniden başlıyorum; lütfen birazdan tekrar deneyin. 🔄",
+            "en": "I'm restarting right now; please try again in a moment. 🔄",
+        },
         "database_busy": {
             "tr": "Veritabanı şu an meşgul, bunu kaydedemedim. Lütfen birazdan tekrar deneyin.",
             "en": "The database is busy right now, so I couldn't save that. Please try again.",

@@ -442,19 +442,38 @@ async def start_telegram(app: Application, settings: Settings) -> None:
     await app.start()
 
 
-async def stop_telegram(app: Application) -> None:
-    """Stop receiving, finish the updates in flight, release the HTTP clients."""
+WebhookDrain = Callable[[float], Awaitable[int]]
+
+
+async def stop_telegram(
+    app: Application, drain_s: float, webhook_drain: WebhookDrain | None = None
+) -> None:
+    """Stop receiving (polling ends; the webhook answers 503 to new updates), deliver the
+    answers in flight (at most `drain_s` each way), then release the HTTP clients."""
     if app.updater is not None and app.updater.running:
         await app.updater.stop()
+    if webhook_drain is not None:
+        left = await webhook_drain(drain_s)
+        if left:
+            log.warning("Telegram: %d webhook update(s) in flight after %.0f s", left, drain_s)
     if app.running:
-        await app.stop()
+        try:
+            async with asyncio.timeout(drain_s):
+                await app.stop()  # waits for the updates being handled
+        except TimeoutError:
+            log.warning("Telegram: answers still in flight after %.0f s; closing", drain_s)
     await app.shutdown()
 
 
-async def run_telegram(app: Application, settings: Settings, stop_event: asyncio.Event) -> None:
+async def run_telegram(
+    app: Application,
+    settings: Settings,
+    stop_event: asyncio.Event,
+    webhook_drain: WebhookDrain | None = None,
+) -> None:
     """Serve Telegram until `stop_event` is set, then stop gracefully."""
     try:
         await start_telegram(app, settings)
         await stop_event.wait()
     finally:
-        await stop_telegram(app)
+        await stop_telegram(app, settings.drain_s, webhook_drain)

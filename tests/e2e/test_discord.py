@@ -21,6 +21,7 @@ from dikkat.bot.discord import (
     build_discord_client,
     run_discord,
     split_text,
+    stop_discord,
 )
 from dikkat.bot.i18n import t
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
@@ -632,6 +633,37 @@ def test_split_text() -> None:
     assert [len(p) for p in split_text("a" * 4500, 2000)] == [2000, 2000, 500]
 
 
+async def test_a_stop_delivers_the_answers_in_flight_and_turns_new_work_away(
+    settings: Settings, adapter: RecordingAdapter
+) -> None:
+    release = asyncio.Event()
+    router = FakeRouter(Reply("done"), waits_for=release.wait)
+    client = await ready(router, settings, defer_after_s=HANG_S)
+    closed_at_answer: list[bool] = []
+    request = adapter.request
+
+    async def recording(route: Any, session: Any, **kwargs: Any) -> Any:
+        closed_at_answer.append(client.is_closed())
+        return await request(route, session, **kwargs)
+
+    adapter.request = recording  # type: ignore[method-assign]
+    client._connection.parse_interaction_create(command_payload("sort", "CBABBC"))
+    await until(lambda: len(router.seen) == 1, "the command to reach the Router")
+    stopping = asyncio.create_task(stop_discord(client, HANG_S))
+    await until(lambda: client.draining, "the stop to begin")
+    client._connection.parse_interaction_create(command_payload("help"))  # during the stop
+    await until(lambda: len(adapter.calls) == 1, "the new command to be answered")
+    assert len(router.seen) == 1  # not routed: told to come back
+    turned_away = response(adapter.calls[0])
+    assert turned_away == (4, {"content": t("restarting", "en"), "flags": EPHEMERAL})
+    assert not client.is_closed() and not stopping.done()
+    release.set()
+    await asyncio.wait_for(stopping, HANG_S)
+    answer = response(adapter.calls[-1])
+    assert answer == (4, {"content": "done"}) and closed_at_answer[-1] is False
+    assert client.is_closed()
+
+
 async def test_run_discord_logs_in_serves_and_stops_when_asked(settings: Settings) -> None:
     client = build_discord_client(FakeRouter(), settings)
     logins: list[str] = []
@@ -655,7 +687,7 @@ async def test_run_discord_logs_in_serves_and_stops_when_asked(settings: Setting
     client.login = login  # type: ignore[method-assign]
     client.connect = connect  # type: ignore[method-assign]
     stop = asyncio.Event()
-    runner = asyncio.create_task(run_discord(client, "discord-token", stop))
+    runner = asyncio.create_task(run_discord(client, "discord-token", stop, HANG_S))
     served = asyncio.ensure_future(serving.wait())
     await asyncio.wait({runner, served}, timeout=HANG_S, return_when=asyncio.FIRST_COMPLETED)
     served.cancel()

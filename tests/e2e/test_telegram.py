@@ -493,7 +493,7 @@ async def test_start_sets_the_command_menus_then_polls_and_stops(
     )
     await start_telegram(app, tg_settings)
     assert app.running and app.updater.running
-    await stop_telegram(app)
+    await stop_telegram(app, HANG_S)
     assert not app.running
     menus = [p for _, p in api_calls(events, "setMyCommands")]
     assert [(p.get("scope"), p.get("language_code")) for p in menus] == [
@@ -548,7 +548,7 @@ async def test_webhook_mode_registers_the_webhook_and_serves_it_on_the_http_serv
         await until(lambda: bool(api_calls(events, "sendMessage")), "the answer")
     finally:
         await server.stop()
-        await stop_telegram(app)
+        await stop_telegram(app, HANG_S)
     assert [r.command for r in routed(events)] == ["start"]
 
 
@@ -752,7 +752,7 @@ async def test_a_replica_does_not_register_the_webhook_when_told_not_to(
     try:
         assert app.running and (app.updater is None or not app.updater.running)
     finally:
-        await stop_telegram(app)
+        await stop_telegram(app, HANG_S)
     methods = [m for m, _ in api_calls(events)]
     assert "setWebhook" not in methods and "getUpdates" not in methods
     assert "deleteWebhook" not in methods

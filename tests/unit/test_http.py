@@ -1,5 +1,6 @@
 """/healthz, /metrics and the webhook endpoint of the HTTP server."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -108,3 +109,37 @@ async def test_webhook_refuses_odd_secrets_and_bodies_without_a_500() -> None:
             bad = {"update_id": 3, "message": {"chat": "?"}}
             async with session.post(url, json=bad, headers={SECRET_HEADER: "s3"}) as r:
                 assert r.status == 400
+
+
+async def test_a_stop_refuses_new_updates_and_waits_for_those_in_flight() -> None:
+    HANG_S = 60  # only a hang takes this long
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(payload: dict[str, Any]) -> int:
+        entered.set()
+        await release.wait()
+        return 200
+
+    server = HttpServer(
+        host="127.0.0.1", port=0, health=healthy, telegram_webhook=slow, webhook_secret="s3"
+    )
+    await server.start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        async with aiohttp.ClientSession(headers={SECRET_HEADER: "s3"}) as session:
+            in_flight = asyncio.ensure_future(
+                session.post(url + TELEGRAM_WEBHOOK_PATH, json={"update_id": 1})
+            )
+            await asyncio.wait_for(entered.wait(), HANG_S)
+            draining = asyncio.ensure_future(server.drain_webhook(HANG_S))
+            async with session.post(url + TELEGRAM_WEBHOOK_PATH, json={"update_id": 2}) as late:
+                assert late.status == 503  # Telegram sends it again later
+            async with session.get(url + "/healthz") as health:
+                assert health.status == 200
+            assert not draining.done()
+            release.set()
+            assert await asyncio.wait_for(draining, HANG_S) == 0
+            async with await asyncio.wait_for(in_flight, HANG_S) as answered:
+                assert answered.status == 200
+    finally:
+        await server.stop()
