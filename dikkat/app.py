@@ -274,13 +274,18 @@ async def serve(settings: Settings) -> None:
         )
     runners: list[Any] = []
     http: HttpServer | None = None
+    ledger: Any = None
+    ledger_store: Store | None = None
     try:
         telegram_app = None
         if router is not None and settings.telegram_token is not None:
             from dikkat.bot.telegram import build_telegram_application
 
             telegram_app = build_telegram_application(router, settings)
-        http = _http_server(settings, app, telegram_app)
+        if telegram_app is not None and settings.telegram_webhook_url:
+            assert app.store is not None
+            ledger, ledger_store = await open_update_ledger(settings, app.store)
+        http = _http_server(settings, app, telegram_app, ledger)
         if telegram_app is not None:
             from dikkat.bot.telegram import run_telegram
 
@@ -308,18 +313,37 @@ async def serve(settings: Settings) -> None:
             await leading
         if http is not None:
             await http.stop()
+        if ledger_store is not None:
+            await ledger_store.close()
         await app.stop()
         log.info("stopped")
 
 
-def _http_server(settings: Settings, app: App, telegram_app: Any) -> Any:
+async def open_update_ledger(settings: Settings, store: Store) -> tuple[Any, Store | None]:
+    """Where webhook updates are claimed once: (ledger, a store to close at the end or None).
+    SQLite: a file of its own beside the database, so that a claim never waits behind another
+    process's long write (every update, /help included, would wait with it); PostgreSQL: the
+    shared database itself (row locks only)."""
+    if settings.database_url is None:
+        path = settings.db_path
+    else:
+        from dikkat.storage.sql.migrate import sqlite_path
+
+        path = sqlite_path(settings.database_url.get_secret_value())
+        if path is None:
+            return store, None
+    ledger = await Store.open(path.with_name(f"{path.stem}-webhook-updates{path.suffix}"))
+    return ledger, ledger
+
+
+def _http_server(settings: Settings, app: App, telegram_app: Any, ledger: Any) -> Any:
     from dikkat.http import HttpServer
 
     webhook = secret = None
     if telegram_app is not None and settings.telegram_webhook_url:
         from dikkat.bot.telegram import webhook_receiver, webhook_secret
 
-        webhook, secret = webhook_receiver(telegram_app, app.store), webhook_secret(settings)
+        webhook, secret = webhook_receiver(telegram_app, ledger), webhook_secret(settings)
     return HttpServer(
         host=settings.http_host,
         port=settings.http_port,

@@ -809,3 +809,46 @@ async def test_the_command_registers_what_the_adapter_checks(
     assert first["allowed_updates"] == second["allowed_updates"] == list(ALLOWED_UPDATES)
     assert first["secret_token"] == webhook_secret(derived)
     assert second["secret_token"] == webhook_secret(given) == "abc-1"
+
+
+async def test_a_write_lock_on_the_database_does_not_hold_up_webhook_updates(
+    webhook_settings: Settings, events: list[tuple[str, Any]]
+) -> None:
+    import sqlite3
+    import threading
+
+    from dikkat.app import open_update_ledger
+    from dikkat.storage.store import Store
+
+    store = await Store.open(webhook_settings.db_path)
+    ledger, ledger_store = await open_update_ledger(webhook_settings, store)
+    router = FakeRouter(events, Reply("ok"))
+    app = await webhook_app(webhook_settings, events, router, RecordingRequest(events))
+    receive = webhook_receiver(app, ledger)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:  # another process's long write
+        conn = sqlite3.connect(webhook_settings.db_path, isolation_level=None, timeout=10)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(4 * HANG_S)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, HANG_S)
+        update = {"update_id": 7, "message": message("/help")}
+        assert await asyncio.wait_for(receive(update), HANG_S) == 200  # while the lock is held
+        assert await asyncio.wait_for(receive(update), HANG_S) == 200  # re-sent: not again
+        assert holder.is_alive()
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 4 * HANG_S)
+        await app.shutdown()
+        if ledger_store is not None:
+            await ledger_store.close()
+        await store.close()
+    assert [r.command for r in routed(events)] == ["help"]
+    assert len(api_calls(events, "sendMessage")) == 1
