@@ -60,6 +60,7 @@ ARGUMENTS: dict[str, Argument | None] = {
     "sentiment": Argument(True, "sentiment"),
     "attention": Argument(False, "attention"),
     "explain": Argument(True, "explain"),
+    "embed": Argument(False, "embed"),
     "lang": Argument(False, "lang"),
     "rollback": Argument(True, "rollback"),
 }

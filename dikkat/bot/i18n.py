@@ -174,6 +174,70 @@ MESSAGES = Catalog(
                 "film harikaydı (encoder)."
             ),
         },
+        "embed_usage": {
+            "tr": (
+                "Kullanım: /embed (örnek hesap), /embed harika mükemmel berbat kötü masa (2–10 "
+                "kelime) veya aynı kelimeyi paylaşan iki cümle: /embed Bu film harika! | "
+                "Telefonum bozuldu, harika!"
+            ),
+            "en": (
+                "Usage: /embed (the worked example), /embed harika mükemmel berbat kötü masa "
+                "(2–10 words) or two sentences that share a word: /embed Bu film harika! | "
+                "Telefonum bozuldu, harika!"
+            ),
+        },
+        "embed_too_many": {
+            "tr": "En fazla 10 kelime gönderin. Örnek: /embed harika mükemmel berbat kötü masa",
+            "en": "Send at most 10 words. Example: /embed harika mükemmel berbat kötü masa",
+        },
+        "embed_no_shared_word": {
+            "tr": (
+                "İki cümlenin ortak bir kelimesi olmalı. Örnek: /embed Bu film harika! | "
+                "Telefonum bozuldu, harika!"
+            ),
+            "en": (
+                "The two sentences need a word in common. Example: /embed Bu film harika! | "
+                "Telefonum bozuldu, harika!"
+            ),
+        },
+        "embed_words_caption": {
+            "tr": (
+                "Duygu kodlayıcısının kelime vektörleri ({dim} sayı). Soldaki tablo girdi "
+                "gömmeleri (her parçanın gömme tablosundaki satırı, bağlamdan önce), ortadaki "
+                "katmanlardan sonraki bağlamsal gömmeler; kosinüs 1'e ne kadar yakınsa vektörler "
+                "o kadar benzer. Her kelimenin en yakını (bağlamsal):\n{nearest}\nParçalar: "
+                "{pieces}"
+            ),
+            "en": (
+                "The sentiment encoder's word vectors ({dim} numbers). Left: input embeddings "
+                "(each piece's row of the embedding table, before any context); middle: the "
+                "contextual embeddings after the layers; the closer a cosine is to 1, the more "
+                "alike two vectors are. Each word's nearest (contextual):\n{nearest}\nPieces: "
+                "{pieces}"
+            ),
+        },
+        "embed_nearest": {
+            "tr": "{word} → {other} ({cosine:.2f})",
+            "en": "{word} → {other} ({cosine:.2f})",
+        },
+        "embed_context_caption": {
+            "tr": (
+                "“{word}” iki cümlede. Girdi gömmesi ikisinde de aynı (kosinüs {input_pair:.2f}): "
+                "kodlayıcı her kelimeye önce bağlamdan bağımsız bir vektör verir. Katmanlardan "
+                "sonra bağlamsal vektörlerin kosinüsü {context_pair:.2f}; tek başına “{word}” "
+                "ile: 1. cümlede {first_alone:.2f}, 2. cümlede {second_alone:.2f}. Bağlam, "
+                "kelimenin vektörünü cümleye göre kaydırır: dönüştürücü aynı kelimenin iki "
+                "kullanımını böyle ayırt eder."
+            ),
+            "en": (
+                "“{word}” in two sentences. Its input embedding is the same in both (cosine "
+                "{input_pair:.2f}): the encoder first gives every word one vector, whatever the "
+                "context. After the layers the contextual vectors have cosine {context_pair:.2f}; "
+                "against “{word}” on its own: {first_alone:.2f} in sentence 1, {second_alone:.2f} "
+                "in sentence 2. Context moves a word's vector to fit the sentence: that is how a "
+                "transformer tells two uses of one word apart."
+            ),
+        },
         "explain_usage": {
             "tr": (
                 "Lütfen A, B ve C harflerinden oluşan tam 6 harf gönderin.\nÖrnek: /explain CBABBC"
@@ -255,6 +319,16 @@ COMMAND_HELP = Catalog(
                 "Bu film harika"
             ),
         },
+        "embed": {
+            "tr": (
+                "kelimelerin sayılara dönüşmesini gösterir — /embed, /embed harika berbat masa "
+                "veya /embed Bu film harika! | Telefonum bozuldu, harika!"
+            ),
+            "en": (
+                "shows how words become numbers — /embed, /embed harika berbat masa or "
+                "/embed Bu film harika! | Telefonum bozuldu, harika!"
+            ),
+        },
         "explain": {
             "tr": "küçük GPT'nin bir girdi için adım adım çalışması — /explain CBABBC",
             "en": "the tiny GPT's forward pass step by step — /explain CBABBC",
@@ -294,6 +368,10 @@ ARGUMENT_HELP = Catalog(
         "attention": {
             "tr": "CBABBC gibi harfler ya da bir cümle; boş: adım adım örnek",
             "en": "letters like CBABBC or a sentence; empty for the worked example",
+        },
+        "embed": {
+            "tr": "kelimeler ya da | ile ayrılmış iki cümle; boş: adım adım örnek",
+            "en": "words, or two sentences split by |; empty for the worked example",
         },
         "explain": {
             "tr": "A, B, C'den 6 harf: CBABBC",

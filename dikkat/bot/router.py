@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dikkat.bot.commands.account import AccountCommands
 from dikkat.bot.commands.admin import ADMIN_COMMANDS, AdminCommands, Retrainer
 from dikkat.bot.commands.attention import AttentionCommands
+from dikkat.bot.commands.embed import EmbedCommands
 from dikkat.bot.commands.sentiment import SentimentCommands
 from dikkat.bot.commands.sort import SortCommands
 from dikkat.bot.i18n import COMMAND_HELP, store_error_key, t
@@ -60,6 +61,7 @@ class Router:
         self._sentiment = SentimentCommands(service, store)
         sort = SortCommands(service)
         attention = AttentionCommands(service)
+        embed = EmbedCommands(service)
         admin = AdminCommands(store, service, retrainer, self.notify)
         # The command table, in the order /help and the platform menus list it.
         self._handlers: dict[str, Handler] = {
@@ -69,6 +71,7 @@ class Router:
             "sort": sort.sort,
             "attention": attention.attention,
             "explain": attention.explain,
+            "embed": embed.embed,
             "lang": account.lang,
             "forget": account.forget,
             "retrain": admin.retrain,

@@ -11,6 +11,7 @@ from dikkat.inference.sentiment import SentimentResult
 from dikkat.inference.service import EncoderAttention
 from dikkat.models.explain import ExplainTrace
 from dikkat.models.sorter import SortTrace
+from dikkat.models.word_vectors import WordInContext, WordTable
 
 T = TypeVar("T")
 
@@ -41,6 +42,14 @@ class InferenceBackend(Protocol):
 
     async def encoder_attention(self, text: str) -> EncoderAttention:
         """The encoder's attention over the first tokens of `text`."""
+        ...
+
+    async def word_table(self, words: tuple[str, ...]) -> WordTable:
+        """Each word's input and contextual embedding (every word encoded on its own)."""
+        ...
+
+    async def word_in_context(self, first: str, second: str) -> WordInContext | None:
+        """A word the two sentences share, its vectors compared; None if they share none."""
         ...
 
     def recent_features(self, text: str) -> np.ndarray | None:

@@ -18,6 +18,8 @@ from dikkat.inference.sentiment import SentimentPipeline, SentimentResult
 from dikkat.models.explain import ExplainTrace, explain_trace
 from dikkat.models.head import SentimentHead
 from dikkat.models.sorter import SEQUENCE_LENGTH, Sorter, SortTrace
+from dikkat.models.word_vectors import MAX_TOKENS as WORD_VECTOR_TOKENS
+from dikkat.models.word_vectors import WordInContext, WordTable, word_in_context, word_table
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,13 @@ class InferenceService:
         self._encoder_attention = DynamicBatcher(
             self._encoder_attention_batch, name="encoder_attention", **options
         )
+        self._word_table = DynamicBatcher(self._word_table_batch, name="word_table", **options)
+        self._word_in_context = DynamicBatcher(
+            self._word_in_context_batch, name="word_in_context", **options
+        )
         self._batchers: list[DynamicBatcher] = [
             self._sort, self._trace, self._explain, self._sentiment, self._encoder_attention,
+            self._word_table, self._word_in_context,
         ]  # fmt: skip
         self._render = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 
@@ -138,6 +145,21 @@ class InferenceService:
             total = len(encoder.tokenizer(text, truncation=True, max_length=1 << 16)["input_ids"])
             results.append(EncoderAttention(tokens, attention, total))
         return results
+
+    async def word_table(self, words: tuple[str, ...]) -> WordTable:
+        """Each word's input and contextual embedding (every word encoded on its own)."""
+        return await self._word_table.submit(words, cost=WORD_VECTOR_TOKENS * len(words))
+
+    def _word_table_batch(self, batch: list[tuple[str, ...]]) -> list[WordTable]:
+        return [word_table(self.sentiment_pipeline.encoder, words) for words in batch]
+
+    async def word_in_context(self, first: str, second: str) -> WordInContext | None:
+        """A word the two sentences share, its vectors compared; None if they share none."""
+        return await self._word_in_context.submit((first, second), cost=3 * WORD_VECTOR_TOKENS)
+
+    def _word_in_context_batch(self, batch: list[tuple[str, str]]) -> list[WordInContext | None]:
+        encoder = self.sentiment_pipeline.encoder
+        return [word_in_context(encoder, first, second) for first, second in batch]
 
     def swap_head(self, head: SentimentHead, version: int | None) -> None:
         """Hot-swap the sentiment head; batches already running finish with the old one."""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -239,6 +239,22 @@ class SentenceEncoder:
             )
             return False
         return True
+
+    def hidden_states(self, texts: Sequence[str], max_tokens: int) -> tuple[Any, np.ndarray]:
+        """The tokenized texts (a fast tokenizer's BatchEncoding: word ids, character spans;
+        no text prefix) and the last hidden states, (B, T, dim), padding rows included."""
+        batch = self.tokenizer(
+            list(texts), truncation=True, max_length=max_tokens, padding=True, return_tensors="pt"
+        )
+        with self._lock, torch.inference_mode():
+            hidden = self.model(**batch.to(self.device)).last_hidden_state
+        return batch, hidden.float().cpu().numpy()
+
+    def input_embeddings(self, token_ids: Sequence[int]) -> np.ndarray:
+        """Rows of the input embedding matrix, (n, dim): what a token is before any layer."""
+        table = self.model.get_input_embeddings().weight
+        index = torch.tensor(list(token_ids), dtype=torch.long, device=table.device)
+        return table[index].detach().float().cpu().numpy()
 
     def attentions(self, text: str, max_tokens: int = 32) -> tuple[list[str], np.ndarray]:
         """Tokens of `text` (truncated to max_tokens) and attention as (layers, heads, T, T).

@@ -16,6 +16,7 @@ from dikkat.inference.sentiment import SentimentResult
 from dikkat.inference.service import EncoderAttention
 from dikkat.models.explain import ExplainTrace
 from dikkat.models.sorter import SortTrace
+from dikkat.models.word_vectors import WordInContext, WordTable
 from dikkat.scale.ray_serve import Served, connect
 
 T = TypeVar("T")
@@ -77,6 +78,14 @@ class RayBackend:
     async def encoder_attention(self, text: str) -> EncoderAttention:
         """The encoder's attention over the first tokens of `text`."""
         return await self._call("encoder_attention", text)
+
+    async def word_table(self, words: tuple[str, ...]) -> WordTable:
+        """Each word's input and contextual embedding (every word encoded on its own)."""
+        return await self._call("word_table", words)
+
+    async def word_in_context(self, first: str, second: str) -> WordInContext | None:
+        """A word the two sentences share, its vectors compared; None if they share none."""
+        return await self._call("word_in_context", first, second)
 
     def recent_features(self, text: str) -> np.ndarray | None:
         """Features live in the replicas: None (a voted text is encoded once at retrain)."""

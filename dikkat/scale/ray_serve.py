@@ -78,6 +78,14 @@ class InferenceReplica:
         """The encoder's attention over the first tokens of `text`."""
         return await self._served(self._service.encoder_attention(text))
 
+    async def word_table(self, words: tuple[str, ...]) -> Served:
+        """Each word's input and contextual embedding (every word encoded on its own)."""
+        return await self._served(self._service.word_table(words))
+
+    async def word_in_context(self, first: str, second: str) -> Served:
+        """A word the two sentences share, its vectors compared; None if they share none."""
+        return await self._served(self._service.word_in_context(first, second))
+
     async def check_health(self) -> None:
         """Serve's health check: every batcher still running."""
         healthy, detail = await self._app.health()
