@@ -11,6 +11,8 @@ and postgres refuse to run as root) and as an ordinary user (runs them as that u
         pg.dsn            # postgresql://postgres@127.0.0.1:PORT/dikkat_test   (asyncpg.connect)
         pg.sqlalchemy_url # postgresql+asyncpg://postgres@127.0.0.1:PORT/dikkat_test
         pg.socket_dir     # unix socket dir; pg.socket_dsn uses it
+        pg.stop(); pg.start()  # an outage: the server goes away and comes back on the same port
+        pg.freeze(); pg.thaw() # a server that hangs (SIGSTOP), and answers again
 
 pytest (session-scoped: one cluster for the run, a fresh database per test is cheap, ~30 ms):
 
@@ -37,6 +39,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -232,6 +235,33 @@ class PgCluster:
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop",
                       check=False)  # fmt: skip
         self.timings["stop_s"] = time.perf_counter() - t
+
+    # --- outages: stop() and start() again (same port), or a server that hangs ---------------
+
+    @property
+    def running(self) -> bool:
+        """The server was started and not stopped since (it may be frozen)."""
+        return (self.data_dir / "postmaster.pid").exists()
+
+    def _server_pids(self) -> list[int]:
+        """The postmaster and every process it started."""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+        )
+        return [postmaster, *map(int, children.stdout.split())]
+
+    def freeze(self) -> None:
+        """The server stops answering, as on a hung host: connections stay open, new ones are
+        not accepted, nothing comes back (SIGSTOP to every server process) until `thaw`."""
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """A frozen server answers again (a running one is left as it is)."""
+        if self.running:
+            for pid in self._server_pids():
+                os.kill(pid, signal.SIGCONT)
 
 
 @contextlib.contextmanager
