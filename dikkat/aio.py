@@ -25,3 +25,21 @@ async def unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
         return False
     working.result()
     return True
+
+
+class Backoff:
+    """Pauses between tries: `first_s`, doubling up to `max_s`; `reset` after a success."""
+
+    def __init__(self, first_s: float = 0.5, max_s: float = 30.0) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.pause = 0.0
+
+    def next(self) -> float:
+        """The seconds to wait before the next try."""
+        self.pause = min(max(2 * self.pause, self.first_s), self.max_s)
+        return self.pause
+
+    def reset(self) -> None:
+        """A try succeeded: the next failure starts again from `first_s`."""
+        self.pause = 0.0

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dikkat.aio import unless_stopped
+from dikkat.aio import Backoff, unless_stopped
 from dikkat.bot.ratelimit import RateLimiter
 from dikkat.bot.router import Router
 from dikkat.config import Settings
@@ -20,7 +20,9 @@ from dikkat.models.device import resolve_device
 from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.sorter import Sorter
 from dikkat.stopping import interrupt_as_usual, stop_on_signals
+from dikkat.storage.errors import StoreBusy, StoreUnavailable, classify
 from dikkat.storage.features import FeatureCache
+from dikkat.storage.records import DatabaseOpenError
 from dikkat.storage.store import Store
 from dikkat.training.head_sync import ActiveHeadWatcher
 from dikkat.training.heads import ensure_active_head
@@ -258,9 +260,8 @@ async def serve(settings: Settings) -> None:
 
         await run_inference_role(settings, stop)
         return
-    app = App(settings)
-    started = None if stop.is_set() else await _start_unless_stopped(app, stop)
-    if started is None:
+    app = await start_app(settings, stop)
+    if app is None:
         log.info("stopped during start-up")
         return
     router = app.router
@@ -308,15 +309,17 @@ async def serve(settings: Settings) -> None:
         await http.start()
         await asyncio.gather(*runners)
     finally:
-        if leading is not None:
-            stop.set()
-            await leading
-        if http is not None:
-            await http.stop()
-        if ledger_store is not None:
-            await ledger_store.close()
-        await app.stop()
-        log.info("stopped")
+        try:
+            if leading is not None:
+                stop.set()
+                await leading
+        finally:
+            if http is not None:
+                await http.stop()
+            if ledger_store is not None:
+                await ledger_store.close()
+            await app.stop()
+            log.info("stopped")
 
 
 async def open_update_ledger(settings: Settings, store: Store) -> tuple[Any, Store | None]:
@@ -353,10 +356,24 @@ def _http_server(settings: Settings, app: App, telegram_app: Any, ledger: Any) -
     )
 
 
-async def _start_unless_stopped(app: App, stop: asyncio.Event) -> App | None:
-    """app.start(), abandoned (and cleaned up) if a stop signal arrives first (then None);
-    App.start closes what it opened, and a model load in a thread ends by itself."""
-    return app if await unless_stopped(app.start(), stop) else None
+async def start_app(settings: Settings, stop: asyncio.Event) -> App | None:
+    """A started App, or None when `stop` is set first (App.start closes what it opened, and
+    a model load in a thread ends by itself). A database that cannot be reached (or stays
+    locked) is waited for, with backoff, one log line; any other failure propagates."""
+    backoff = Backoff()
+    waiting = False
+    while not stop.is_set():
+        app = App(settings)
+        try:
+            return app if await unless_stopped(app.start(), stop) else None
+        except DatabaseOpenError as error:
+            if classify(error.__cause__ or error) not in (StoreUnavailable, StoreBusy):
+                raise
+            if not waiting:
+                log.warning("waiting for the database: %s", error)
+            waiting = True
+        await unless_stopped(asyncio.sleep(backoff.next()), stop)
+    return None
 
 
 async def check(settings: Settings) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 
-from dikkat.aio import unless_stopped
+from dikkat.aio import Backoff, unless_stopped
 from dikkat.config import Settings
 from dikkat.scale.leader import Leadership
 from dikkat.storage.errors import StoreError
@@ -66,13 +66,13 @@ async def _turn(
 
 
 class _Retry:
-    """The pause after a failed turn: RETRY_FIRST_S, doubling up to RETRY_MAX_S while turns
-    keep failing, back to RETRY_FIRST_S once the database has served a turn. An outage is one
-    line when it begins and one when this process leads again; another error is logged with
-    its traceback, at the pace of the pauses."""
+    """The pause after a failed turn (a Backoff from RETRY_FIRST_S to RETRY_MAX_S, reset once
+    the database has served a turn). An outage is one line when it begins and one when this
+    process leads again; another error is logged with its traceback, at the pace of the
+    pauses."""
 
     def __init__(self) -> None:
-        self.pause = 0.0
+        self.backoff = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
         self.outage = False  # the database could not be reached, and has not served since
 
     def failed(self, error: Exception) -> float:
@@ -84,15 +84,14 @@ class _Retry:
             log.warning("retraining waits for the database: %s: %s", type(error).__name__, error)
         else:
             log.debug("the database still cannot be reached: %s", error)
-        self.pause = min(max(2 * self.pause, RETRY_FIRST_S), RETRY_MAX_S)
-        return self.pause
+        return self.backoff.next()
 
     def recovered(self, *, quietly: bool = False) -> None:
         """The database served this turn: a later failure is a new outage."""
         if self.outage and not quietly:
             log.info("retraining: the database answers again")
         self.outage = False
-        self.pause = 0.0
+        self.backoff.reset()
 
 
 async def _take_over(store: Store) -> None:

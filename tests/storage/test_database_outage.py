@@ -251,3 +251,50 @@ async def test_a_request_taken_as_the_database_went_away_runs_when_it_is_back(se
     finally:
         stop.set()
         await asyncio.wait_for(leading, HANG_S)
+
+
+async def test_a_trainer_started_while_the_database_is_down_waits_then_leads(
+    outage: tuple[PgCluster, str], tmp_path: Path, prepared_model_dir: Path
+) -> None:
+    import os
+    import signal
+    import sys
+
+    cluster, url = outage
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIKKAT_")}
+    env |= {
+        "DIKKAT_ROLE": "trainer",
+        "DIKKAT_DATABASE_URL": url,
+        "DIKKAT_DB_PATH": str(tmp_path / "dikkat.db"),
+        "DIKKAT_MODEL_DIR": str(prepared_model_dir),
+        "DIKKAT_DEVICE": "cpu",
+        "DIKKAT_LOG_LEVEL": "INFO",
+        "HF_HUB_OFFLINE": "1",
+    }
+    await asyncio.to_thread(cluster.stop)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dikkat", "run", env=env, cwd=tmp_path,
+        stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    seen: list[str] = []
+
+    async def line_with(words: str) -> None:
+        while not any(words in line for line in seen):
+            line = (await process.stderr.readline()).decode()
+            if not line:
+                raise AssertionError("dikkat run ended:\n" + "".join(seen[-20:]))
+            seen.append(line)
+
+    try:
+        await asyncio.wait_for(line_with("waiting for the database"), RETRAIN_HANG_S)
+        await asyncio.to_thread(cluster.start)
+        await asyncio.wait_for(line_with("leads retraining"), RETRAIN_HANG_S)
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), RETRAIN_HANG_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    logs = "".join(seen) + rest.decode()
+    assert process.returncode == 0, logs[-3000:]
+    assert logs.count("waiting for the database") == 1 and "Traceback" not in logs
