@@ -15,6 +15,7 @@ from dikkat.config import Settings
 from dikkat.hashing import text_hash
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadLoadError, SentimentHead, save_head
+from dikkat.storage.errors import StoreError
 from dikkat.storage.features import FeatureCache
 from dikkat.storage.store import (
     LEASE_S,
@@ -166,7 +167,9 @@ class RetrainJob:
             await asyncio.sleep(LEASE_S / 4)
             try:
                 await self.store.renew_lease(run_id)
-            except Exception:  # a missed renewal is retried; the lease has slack for three
+            except StoreError as error:  # retried; the lease has slack for three misses
+                log.warning("could not renew the lease of retrain run %d: %s", run_id, error)
+            except Exception:
                 log.warning("could not renew the lease of retrain run %d", run_id, exc_info=True)
 
     async def _train_and_decide(self, run_id: int, trigger: str, profile: RunProfile) -> None:

@@ -8,6 +8,7 @@ import time
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dikkat.config import cron_slot, cron_trigger
+from dikkat.storage.errors import StoreError
 from dikkat.storage.store import RunInProgress, SlotTaken
 from dikkat.training.retrain import RetrainJob
 
@@ -24,6 +25,9 @@ async def scheduled_retrain(job: RetrainJob) -> None:
         run_id = await job.start("cron", None, slot=slot)
     except (RunInProgress, SlotTaken) as busy:
         log.info("scheduled retrain skipped: %s", busy)
+        return
+    except StoreError as error:  # the database is away: the leader waits for it anyway
+        log.warning("scheduled retrain skipped: the database failed (%s)", error)
         return
     log.info("scheduled retrain run %d started (%s)", run_id, slot)
 
