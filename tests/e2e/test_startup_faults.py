@@ -113,26 +113,36 @@ def test_run_without_a_token_or_any_input_says_what_to_set_and_exits_2(
     assert piped.returncode == 0 and "ABBBCC" in piped.stdout
 
 
-def test_sigterm_during_start_up_is_a_clean_exit(tmp_path: Path) -> None:
-    """SIGTERM while the encoder is being prepared (a fresh model dir: several seconds)."""
+def sigterm_once_logged(env: dict[str, str], cwd: Path, *words: str) -> tuple[int, str]:
+    """`dikkat run` (its input left open, as a console's), SIGTERM once a log line has one of
+    `words`; its exit code and everything it logged."""
     process = subprocess.Popen(
         [sys.executable, "-m", "dikkat", "run"],
-        env=environment(tmp_path, tmp_path / "fresh-models", DIKKAT_LOG_LEVEL="INFO"),
-        cwd=tmp_path,
-        stdin=subprocess.PIPE,  # stays open: a started console would wait here for input
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        for line in process.stderr:  # wait until start-up is under way
-            if "sorter" in line or "encoder" in line or "building" in line:
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if any(word in line for word in words):
                 break
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 0, stderr[-2000:]
+    return process.returncode, "".join(seen) + stderr
+
+
+def test_sigterm_during_start_up_is_a_clean_exit(tmp_path: Path) -> None:
+    """SIGTERM while the encoder is being prepared (a fresh model dir: several seconds)."""
+    env = environment(tmp_path, tmp_path / "fresh-models", DIKKAT_LOG_LEVEL="INFO")
+    code, stderr = sigterm_once_logged(env, tmp_path, "sorter", "encoder", "building")
+    assert code == 0, stderr[-2000:]
     assert "stopped during start-up" in stderr and "Traceback" not in stderr
 
 
@@ -171,22 +181,7 @@ def test_sigterm_before_the_event_loop_runs_is_a_clean_exit(
 def test_sigterm_to_a_waiting_console_is_a_clean_exit(
     tmp_path: Path, prepared_model_dir: Path
 ) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dikkat", "run"],
-        env=environment(tmp_path, prepared_model_dir, DIKKAT_LOG_LEVEL="INFO"),
-        cwd=tmp_path,
-        stdin=subprocess.PIPE,  # stays open: the console waits for a line
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for line in process.stderr:
-            if "starting the console" in line:
-                break
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 0, stderr[-2000:]
+    env = environment(tmp_path, prepared_model_dir, DIKKAT_LOG_LEVEL="INFO")
+    code, stderr = sigterm_once_logged(env, tmp_path, "starting the console")
+    assert code == 0, stderr[-2000:]
     assert "Traceback" not in stderr

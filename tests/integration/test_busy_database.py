@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -40,6 +42,21 @@ def hold_write_lock(path, locked: threading.Event, release: threading.Event) -> 
     release.wait(HOLD_CAP_S)
     conn.execute("COMMIT")
     conn.close()
+
+
+@asynccontextmanager
+async def write_locked_elsewhere(bot, wait_ms: int = 200) -> AsyncIterator[None]:
+    """Another process holds the write lock for the block; the bot waits `wait_ms` for it."""
+    await bot.store._conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=hold_write_lock, args=(bot.settings.db_path, locked, release))
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, DEADLINE_S)
+        yield
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, HOLD_CAP_S)
 
 
 async def predictions(bot, n: int) -> list[int]:
@@ -121,18 +138,10 @@ async def test_a_vote_that_cannot_be_written_in_time_is_answered_politely(bot) -
         ButtonPress("telegram", "v", "c", f"fb:{first}:negative")
     )
     assert "Teşekkürler" in stored.text
-    await bot.store._conn.execute("PRAGMA busy_timeout = 200")
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=hold_write_lock, args=(bot.settings.db_path, locked, release))
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, DEADLINE_S)
+    async with write_locked_elsewhere(bot):
         reply = await bot.router.handle_button(
             ButtonPress("telegram", "v", "c", f"fb:{second}:positive")
         )
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, HOLD_CAP_S)
     assert "tekrar deneyin" in reply.text and "ters gitti" not in reply.text
     votes = await bot.store._all("SELECT prediction_id, label FROM feedback ORDER BY id")
     assert [(v["prediction_id"], v["label"]) for v in votes] == [(first, "negative")]
@@ -152,16 +161,8 @@ def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_a_command_that_writes_under_a_held_lock_is_answered_politely(
     bot, caplog: pytest.LogCaptureFixture, command: str, args: str
 ) -> None:
-    await bot.store._conn.execute("PRAGMA busy_timeout = 200")
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=hold_write_lock, args=(bot.settings.db_path, locked, release))
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, DEADLINE_S)
+    async with write_locked_elsewhere(bot):
         reply = await bot.router.handle(Request("telegram", "w", "c", command, args))
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, HOLD_CAP_S)
     assert "meşgul" in reply.text and "tekrar deneyin" in reply.text
     assert "ters gitti" not in reply.text and tracebacks(caplog) == []
     again = await bot.router.handle(Request("telegram", "w", "c", command, args))

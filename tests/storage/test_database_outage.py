@@ -172,13 +172,18 @@ async def test_a_stop_while_the_database_hangs_returns(
     caplog.set_level(logging.INFO, logger="dikkat.scale.trainer")
     pg, url = outage
     store = await SqlStore.open(url)
-    frozen, asking = False, asyncio.Event()
+    frozen, asking, in_flight = False, asyncio.Event(), 0
     last_run = store.last_run
 
     async def last_run_seen(**options: bool):  # the leader's poll: seen asking a frozen server
+        nonlocal in_flight
         if frozen:
             asking.set()
-        return await last_run(**options)
+        in_flight += 1
+        try:
+            return await last_run(**options)
+        finally:
+            in_flight -= 1
 
     monkeypatch.setattr(store, "last_run", last_run_seen)
     shared = settings.model_copy(update={"database_url": SecretStr(url)})
@@ -190,6 +195,8 @@ async def test_a_stop_while_the_database_hangs_returns(
         _alive(leading)
         pg.freeze()
         frozen = True
+        if in_flight:  # a poll sent before the freeze now waits for the frozen server
+            asking.set()
         await _until(lambda: leading.done() or asking.is_set(), "the leader never polled")
         _alive(leading)
         stop.set()
