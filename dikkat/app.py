@@ -109,6 +109,7 @@ class App:
             device=device,
             probe_timeout_s=settings.hub_probe_timeout_s,
             model_dir=settings.model_dir,
+            precision=settings.encoder_precision,
         )
         self.cache = FeatureCache(settings.db_path, encoder.feature_key)
         head, version = await ensure_active_head(self.store, encoder, self.cache, settings)

@@ -91,6 +91,7 @@ def encoder_for(settings: Settings):
         device=settings.device,
         probe_timeout_s=settings.hub_probe_timeout_s,
         model_dir=settings.model_dir,
+        precision=settings.encoder_precision,
     )
 
 

@@ -18,6 +18,7 @@ import torch
 from dikkat.models.device import resolve_device
 from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder
 from dikkat.models.packing import Packing, pack, packed_tokens
+from dikkat.models.quantize import PRECISIONS, Precision, int8_supported, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,12 @@ class SentenceEncoder:
         pooling: Pooling = "mean",
         device: str | torch.device = "cpu",
         text_prefix: str = "",
+        precision: Precision = "fp32",
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if max_length < 3:
             raise ValueError("max_length must be at least 3 (two special tokens + one)")
         limit = getattr(model.config, "max_position_embeddings", None) or max_length
@@ -85,6 +89,24 @@ class SentenceEncoder:
         self.text_prefix = text_prefix
         self.dim = int(model.config.hidden_size)
         self._lock = threading.Lock()  # attentions() switches the attention kernel
+        self.precision: Precision = "fp32"
+        if precision == "int8":
+            self._to_int8()
+
+    def _to_int8(self) -> None:
+        """Int8 Linear weights, in place (CPU only). Packing is checked first, on the float
+        model: int8 vectors move with their batch-mates, packed or padded, so cannot check it."""
+        if self.device.type != "cpu":
+            log.info(
+                "encoder %s: int8 is CPU-only; float weights on %s", self.encoder_id, self.device
+            )
+            return
+        if not int8_supported():
+            log.warning("encoder %s: this torch build has no int8 kernels; fp32", self.encoder_id)
+            return
+        self.packs  # noqa: B018 - cached now, while the model is still float
+        quantize_int8(self.model)
+        self.precision = "int8"
 
     @classmethod
     def from_pretrained(
@@ -106,9 +128,11 @@ class SentenceEncoder:
 
     @property
     def feature_key(self) -> str:
-        """Feature-cache id: the vectors depend on encoder, pooling, max length and prefix."""
+        """Feature-cache id: the vectors depend on encoder, pooling, max length, prefix and
+        (when not fp32) precision, so heads and features of different precisions never mix."""
         key = f"{self.encoder_id}|{self.pooling}|{self.max_length}"
-        return f"{key}|{self.text_prefix}" if self.text_prefix else key
+        key = f"{key}|{self.text_prefix}" if self.text_prefix else key
+        return key if self.precision == "fp32" else f"{key}|{self.precision}"
 
     def tokenize(self, text: str) -> TokenizedText:
         """Token ids of one text, truncated to max_length, and whether the cut dropped tokens."""
@@ -374,16 +398,22 @@ def load_encoder(
     device: str | torch.device = "auto",
     probe_timeout_s: float = 3.0,
     model_dir: Path | None = None,
+    precision: Precision = "fp32",
 ) -> SentenceEncoder:
     """`auto`, `offline`/`e5`, `minilm`, a hub id, or a local folder.
 
     `auto` tries BERTurk (local cache, then the hub if it answers), then the packaged
     multilingual-e5-small (prepared once under `model_dir`), then the English MiniLM.
+    `precision="int8"` quantizes the Linear weights on CPU (ignored on a GPU, with a log line).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     started = time.perf_counter()
-    options = dict(max_length=max_length, pooling=pooling, device=_device(device))
+    options = dict(
+        max_length=max_length, pooling=pooling, device=_device(device), precision=precision
+    )
     folder_root = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     setting = setting.strip()
     if setting == "auto":
@@ -412,13 +442,14 @@ def load_encoder(
     else:
         encoder, why = _load_hub(setting, probe_timeout_s, **options)
     log.info(
-        "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s, %.1fs)",
+        "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s %s, %.1fs)",
         encoder.encoder_id,
         why,
         encoder.dim,
         encoder.pooling,
         encoder.max_length,
         encoder.device,
+        encoder.precision,
         time.perf_counter() - started,
     )
     return encoder
