@@ -115,3 +115,59 @@ def bench_scale(
         typer.echo(f"cannot run: {error}; install the extra: pip install 'dikkat[scale]'", err=True)
         raise typer.Exit(2) from error
     typer.echo(format_report(report))
+
+
+@bench_app.command("soak")
+def bench_soak(
+    minutes: Annotated[float, typer.Option(help="how long the traffic runs")] = 30.0,
+    rounds: Annotated[
+        int | None, typer.Option(help="instead of minutes: each user's rounds of requests")
+    ] = None,
+    users: Annotated[int, typer.Option(help="concurrent users")] = 4,
+    sample_s: Annotated[float, typer.Option(help="seconds between process samples")] = 10.0,
+    json: JsonOption = None,
+    plot: PlotOption = None,
+) -> None:
+    """The bot under mixed traffic, retrains, head swaps and a locked database: do RSS, fds,
+    tasks or threads grow; is every request answered and every acknowledged vote stored?"""
+    from dikkat.bench.soak import SoakConfig, format_report, run_soak
+    from dikkat.cli.common import encoder_for
+
+    settings = load_settings(quiet=True)
+    config = SoakConfig(
+        minutes=None if rounds is not None else minutes,
+        rounds=rounds,
+        users=users,
+        sample_s=sample_s,
+    )
+    report = run_soak(
+        config, encoder=encoder_for(settings), settings=settings, json_path=json, plot_path=plot
+    )
+    typer.echo(format_report(report))
+    if not report["verdict"]["passed"]:
+        raise typer.Exit(1)
+
+
+@bench_app.command("encoder")
+def bench_encoder(
+    quick: QuickOption = False,
+    json: JsonOption = None,
+    features_db: Annotated[
+        Path | None,
+        typer.Option(help="keep encoder features in this file, so a later run skips encoding"),
+    ] = None,
+) -> None:
+    """The sentiment encoder in fp32 and int8 side by side: ceiling, p50, RSS, vector closeness
+    and head macro-F1 on the shared sets (when present)."""
+    from dikkat.bench.encoder import EncoderBenchConfig, format_report, run_encoder_benchmark
+
+    settings = load_settings(quiet=True)
+    config = EncoderBenchConfig.quick() if quick else EncoderBenchConfig()
+    report = run_encoder_benchmark(
+        model_dir=settings.model_dir,
+        config=config,
+        json_path=json,
+        features_db=features_db,
+        say=typer.echo,
+    )
+    typer.echo(format_report(report))
