@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -136,3 +137,12 @@ def write_json(report: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def markdown_table(*columns: str) -> Table:
+    """A Markdown table; a column whose name starts with '>' is right-aligned."""
+    table = Table(box=box.MARKDOWN, pad_edge=True)
+    for name in columns:
+        right = name.startswith(">")
+        table.add_column(name.lstrip(">"), justify="right" if right else "left", no_wrap=True)
+    return table

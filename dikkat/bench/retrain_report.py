@@ -5,22 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich import box
 from rich.table import Table
 
-from dikkat.bench.common import fmt, render
+from dikkat.bench.common import fmt, markdown_table, render
 from dikkat.bench.retrain_bot import f1_text
 
 __all__ = ["format_report"]
-
-
-def _table(*columns: str) -> Table:
-    """A Markdown table; a column whose name starts with '>' is right-aligned."""
-    table = Table(box=box.MARKDOWN, pad_edge=True)
-    for name in columns:
-        right = name.startswith(">")
-        table.add_column(name.lstrip(">"), justify="right" if right else "left", no_wrap=True)
-    return table
 
 
 def _median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -34,7 +24,7 @@ def _dominant(phases: dict[str, float]) -> str:
 
 
 def _timing(report: dict[str, Any]) -> list[Table | str]:
-    walls = _table(
+    walls = markdown_table(
         ">feedback items",
         ">retrain wall s (median, min-max)",
         ">runs",
@@ -57,7 +47,7 @@ def _timing(report: dict[str, Any]) -> list[Table | str]:
             _dominant(median["phases_s"]),
         )
     sizes = [row["feedback_items"] for row in report["timing"]]
-    phases = _table("phase", *(f">{n:,} items" for n in sizes))
+    phases = markdown_table("phase", *(f">{n:,} items" for n in sizes))
     medians = [_median_run(row["runs"])["phases_s"] for row in report["timing"]]
     for phase in medians[0]:
         phases.add_row(phase, *(fmt(p.get(phase), ".3f") for p in medians))
@@ -70,7 +60,7 @@ def _timing(report: dict[str, Any]) -> list[Table | str]:
 
 
 def _latency(lat: dict[str, Any]) -> list[Table | str]:
-    table = _table(
+    table = markdown_table(
         "window",
         ">seconds",
         ">requests",
@@ -108,7 +98,7 @@ def _latency(lat: dict[str, Any]) -> list[Table | str]:
 def _curve(curve: dict[str, Any]) -> list[Table | str]:
     if "skipped" in curve:
         return ["", curve["skipped"]]
-    table = _table(
+    table = markdown_table(
         ">feedback items",
         "retrain",
         "held-out feedback F1 active -> candidate (n)",

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich import box
 from rich.table import Table
 
-from dikkat.bench.common import fmt, render
+from dikkat.bench.common import fmt, markdown_table, render
 
 __all__ = [
     "METRICS",
@@ -308,14 +307,6 @@ class LogCapture(logging.Handler):
         }
 
 
-def _table(*columns: str) -> Table:
-    table = Table(box=box.MARKDOWN, pad_edge=True)
-    for name in columns:
-        right = name.startswith(">")
-        table.add_column(name.lstrip(">"), justify="right" if right else "left", no_wrap=True)
-    return table
-
-
 def format_report(report: dict[str, Any]) -> str:
     """The slopes, the traffic and the checks as Markdown tables."""
     parts: list[Table | str] = []
@@ -325,7 +316,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"warm-up {tr['warmup_s'] / 60:.1f} min, encoder {report['machine']['encoder']}"
     )
     if tr["metrics"] is not None:
-        slopes = _table(
+        slopes = markdown_table(
             "metric", ">per hour", ">fitted change", ">floor rise", ">first", ">last", ">min",
             ">max",
         )  # fmt: skip
@@ -351,7 +342,7 @@ def format_report(report: dict[str, Any]) -> str:
             parts.append(
                 f"{kind} changed between the censuses after warm-up and at the end: {shown}"
             )
-    requests = _table(
+    requests = markdown_table(
         "command", ">requests", ">ok", ">polite busy", ">error", ">unanswered", ">p50 ms", ">p99 ms"
     )
     for command, row in report["requests"]["by_command"].items():
@@ -386,7 +377,7 @@ def format_report(report: dict[str, Any]) -> str:
     )
     for group in logs["groups"]:
         parts.append(f"  {group['count']}x {group['level']} {group['logger']}: {group['message']}")
-    checks = _table("check", "result")
+    checks = markdown_table("check", "result")
     for name, value in report["verdict"].items():
         checks.add_row(name, {True: "yes", False: "NO", None: "-"}[value])
     parts.append(checks)
