@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 
@@ -43,3 +43,34 @@ class Backoff:
     def reset(self) -> None:
         """A try succeeded: the next failure starts again from `first_s`."""
         self.pause = 0.0
+
+
+class InFlight:
+    """Work being answered, counted while it runs; `drain` marks a stop (new work is to be
+    turned away: see `draining`) and waits until the work in flight is done."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        """Count the block as work in flight."""
+        self.count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._idle.set()
+
+    async def drain(self, timeout: float) -> int:
+        """Mark the stop and wait for the work in flight, at most `timeout` seconds; how much
+        is still in flight then."""
+        self.draining = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return self.count

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -11,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from dikkat.aio import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,7 @@ class HttpServer:
         self._webhook = telegram_webhook
         self._secret = webhook_secret
         self._runner: web.AppRunner | None = None
-        self._webhooks_in_flight = 0
-        self._webhooks_idle = asyncio.Event()
-        self._webhooks_idle.set()
-        self._draining = False
+        self._webhooks = InFlight()
 
     async def start(self) -> None:
         """Bind the port and serve."""
@@ -63,10 +60,7 @@ class HttpServer:
         """Refuse new webhook updates (503: Telegram sends them again, to this bot once it is
         back or to another replica) and wait for those in flight, at most `timeout` seconds;
         the number still in flight then. /healthz and /metrics keep answering."""
-        self._draining = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._webhooks_idle.wait(), timeout)
-        return self._webhooks_in_flight
+        return await self._webhooks.drain(timeout)
 
     async def stop(self) -> None:
         """Stop serving."""
@@ -98,19 +92,14 @@ class HttpServer:
         if not 0 <= payload["update_id"] < 2**63:  # what a database integer column holds
             return web.Response(status=400)
         assert self._webhook is not None
-        if self._draining:
+        if self._webhooks.draining:
             return web.Response(status=503)
-        self._webhooks_in_flight += 1
-        self._webhooks_idle.clear()
         try:
-            status = await self._webhook(payload)
+            with self._webhooks.track():
+                status = await self._webhook(payload)
         except Exception as error:  # a malformed update is the sender's problem, not a 500
             log.warning("webhook update %s refused: %s", payload["update_id"], type(error).__name__)
             return web.Response(status=400)
-        finally:
-            self._webhooks_in_flight -= 1
-            if not self._webhooks_in_flight:
-                self._webhooks_idle.set()
         # The handler processed the update before this answer: a non-2xx makes Telegram (or a
         # proxy in front of several replicas) send it again.
         return web.Response(status=200 if status is None else status)

@@ -7,7 +7,7 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.app_commands import TranslationContextLocation, TranslationContextTypes
 
+from dikkat.aio import InFlight
 from dikkat.bot.i18n import ARGUMENT_HELP, t
 from dikkat.bot.text import split_text
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
@@ -165,10 +166,7 @@ class DikkatDiscord(discord.Client):
         use_api_url(settings.discord_api_url)
         self.tree = app_commands.CommandTree(self)
         self.tree.error(self.on_command_error)
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._draining = False
+        self._answering = InFlight()
         everyone = {name for name, _ in router.menu("en")}
         for name, description in router.menu("en", admin=True):
             command = self._slash_command(name, description)
@@ -233,36 +231,22 @@ class DikkatDiscord(discord.Client):
             return
         log.info("synced %d Discord commands (%s)", len(synced), guild_id or "global")
 
-    @contextlib.contextmanager
-    def _tracked(self) -> Iterator[None]:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
-
     @property
     def draining(self) -> bool:
         """True once a stop began: new interactions are told to try again shortly."""
-        return self._draining
+        return self._answering.draining
 
     async def drain(self, timeout: float) -> int:
         """Stop taking new work (an interaction that comes now is told to try again shortly)
         and wait until every answer in flight is delivered, at most `timeout` seconds; the
         number still in flight then."""
-        self._draining = True
-        if self._in_flight:
-            log.info("Discord: finishing %d answer(s) in flight", self._in_flight)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        return self._in_flight
+        if self._answering.count:
+            log.info("Discord: finishing %d answer(s) in flight", self._answering.count)
+        return await self._answering.drain(timeout)
 
     async def _refused_while_draining(self, interaction: discord.Interaction) -> bool:
         """During a stop, answer a new interaction with "restarting, try again" at once."""
-        if not self._draining:
+        if not self.draining:
             return False
         lang = normalise_language(request_lang(interaction), self.settings.lang)
         with contextlib.suppress(discord.HTTPException):
@@ -286,7 +270,7 @@ class DikkatDiscord(discord.Client):
         async def thinking() -> None:
             await interaction.response.defer(thinking=True, ephemeral=private)
 
-        with self._tracked():
+        with self._answering.track():
             reply, deferred = await self._routed(self.router.handle(request), thinking)
             await send_reply(interaction, reply, private if deferred else None)
 
@@ -316,7 +300,7 @@ class DikkatDiscord(discord.Client):
         )
         if await self._refused_while_draining(interaction):
             return
-        with self._tracked():
+        with self._answering.track():
             try:
                 reply, deferred = await self._routed(
                     self.router.handle_button(press), interaction.response.defer

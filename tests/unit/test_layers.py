@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "inference": {"models", "hashing", "config"},
     "training": {"models", "storage", "viz", "hashing", "config"},
     "bot": {"inference", "storage", "viz", "hashing", "config", "i18n", "aio"},
-    "http": {"config"},
+    "http": {"config", "aio"},
 }
 COMPOSITION = {"app", "cli", "bench", "scale", "__main__", "__init__"}  # wire everything
 ADAPTERS = {"dikkat.bot.telegram", "dikkat.bot.discord"}
