@@ -21,7 +21,8 @@ from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.sorter import Sorter
 from dikkat.stopping import interrupt_as_usual, stop_on_signals
 from dikkat.storage.errors import StoreBusy, StoreUnavailable, classify
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
+from dikkat.storage.migrate import shown_url, sqlite_path, sqlite_url
 from dikkat.storage.records import DatabaseOpenError
 from dikkat.storage.store import Store
 from dikkat.training.head_sync import ActiveHeadWatcher
@@ -111,7 +112,7 @@ class App:
             model_dir=settings.model_dir,
             precision=settings.encoder_precision,
         )
-        self.cache = FeatureCache(settings.db_path, encoder.feature_key)
+        self.cache = FeatureCache.of(self.store, encoder.feature_key)
         head, version = await ensure_active_head(self.store, encoder, self.cache, settings)
         if role == "trainer":
             server = DetachedHeadServer(version)
@@ -158,7 +159,7 @@ class App:
 
     async def stop(self) -> None:
         """Interrupt retraining, finish in-flight requests, close the database (idempotent)."""
-        retrainer, service, cache, store = self.retrainer, self.service, self.cache, self.store
+        retrainer, service, store = self.retrainer, self.service, self.store
         watcher, self.watcher = self.watcher, None
         backend, self.backend = self.backend, None
         self.retrainer = self.service = self.cache = self.store = None
@@ -174,8 +175,6 @@ class App:
             await retrainer.stop()
         if service is not None:
             await service.stop()
-        if cache is not None:
-            cache.close()
         if store is not None and store is not self._given_store:
             await store.close()
         if self._previous_switch is not None:
@@ -210,13 +209,16 @@ class App:
 
 
 async def open_store(settings: Settings) -> Store:
-    """The database: SQLite at DIKKAT_DB_PATH (aiosqlite), or the shared database at
-    DIKKAT_DATABASE_URL through SQLAlchemy (PostgreSQL; needs the `scale` extra)."""
-    if settings.database_url is None:
-        return await Store.open(settings.db_path)
-    from dikkat.storage.sql.store import SqlStore
+    """The database: DIKKAT_DATABASE_URL when set (PostgreSQL needs the `scale` extra), else
+    the SQLite file at DIKKAT_DB_PATH."""
+    return await Store.open(database_url(settings))
 
-    return await SqlStore.open(settings.database_url.get_secret_value())  # type: ignore[return-value]
+
+def database_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of the configured database (a secret: it may hold a password)."""
+    if settings.database_url is None:
+        return sqlite_url(settings.db_path)
+    return settings.database_url.get_secret_value()
 
 
 async def register_telegram_webhook(settings: Settings, **options: Any) -> Any:
@@ -229,14 +231,10 @@ async def register_telegram_webhook(settings: Settings, **options: Any) -> Any:
 
 async def _head_notifications(settings: Settings) -> Any:
     """PostgreSQL pushes head activations (NOTIFY); None with SQLite, where polling does it."""
-    if settings.database_url is None:
-        return None
-    from dikkat.storage.sql.migrate import sqlite_path
-    from dikkat.storage.sql.notify import HeadNotifications
-
-    url = settings.database_url.get_secret_value()
+    url = database_url(settings)
     if sqlite_path(url) is not None:
         return None
+    from dikkat.storage.notify import HeadNotifications  # asyncpg: the `scale` extra
 
     return await HeadNotifications.listen(url)
 
@@ -328,14 +326,9 @@ async def open_update_ledger(settings: Settings, store: Store) -> tuple[Any, Sto
     SQLite: a file of its own beside the database, so that a claim never waits behind another
     process's long write (every update, /help included, would wait with it); PostgreSQL: the
     shared database itself (row locks only)."""
-    if settings.database_url is None:
-        path = settings.db_path
-    else:
-        from dikkat.storage.sql.migrate import sqlite_path
-
-        path = sqlite_path(settings.database_url.get_secret_value())
-        if path is None:
-            return store, None
+    path = sqlite_path(database_url(settings))
+    if path is None:
+        return store, None
     ledger = await Store.open(path.with_name(f"{path.stem}-webhook-updates{path.suffix}"))
     return ledger, ledger
 
@@ -417,6 +410,4 @@ def _database_shown(settings: Settings) -> str:
     """The database for people: the SQLite path, or the shared URL without its password."""
     if settings.database_url is None:
         return str(settings.db_path)
-    from dikkat.storage.sql.migrate import shown_url  # a shared database: the `scale` extra
-
     return shown_url(settings.database_url.get_secret_value())

@@ -89,12 +89,12 @@ def shipped_head_path(minilm_encoder) -> Path:
 @pytest.fixture(scope="session")
 def seed_features_db(tmp_path_factory: pytest.TempPathFactory, minilm_encoder) -> Path:
     """A database whose feature cache already holds the seed corpus (encoded once)."""
-    from dikkat.storage.features import FeatureCache
+    from dikkat.storage.feature_cache import FeatureCache
     from dikkat.training.data import load_labelled_csv, seed_corpus_path
     from dikkat.training.features import features_for
 
     path = tmp_path_factory.mktemp("features") / "template.db"
-    cache = FeatureCache(path, minilm_encoder.feature_key)
+    cache = FeatureCache.open(path, minilm_encoder.feature_key)
     features_for(
         load_labelled_csv(seed_corpus_path())["text"].tolist(),
         minilm_encoder,

@@ -186,7 +186,7 @@ def quality(
     fp32 heads on int8 features (what a head from fp32 features would do under int8)."""
     from dikkat.bench.sentiment import IN_DOMAIN, SPLIT_FRACTION, SPLIT_SEED, shared_frames
     from dikkat.bench.sentiment_recipes import recipe_sets
-    from dikkat.storage.features import FeatureCache
+    from dikkat.storage.feature_cache import FeatureCache
     from dikkat.training.data import split_train_val
     from dikkat.training.features import features_for
     from dikkat.training.metrics import evaluate
@@ -200,7 +200,7 @@ def quality(
     features: dict[str, dict[str, np.ndarray]] = {}
     heads: dict[str, dict[str, list]] = {}
     for name, encoder in encoders.items():
-        cache = FeatureCache(features_db, encoder.feature_key)
+        cache = FeatureCache.open(features_db, encoder.feature_key)
         try:
             say(f"{name}: features of every set")
             features[name] = {

@@ -22,7 +22,7 @@ from dikkat.hashing import text_hash
 from dikkat.inference.service import InferenceService
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import LABELS, SentimentHead
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.store import RetrainRun, Store
 from dikkat.training.promotion import fixed_metrics
 from dikkat.training.retrain import RetrainJob
@@ -74,7 +74,7 @@ async def open_bot(db: Path, encoder: SentenceEncoder) -> Bot:
     app = App(settings, encoder=encoder)
     router = await app.start()
     router.rate_limiter.burst = 10**9  # benchmark clients are not people
-    assert app.store and app.cache and app.service and app.retrainer
+    assert app.store and app.cache is not None and app.service and app.retrainer
     pipeline = app.service.sentiment_pipeline
     return Bot(
         app, settings, app.store, app.cache, app.service, app.retrainer, router,
@@ -91,8 +91,9 @@ async def vote_direct(
 ) -> dict[str, int]:
     """Predictions logged as Router._sentiment logs them (answer from the cached features, no
     encoder), votes through Router.handle_button. Returns the feedback outcomes."""
-    found = bot.cache.get_many(text_hash(t) for t in rows["text"])
-    X = np.stack([found[text_hash(t)] for t in rows["text"]])
+    hashes = [text_hash(t) for t in rows["text"]]
+    found = await bot.store.get_features(bot.cache.feature_key, hashes)
+    X = np.stack([found[key] for key in hashes])
     proba = bot.head.predict_proba(X)  # (n, 3)
     outcomes: dict[str, int] = {}
     for i, (text, label, row) in enumerate(zip(rows["text"], rows["label"], proba, strict=True)):

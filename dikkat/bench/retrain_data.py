@@ -17,7 +17,7 @@ from dikkat.bench.lengths import shared_data_dirs, synthetic_texts
 from dikkat.hashing import text_hash
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import LABELS
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.data import load_labelled_csv, split_train_val
 from dikkat.training.features import features_for
 
@@ -153,7 +153,7 @@ def fill_cache(
     db: Path, encoder: SentenceEncoder, texts: Sequence[str], progress: bool
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Features of `texts` from the scratch cache, encoding (once, ever) what is missing."""
-    cache = FeatureCache(db, encoder.feature_key)
+    cache = FeatureCache.open(db, encoder.feature_key)
     try:
         keys = {text_hash(t) for t in texts}
         missing = len(keys) - len(cache.get_many(keys))

@@ -21,7 +21,7 @@ from dikkat.bench.common import machine_info, write_json
 from dikkat.config import Settings
 from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.head import SentimentHead
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.candidate import train_candidate
 from dikkat.training.data import split_train_val
 from dikkat.training.features import features_for
@@ -188,7 +188,7 @@ def run_learning_benchmark(
     _, frames = shared_frames()
     encoder = load_encoder("offline", device="cpu", model_dir=model_dir)
     scratch = Path(tempfile.mkdtemp(prefix="dikkat-bench-learning-"))
-    cache = FeatureCache(features_db or scratch / "features.db", encoder.feature_key)
+    cache = FeatureCache.open(features_db or scratch / "features.db", encoder.feature_key)
     try:
         report = learning_runs(encoder, cache, frames, say=say)
         say("the same 1,000 corrections without the rehearsal buffer")

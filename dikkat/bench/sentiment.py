@@ -20,7 +20,7 @@ from dikkat.bench.lengths import shared_data_dirs
 from dikkat.bench.sentiment_recipes import compare_recipes, format_recipes
 from dikkat.models.encoder import BERTURK, MINILM_ID, OFFLINE_ID, SentenceEncoder, load_encoder
 from dikkat.models.head import default_head_path, load_head
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.data import load_labelled_csv, split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.metrics import Metrics, evaluate
@@ -166,7 +166,7 @@ def run_sentiment_benchmark(
     for encoder_id, load in _encoders(model_dir, berturk):
         say(f"{encoder_id}: loading")
         encoder = load()
-        cache = FeatureCache(features_db or scratch / "features.db", encoder.feature_key)
+        cache = FeatureCache.open(features_db or scratch / "features.db", encoder.feature_key)
         try:
             say(f"{encoder_id}: in-domain head")
             scores = _head_on(encoder, cache, train, {"test": test}, progress)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import LABELS
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.candidate import seed_split
 from dikkat.training.data import split_train_val
 from dikkat.training.features import features_for

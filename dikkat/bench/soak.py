@@ -43,7 +43,7 @@ from dikkat.bot.i18n import LABEL_NAMES, MESSAGES, t
 from dikkat.bot.types import ButtonPress, Reply, Request
 from dikkat.config import Settings
 from dikkat.models.encoder import SentenceEncoder
-from dikkat.storage.schema import BUSY_TIMEOUT_MS
+from dikkat.storage.legacy_schema import BUSY_TIMEOUT_MS
 from dikkat.storage.store import LABELS, VersionStatus
 from dikkat.training.data import load_labelled_csv, seed_corpus_path
 from dikkat.training.heads import head_versions_dir, register_head
@@ -350,7 +350,7 @@ class Soak:
         self.router.set_notifier(PLATFORM, self.notified)
         self.router.rate_limiter.burst = 10**9  # benchmark users are not people
         if self.config.busy_timeout_ms is not None:
-            await self.store._conn.execute(f"PRAGMA busy_timeout = {self.config.busy_timeout_ms}")
+            await self.store.sqlite_pragma(f"PRAGMA busy_timeout = {self.config.busy_timeout_ms}")
         minutes = self.config.minutes
         warmup_s = 0.0 if minutes is None else self.config.warmup_fraction * minutes * 60
         sampler = Sampler(self.config.sample_s, progress.sampled, census_at_s=warmup_s)

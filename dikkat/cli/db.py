@@ -25,7 +25,7 @@ def default_url() -> str:
     settings = load_settings(quiet=True)
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    from dikkat.storage.sql.migrate import sqlite_url
+    from dikkat.storage.migrate import sqlite_url
 
     return sqlite_url(settings.db_path)
 
@@ -41,8 +41,8 @@ def upgrade(
 
     A SQLite file made by an older Dikkat is adopted with every row kept."""
     try:
-        from dikkat.storage.sql.migrate import shown_url
-        from dikkat.storage.sql.migrate import upgrade as upgrade_database
+        from dikkat.storage.migrate import shown_url
+        from dikkat.storage.migrate import upgrade as upgrade_database
     except ImportError as error:
         typer.echo(f"cannot upgrade: {error}; install dikkat[scale]", err=True)
         raise typer.Exit(2) from error

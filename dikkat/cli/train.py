@@ -103,9 +103,10 @@ def train_seed_head_command(
     out: Annotated[Path | None, typer.Option(help="head path (default: the package asset)")] = None,
 ) -> None:
     """Train the shipped head: seed corpus (training part) + the MIT-licensed public sets."""
+    from dikkat.app import database_url
     from dikkat.bench.lengths import shared_data_dirs
     from dikkat.models.head import head_file_name, save_head, shipped_heads_dir
-    from dikkat.storage.features import FeatureCache
+    from dikkat.storage.feature_cache import FeatureCache
     from dikkat.training.metrics import format_report
     from dikkat.training.rehearsal import rehearsal_path, save_rehearsal
     from dikkat.training.seed_head import missing_training_sets, train_seed_head
@@ -124,7 +125,7 @@ def train_seed_head_command(
             raise typer.Exit(2)
     settings = load_settings()
     encoder = encoder_for(settings)
-    cache = FeatureCache(settings.db_path, encoder.feature_key)
+    cache = FeatureCache.open(database_url(settings), encoder.feature_key)
     try:
         report = train_seed_head(encoder, cache, folder, progress=True)
     finally:

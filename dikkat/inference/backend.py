@@ -52,8 +52,8 @@ class InferenceBackend(Protocol):
         """A word the two sentences share, its vectors compared; None if they share none."""
         ...
 
-    def recent_features(self, text: str) -> np.ndarray | None:
-        """Features computed for `text` by this process, if still remembered (else None)."""
+    def recent_features(self, text_hash: str) -> np.ndarray | None:
+        """Features this process computed for the text with this hash, if still remembered."""
         ...
 
     async def render(self, draw: Callable[..., T], *args: Any, **kwargs: Any) -> T:

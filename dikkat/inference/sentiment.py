@@ -15,11 +15,13 @@ from dikkat.models.head import LABELS, SentimentHead
 
 @dataclass(frozen=True)
 class SentimentResult:
-    """One answer: the label, every class's probability, the head version that produced it."""
+    """One answer: the label, every class's probability, the head version that produced it, and
+    the text's hash (the key of its remembered features and of its logged prediction)."""
 
     label: str
     probabilities: dict[str, float]
     head_version: int | None
+    text_hash: str
     truncated: bool = False
 
 
@@ -84,13 +86,15 @@ class SentimentPipeline:
         probabilities = active.head.predict_proba(features)  # (B, 3)
         results = []
         for item, vector, row in zip(items, features, probabilities, strict=True):
-            self.recent.put(text_hash(item.text), vector)
+            key = text_hash(item.text)
+            self.recent.put(key, vector)
             best = int(np.argmax(row))
             results.append(
                 SentimentResult(
                     label=LABELS[best],
                     probabilities={label: float(p) for label, p in zip(LABELS, row, strict=True)},
                     head_version=active.version,
+                    text_hash=key,
                     truncated=item.truncated,
                 )
             )

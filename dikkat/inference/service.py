@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import numpy as np
 
 from dikkat.config import Settings
-from dikkat.hashing import text_hash
 from dikkat.inference.batcher import DynamicBatcher
 from dikkat.inference.sentiment import SentimentPipeline, SentimentResult
 from dikkat.models.explain import ExplainTrace, explain_trace
@@ -166,9 +165,10 @@ class InferenceService:
         self.sentiment_pipeline.swap(head, version)
         log.info("sentiment head version %s is serving", version)
 
-    def recent_features(self, text: str) -> np.ndarray | None:
-        """The features computed for `text` when it was last classified, if still remembered."""
-        return self.sentiment_pipeline.recent.get(text_hash(text))
+    def recent_features(self, text_hash: str) -> np.ndarray | None:
+        """The features of the text with this hash from when it was last classified, if still
+        remembered."""
+        return self.sentiment_pipeline.recent.get(text_hash)
 
     async def render(self, draw: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a figure-drawing function on the render thread, never on the event loop."""

@@ -49,7 +49,7 @@ class Leadership:
             return
         import asyncpg
 
-        from dikkat.storage.sql.migrate import asyncpg_dsn, sqlite_path
+        from dikkat.storage.migrate import asyncpg_dsn, sqlite_path
 
         url = self.settings.database_url.get_secret_value()
         path = sqlite_path(url)

@@ -87,7 +87,7 @@ class RayBackend:
         """A word the two sentences share, its vectors compared; None if they share none."""
         return await self._call("word_in_context", first, second)
 
-    def recent_features(self, text: str) -> np.ndarray | None:
+    def recent_features(self, text_hash: str) -> np.ndarray | None:
         """Features live in the replicas: None (a voted text is encoded once at retrain)."""
         return None
 

@@ -1,12 +1,15 @@
-"""Work shared by several processes: Telegram webhook updates claimed once, retrain requests
-that frontends leave for the one trainer (schema version 5)."""
+"""Work shared by several processes in the Store: Telegram webhook updates claimed once,
+retrain requests that frontends leave for the one trainer (revision 0006)."""
 
 from __future__ import annotations
 
 import time
 
-from dikkat.storage.connection import StoreBase
+import sqlalchemy as sa
+
+from dikkat.storage.engine import StoreBase
 from dikkat.storage.runs import OWNER, owner_gone
+from dikkat.storage.tables import retrain_requests, telegram_updates
 
 # A claimed update not finished after this long is taken over by the next delivery (its
 # process is presumed dead on another host; on this host a dead owner is seen at once).
@@ -21,6 +24,9 @@ def claim_abandoned(
     return done_at is None and (received_at < now - claim_s or owner_gone(owner))
 
 
+_tu, _rq = telegram_updates.c, retrain_requests.c
+
+
 class CoordinationMixin(StoreBase):
     """The telegram_updates and retrain_requests tables."""
 
@@ -32,38 +38,47 @@ class CoordinationMixin(StoreBase):
 
         A duplicate of an update whose claim is abandoned (its owner died on this host, or
         it is older than `claim_s` and unfinished) or was released is claimed again: True.
-        Atomic across processes (one writer; the primary key refuses a second insert).
+        Atomic across processes: INSERT ... ON CONFLICT DO NOTHING, then the row count; a
+        take-over only applies if the claim did not change since it was read.
         """
         now = time.time()
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT owner, received_at, done_at FROM telegram_updates WHERE update_id = ?",
-                (update_id,),
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                cursor = await db.execute(
-                    "INSERT INTO telegram_updates (update_id, received_at, owner) "
-                    "VALUES (?, ?, ?) ON CONFLICT (update_id) DO NOTHING",
-                    (update_id, now, OWNER),
+            row = (
+                await db.execute(
+                    sa.select(_tu.owner, _tu.received_at, _tu.done_at).where(
+                        _tu.update_id == update_id
+                    )
                 )
-                return cursor.rowcount == 1
+            ).first()
+            if row is None:
+                result = await db.execute(
+                    self._insert(telegram_updates)
+                    .values(update_id=update_id, received_at=now, owner=OWNER)
+                    .on_conflict_do_nothing(index_elements=["update_id"])
+                )
+                return result.rowcount == 1
             owner, received_at, done_at = row
             if not claim_abandoned(owner, received_at, done_at, now, claim_s):
                 return False
-            cursor = await db.execute(
-                "UPDATE telegram_updates SET owner = ?, received_at = ? WHERE update_id = ? "
-                "AND done_at IS NULL AND received_at = ? AND owner IS ?",
-                (OWNER, now, update_id, received_at, owner),
+            result = await db.execute(
+                sa.update(telegram_updates)
+                .where(
+                    _tu.update_id == update_id,
+                    _tu.done_at.is_(None),
+                    _tu.received_at == received_at,
+                    _tu.owner.is_not_distinct_from(owner),
+                )
+                .values(owner=OWNER, received_at=now)
             )
-            return cursor.rowcount == 1
+            return result.rowcount == 1
 
     async def finish_telegram_update(self, update_id: int) -> None:
         """The update was processed: later deliveries of it are duplicates for good."""
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE telegram_updates SET done_at = ? WHERE update_id = ?",
-                (time.time(), update_id),
+                sa.update(telegram_updates)
+                .where(_tu.update_id == update_id)
+                .values(done_at=time.time())
             )
 
     async def release_telegram_update(self, update_id: int) -> None:
@@ -71,51 +86,55 @@ class CoordinationMixin(StoreBase):
         processed (by whichever process receives it)."""
         async with self._transaction() as db:
             await db.execute(
-                "DELETE FROM telegram_updates WHERE update_id = ? AND done_at IS NULL "
-                "AND owner = ?",
-                (update_id, OWNER),
+                sa.delete(telegram_updates).where(
+                    _tu.update_id == update_id, _tu.done_at.is_(None), _tu.owner == OWNER
+                )
             )
 
     async def telegram_update_done(self, update_id: int) -> bool:
         """True when the update was processed to the end (a duplicate to answer 200)."""
-        row = await self._one(
-            "SELECT done_at FROM telegram_updates WHERE update_id = ?", (update_id,)
-        )
+        row = await self._first(sa.select(_tu.done_at).where(_tu.update_id == update_id))
         return row is not None and row[0] is not None
 
     async def prune_telegram_updates(self, older_than_s: float) -> int:
         """Forget updates received more than `older_than_s` seconds ago; how many."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM telegram_updates WHERE received_at < ?", (time.time() - older_than_s,)
+            result = await db.execute(
+                sa.delete(telegram_updates).where(_tu.received_at < time.time() - older_than_s)
             )
-            return cursor.rowcount
+            return result.rowcount
 
     async def request_retrain(self, requested_by: str) -> int:
         """Leave a retrain request for the trainer (e.g. `/retrain` on a frontend); its id."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO retrain_requests (requested_by, created_at) VALUES (?, ?)",
-                (requested_by, time.time()),
+            result = await db.execute(
+                sa.insert(retrain_requests)
+                .values(requested_by=requested_by, created_at=time.time())
+                .returning(_rq.id)
             )
-            return int(cursor.lastrowid)
+            return int(result.scalar_one())
 
     async def take_retrain_request(self) -> tuple[int, str] | None:
         """Claim the oldest request nobody took yet: (id, requested_by), or None. Two
-        concurrent takers never get the same request."""
+        concurrent takers never get the same request (PostgreSQL: FOR UPDATE SKIP LOCKED, so
+        the second takes the next one instead of waiting; SQLite: one writer at a time)."""
+        oldest = sa.select(_rq.id).where(_rq.taken_at.is_(None)).order_by(_rq.id).limit(1)
+        if not self._sqlite:
+            oldest = oldest.with_for_update(skip_locked=True)
         async with self._transaction() as db:
-            async with db.execute(
-                "UPDATE retrain_requests SET taken_at = ? WHERE id = (SELECT id FROM "
-                "retrain_requests WHERE taken_at IS NULL ORDER BY id LIMIT 1) "
-                "AND taken_at IS NULL RETURNING id, requested_by",
-                (time.time(),),
-            ) as cursor:
-                row = await cursor.fetchone()
+            row = (
+                await db.execute(
+                    sa.update(retrain_requests)
+                    .where(_rq.id == oldest.scalar_subquery(), _rq.taken_at.is_(None))
+                    .values(taken_at=time.time())
+                    .returning(_rq.id, _rq.requested_by)
+                )
+            ).first()
             return None if row is None else (int(row[0]), str(row[1]))
 
     async def attach_request_run(self, request_id: int, run_id: int) -> None:
         """Record which run served a request."""
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE retrain_requests SET run_id = ? WHERE id = ?", (run_id, request_id)
+                sa.update(retrain_requests).where(_rq.id == request_id).values(run_id=run_id)
             )

@@ -1,75 +1,74 @@
-"""The encoder feature cache: text hash + encoder id -> float32 vector, in the SQLite database."""
+"""Encoder features in the Store: text hash + encoder key -> float32 vector."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
-from dikkat.hashing import text_hash
-from dikkat.storage.schema import connect_sync
+from dikkat.storage.engine import StoreBase
+from dikkat.storage.tables import features
 
 _CHUNK = 500
-__all__ = ["FeatureCache", "text_hash"]
+_fc = features.c
+# A text hash -> (encoder key, vector) when the caller still has the text's features.
+FeatureLookup = Callable[[str], tuple[str, np.ndarray] | None]
 
 
-class FeatureCache:
-    """Synchronous, thread-safe cache used from training threads; one encoder id per instance."""
+def feature_row(text_hash: str, feature_key: str, vector: np.ndarray, now: float) -> dict:
+    """One row of the features table."""
+    return {
+        "text_hash": text_hash,
+        "encoder": feature_key,
+        "dim": int(vector.shape[-1]),
+        "vector": np.asarray(vector, np.float32).tobytes(),
+        "created_at": now,
+    }
 
-    def __init__(self, db_path: Path, feature_key: str) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.feature_key = feature_key
-        self._conn = connect_sync(str(db_path))
-        self._lock = threading.Lock()
 
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
+class FeaturesMixin(StoreBase):
+    """The features table: vectors written at vote time and by training, read by training."""
 
-    def get_many(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        """Cached vectors for the given hashes (missing ones are simply absent)."""
+    async def get_features(self, feature_key: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors for the given text hashes (missing ones are simply absent)."""
         wanted = list(dict.fromkeys(hashes))
         found: dict[str, np.ndarray] = {}
-        with self._lock:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT text_hash, vector FROM features WHERE encoder = ? "
-                    f"AND text_hash IN ({marks})",
-                    (self.feature_key, *chunk),
+        for start in range(0, len(wanted), _CHUNK):
+            rows = await self._rows(
+                sa.select(_fc.text_hash, _fc.vector).where(
+                    _fc.encoder == feature_key, _fc.text_hash.in_(wanted[start : start + _CHUNK])
                 )
-                for key, blob in rows:
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
+            )
+            found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
         return found
 
-    def put_many(self, vectors: dict[str, np.ndarray]) -> None:
-        """Store vectors in one transaction (existing entries are replaced)."""
+    async def put_features(self, feature_key: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Store vectors in one transaction (existing ones for the same text are replaced)."""
+        if not vectors:
+            return
         now = time.time()
-        rows = [
-            (key, self.feature_key, int(vec.shape[-1]), np.asarray(vec, np.float32).tobytes(), now)
-            for key, vec in vectors.items()
-        ]
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO features (text_hash, encoder, dim, vector, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        rows = [feature_row(key, feature_key, vector, now) for key, vector in vectors.items()]
+        async with self._transaction() as db:
+            await db.execute(self._feature_upsert(), rows)
 
-    def __len__(self) -> int:
-        with self._lock:
-            (count,) = self._conn.execute(
-                "SELECT COUNT(*) FROM features WHERE encoder = ?", (self.feature_key,)
-            ).fetchone()
-        return int(count)
+    def _feature_upsert(self) -> Any:
+        """INSERT of feature rows that replaces a text's earlier vector for the same encoder."""
+        insert = self._insert(features)
+        return insert.on_conflict_do_update(
+            index_elements=["text_hash", "encoder"],
+            set_={
+                "dim": insert.excluded.dim,
+                "vector": insert.excluded.vector,
+                "created_at": insert.excluded.created_at,
+            },
+        )
+
+    async def count_features(self, feature_key: str) -> int:
+        """How many texts have vectors for this encoder key."""
+        row = await self._first(
+            sa.select(sa.func.count()).select_from(features).where(_fc.encoder == feature_key)
+        )
+        return 0 if row is None else int(row[0])

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-import aiosqlite
-
 LABELS = ("negative", "neutral", "positive")
 FeedbackOutcome = Literal["created", "changed", "unchanged", "missing"]
 
@@ -126,7 +124,7 @@ def loads_json(raw: str | None) -> dict[str, Any] | None:
     return None if raw is None else json.loads(raw)
 
 
-def version_from_row(row: aiosqlite.Row) -> ModelVersion:
+def version_from_row(row: Any) -> ModelVersion:
     """A model_versions row as a ModelVersion."""
     return ModelVersion(
         id=row["id"],
@@ -143,7 +141,7 @@ def version_from_row(row: aiosqlite.Row) -> ModelVersion:
     )
 
 
-def run_from_row(row: aiosqlite.Row) -> RetrainRun:
+def run_from_row(row: Any) -> RetrainRun:
     """A retrain_runs row as a RetrainRun."""
     return RetrainRun(
         id=row["id"],

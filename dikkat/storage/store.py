@@ -1,18 +1,19 @@
-"""The Store: typed async access to the SQLite database (aiosqlite, WAL, migrations at open)."""
+"""The Store: typed async access to the database over SQLAlchemy Core (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-import numpy as np
+import sqlalchemy as sa
 
-from dikkat.hashing import text_hash
-from dikkat.storage.connection import StoreBase
+from dikkat.hashing import text_hash as hash_text
 from dikkat.storage.coordination import TELEGRAM_CLAIM_S, CoordinationMixin
+from dikkat.storage.features import FeatureLookup, FeaturesMixin, feature_row
 from dikkat.storage.records import (
     LABELS,
     DatabaseOpenError,
@@ -27,9 +28,12 @@ from dikkat.storage.records import (
     VersionStatus,
 )
 from dikkat.storage.runs import LEASE_S, OWNER, RunsMixin
-from dikkat.storage.versions import VersionsMixin
+from dikkat.storage.tables import audit, feedback, predictions, users
+from dikkat.storage.tables import features as feature_cache
+from dikkat.storage.versions import HEAD_CHANNEL, VersionsMixin
 
 __all__ = [
+    "HEAD_CHANNEL",
     "LABELS",
     "LEASE_S",
     "OWNER",
@@ -46,9 +50,10 @@ __all__ = [
     "Superseded",
     "VersionStatus",
 ]
+_p, _f = predictions.c, feedback.c
 
 
-class Store(CoordinationMixin, VersionsMixin, RunsMixin, StoreBase):
+class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
     """All reads and writes of Dikkat's state; every write is one transaction."""
 
     # users
@@ -57,21 +62,26 @@ class Store(CoordinationMixin, VersionsMixin, RunsMixin, StoreBase):
         """The language a user chose with /lang, if any (remembered after the first read)."""
         key = (platform, user_id)
         if key not in self._languages:
-            row = await self._one(
-                "SELECT lang FROM users WHERE platform = ? AND user_id = ?", (platform, user_id)
+            row = await self._first(
+                sa.select(users.c.lang).where(
+                    users.c.platform == platform, users.c.user_id == user_id
+                )
             )
             if len(self._languages) >= 100_000:
                 self._languages.clear()
-            self._languages[key] = row["lang"] if row else None
+            self._languages[key] = row[0] if row else None
         return self._languages[key]
 
     async def set_language(self, platform: str, user_id: str, lang: str) -> None:
         """Remember a user's language."""
+        insert = self._insert(users).values(
+            platform=platform, user_id=user_id, lang=lang, created_at=time.time()
+        )
         async with self._transaction() as db:
             await db.execute(
-                "INSERT INTO users (platform, user_id, lang, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (platform, user_id) DO UPDATE SET lang = excluded.lang",
-                (platform, user_id, lang, time.time()),
+                insert.on_conflict_do_update(
+                    index_elements=["platform", "user_id"], set_={"lang": insert.excluded.lang}
+                )
             )
         self._languages[(platform, user_id)] = lang
 
@@ -87,25 +97,27 @@ class Store(CoordinationMixin, VersionsMixin, RunsMixin, StoreBase):
         label: str,
         probabilities: dict[str, float],
         head_version: int | None,
+        text_hash: str | None = None,
     ) -> int:
-        """Record one sentiment answer; returns its id for the feedback buttons."""
+        """Record one sentiment answer (its text's hash computed unless given); returns its id
+        for the feedback buttons."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO predictions (platform, user_id, chat_id, text, text_hash, label, "
-                "probabilities, head_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    platform,
-                    user_id,
-                    chat_id,
-                    text,
-                    text_hash(text),
-                    label,
-                    json.dumps(probabilities),
-                    head_version,
-                    time.time(),
-                ),
+            result = await db.execute(
+                sa.insert(predictions)
+                .values(
+                    platform=platform,
+                    user_id=user_id,
+                    chat_id=chat_id,
+                    text=text,
+                    text_hash=text_hash or hash_text(text),
+                    label=label,
+                    probabilities=json.dumps(probabilities),
+                    head_version=head_version,
+                    created_at=time.time(),
+                )
+                .returning(_p.id)
             )
-            return int(cursor.lastrowid)
+            return int(result.scalar_one())
 
     async def add_feedback(
         self,
@@ -113,119 +125,143 @@ class Store(CoordinationMixin, VersionsMixin, RunsMixin, StoreBase):
         platform: str,
         user_id: str,
         label: str,
-        features: tuple[str, np.ndarray] | None = None,
+        features: FeatureLookup | None = None,
         *,
         chat_id: str | None = None,
     ) -> FeedbackOutcome:
         """Record or change one user's vote on a prediction, and in the same transaction the
-        voted text's features (encoder key, vector) when given: one write per vote. With
-        `chat_id`, a prediction made in another chat or on another platform is "missing"."""
+        voted text's features when `features(text_hash)` gives them (encoder key, vector): one
+        read and one write per vote. With `chat_id`, a prediction made in another chat or on
+        another platform is "missing"."""
         if label not in LABELS:
             raise ValueError(f"unknown label {label!r}")
         now = time.time()
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT platform, chat_id FROM predictions WHERE id = ?", (prediction_id,)
-            ) as c:
-                found = await c.fetchone()
-            if found is None or (
-                chat_id is not None and (found["platform"], found["chat_id"]) != (platform, chat_id)
-            ):
-                return "missing"
-            async with db.execute(
-                "SELECT label FROM feedback WHERE prediction_id = ? AND platform = ? "
-                "AND user_id = ?",
-                (prediction_id, platform, user_id),
-            ) as c:
-                existing = await c.fetchone()
-            if existing is not None and existing["label"] == label:
-                return "unchanged"
-            await db.execute(
-                "INSERT INTO feedback (prediction_id, platform, user_id, label, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (prediction_id, platform, "
-                "user_id) DO UPDATE SET label = excluded.label, updated_at = excluded.updated_at",
-                (prediction_id, platform, user_id, label, now, now),
-            )
-            if features is not None:
-                encoder, vector = features
+            found = (
                 await db.execute(
-                    "INSERT OR REPLACE INTO features (text_hash, encoder, dim, vector, created_at) "
-                    "SELECT text_hash, ?, ?, ?, ? FROM predictions WHERE id = ?",
-                    (
-                        encoder,
-                        int(vector.shape[-1]),
-                        np.asarray(vector, np.float32).tobytes(),
-                        now,
-                        prediction_id,
-                    ),
+                    sa.select(_p.platform, _p.chat_id, _p.text_hash).where(_p.id == prediction_id)
                 )
+            ).one_or_none()
+            if found is None or (chat_id is not None and tuple(found[:2]) != (platform, chat_id)):
+                return "missing"
+            existing = (
+                await db.execute(
+                    sa.select(_f.label).where(
+                        _f.prediction_id == prediction_id,
+                        _f.platform == platform,
+                        _f.user_id == user_id,
+                    )
+                )
+            ).scalar_one_or_none()
+            if existing == label:
+                return "unchanged"
+            vote = self._insert(feedback).values(
+                prediction_id=prediction_id,
+                platform=platform,
+                user_id=user_id,
+                label=label,
+                created_at=now,
+                updated_at=now,
+            )
+            await db.execute(
+                vote.on_conflict_do_update(
+                    index_elements=["prediction_id", "platform", "user_id"],
+                    set_={"label": vote.excluded.label, "updated_at": vote.excluded.updated_at},
+                )
+            )
+            remembered = None if features is None else features(found.text_hash)
+            if remembered is not None:
+                encoder, vector = remembered
+                row = feature_row(found.text_hash, encoder, vector, now)
+                await db.execute(self._feature_upsert(), [row])
             return "created" if existing is None else "changed"
 
     async def feedback_votes(self) -> list[tuple[str, str, str, str]]:
         """Every vote as (text, label, platform, user id), newest first."""
-        rows = await self._all(
-            "SELECT p.text, f.label, f.platform, f.user_id FROM feedback f "
-            "JOIN predictions p ON p.id = f.prediction_id ORDER BY f.updated_at DESC, f.id DESC"
+        rows = await self._rows(
+            sa.select(_p.text, _f.label, _f.platform, _f.user_id)
+            .select_from(feedback.join(predictions, _p.id == _f.prediction_id))
+            .order_by(_f.updated_at.desc(), _f.id.desc())
         )
-        return [(r["text"], r["label"], r["platform"], r["user_id"]) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def prediction_text(self, prediction_id: int) -> str | None:
         """The text a prediction was made for."""
-        row = await self._one("SELECT text FROM predictions WHERE id = ?", (prediction_id,))
-        return row["text"] if row else None
+        row = await self._first(sa.select(_p.text).where(_p.id == prediction_id))
+        return row[0] if row else None
 
     async def feedback_count(self, since: float = 0.0) -> int:
         """Votes cast or changed after `since` (a UNIX time)."""
-        row = await self._one("SELECT COUNT(*) FROM feedback WHERE updated_at > ?", (since,))
+        row = await self._first(
+            sa.select(sa.func.count()).select_from(feedback).where(_f.updated_at > since)
+        )
+        assert row is not None
         return int(row[0])
 
     async def feedback_rows(self) -> list[dict[str, Any]]:
         """Every vote with its text and the bot's answer, for export."""
-        rows = await self._all(
-            "SELECT f.prediction_id, p.text, p.label AS predicted, f.label, f.platform, "
-            "f.user_id, f.created_at, f.updated_at, p.head_version FROM feedback f "
-            "JOIN predictions p ON p.id = f.prediction_id ORDER BY f.id"
+        rows = await self._rows(
+            sa.select(
+                _f.prediction_id,
+                _p.text,
+                _p.label.label("predicted"),
+                _f.label,
+                _f.platform,
+                _f.user_id,
+                _f.created_at,
+                _f.updated_at,
+                _p.head_version,
+            )
+            .select_from(feedback.join(predictions, _p.id == _f.prediction_id))
+            .order_by(_f.id)
         )
         return [dict(row) for row in rows]
 
     async def forget_user(self, platform: str, user_id: str) -> ForgetResult:
         """Delete a user's predictions, votes and language, and features only they needed."""
+        theirs = sa.and_(_p.platform == platform, _p.user_id == user_id)
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT DISTINCT text_hash FROM predictions WHERE platform = ? AND user_id = ?",
-                (platform, user_id),
-            ) as c:
-                hashes = [row[0] for row in await c.fetchall()]
-            feedback = await db.execute(
-                "DELETE FROM feedback WHERE (platform = ? AND user_id = ?) OR prediction_id IN "
-                "(SELECT id FROM predictions WHERE platform = ? AND user_id = ?)",
-                (platform, user_id, platform, user_id),
+            hashes = list(
+                (await db.execute(sa.select(_p.text_hash).where(theirs).distinct())).scalars()
             )
-            predictions = await db.execute(
-                "DELETE FROM predictions WHERE platform = ? AND user_id = ?", (platform, user_id)
+            voted = await db.execute(
+                sa.delete(feedback).where(
+                    sa.or_(
+                        sa.and_(_f.platform == platform, _f.user_id == user_id),
+                        _f.prediction_id.in_(sa.select(_p.id).where(theirs)),
+                    )
+                )
             )
+            predicted = await db.execute(sa.delete(predictions).where(theirs))
             await db.execute(
-                "DELETE FROM users WHERE platform = ? AND user_id = ?", (platform, user_id)
+                sa.delete(users).where(users.c.platform == platform, users.c.user_id == user_id)
             )
             self._languages.pop((platform, user_id), None)
-            features = 0
+            removed = 0
             for key in hashes:
-                cursor = await db.execute(
-                    "DELETE FROM features WHERE text_hash = ? AND NOT EXISTS (SELECT 1 FROM "
-                    "predictions p JOIN feedback f ON f.prediction_id = p.id "
-                    "WHERE p.text_hash = ?)",
-                    (key, key),
+                still_needed = (
+                    sa.select(sa.literal(1))
+                    .select_from(predictions.join(feedback, _f.prediction_id == _p.id))
+                    .where(_p.text_hash == key)
                 )
-                features += cursor.rowcount
-            return ForgetResult(predictions.rowcount, feedback.rowcount, features)
+                result = await db.execute(
+                    sa.delete(feature_cache).where(
+                        feature_cache.c.text_hash == key, ~sa.exists(still_needed)
+                    )
+                )
+                removed += result.rowcount
+            return ForgetResult(predicted.rowcount, voted.rowcount, removed)
 
     async def stats(self) -> dict[str, Any]:
         """Counts for /stats: predictions, votes per label, last retrain run."""
-        (predictions,) = await self._one("SELECT COUNT(*) FROM predictions")
+        row = await self._first(sa.select(sa.func.count()).select_from(predictions))
+        assert row is not None
         votes = {label: 0 for label in LABELS}
-        for row in await self._all("SELECT label, COUNT(*) AS n FROM feedback GROUP BY label"):
-            votes[row["label"]] = row["n"]
-        return {"predictions": predictions, "feedback": votes, "last_run": await self.last_run()}
+        for label, count in await self._rows(
+            sa.select(_f.label, sa.func.count()).group_by(_f.label)
+        ):
+            votes[label] = count
+        return {"predictions": row[0], "feedback": votes, "last_run": await self.last_run()}
 
     # audit and maintenance
 
@@ -233,18 +269,31 @@ class Store(CoordinationMixin, VersionsMixin, RunsMixin, StoreBase):
         """Record an admin action."""
         async with self._transaction() as db:
             await db.execute(
-                "INSERT INTO audit (platform, user_id, action, detail, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (platform, user_id, action, detail, time.time()),
+                sa.insert(audit).values(
+                    platform=platform,
+                    user_id=user_id,
+                    action=action,
+                    detail=detail,
+                    created_at=time.time(),
+                )
             )
 
     async def audit_log(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest audit entries."""
-        rows = await self._all("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        rows = await self._rows(sa.select(audit).order_by(audit.c.id.desc()).limit(limit))
         return [dict(row) for row in rows]
 
     async def backup(self, destination: Path) -> None:
-        """A consistent copy of the live database (SQLite online backup API)."""
+        """A consistent copy of a SQLite database (online backup API); PostgreSQL: pg_dump."""
+        if self.path is None:
+            raise NotImplementedError("back up PostgreSQL with pg_dump (see docs/storage.md)")
         destination.parent.mkdir(parents=True, exist_ok=True)
-        async with aiosqlite.connect(destination) as target:
-            await self._conn.backup(target)
+        await asyncio.to_thread(_sqlite_backup, self.path, destination)
+
+
+def _sqlite_backup(source: Path, destination: Path) -> None:
+    """sqlite3's online backup from a connection of its own."""
+    with sqlite3.connect(source) as src, sqlite3.connect(destination) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()

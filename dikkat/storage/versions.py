@@ -1,17 +1,25 @@
-"""Head versions in the Store: register, activate, retire, list."""
+"""Head versions in the Store: register, activate, retire, list, and their weights (blobs)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
 
-from dikkat.storage.connection import StoreBase
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dikkat.storage.engine import StoreBase
 from dikkat.storage.records import ModelVersion, Superseded, VersionStatus, version_from_row
+from dikkat.storage.tables import head_blobs, model_versions
+
+HEAD_CHANNEL = "dikkat_head"  # PostgreSQL NOTIFY channel: payload "<encoder> <version id>"
+_mv = model_versions.c
 
 
 class VersionsMixin(StoreBase):
-    """The model_versions table."""
+    """The model_versions and head_blobs tables."""
 
     async def add_model_version(
         self,
@@ -23,32 +31,40 @@ class VersionsMixin(StoreBase):
         status: str,
         source: str,
         sha256: str | None = None,
+        blob: bytes | None = None,
     ) -> int:
-        """Register a head (with its file's SHA-256); 'active' retires the current active head."""
+        """Register a head (with its file's SHA-256); 'active' retires the current active head.
+
+        With `blob` (the .pt bytes) the weights are stored in the same transaction."""
         now = time.time()
+        digest = hashlib.sha256(blob).hexdigest() if blob is not None else None
+        sha256 = sha256 or digest
         async with self._transaction() as db:
             if status == VersionStatus.ACTIVE:
+                await self._lock_encoder(db, encoder)
+                await _retire_active(db, encoder)
+            version_id = (
                 await db.execute(
-                    "UPDATE model_versions SET status = 'retired' "
-                    "WHERE encoder = ? AND status = 'active'",
-                    (encoder,),
+                    sa.insert(model_versions)
+                    .values(
+                        encoder=encoder,
+                        dim=dim,
+                        path=path,
+                        metrics=json.dumps(metrics),
+                        status=str(status),
+                        source=source,
+                        created_at=now,
+                        activated_at=now if status == VersionStatus.ACTIVE else None,
+                        sha256=sha256,
+                    )
+                    .returning(_mv.id)
                 )
-            cursor = await db.execute(
-                "INSERT INTO model_versions (encoder, dim, path, metrics, status, source, "
-                "created_at, activated_at, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    encoder,
-                    dim,
-                    path,
-                    json.dumps(metrics),
-                    status,
-                    source,
-                    now,
-                    now if status == VersionStatus.ACTIVE else None,
-                    sha256,
-                ),
-            )
-            return int(cursor.lastrowid)
+            ).scalar_one()
+            if blob is not None:
+                await _put_blob(db, version_id, blob, now, digest)
+            if status == VersionStatus.ACTIVE:
+                await self._notify_head(db, encoder, version_id)
+            return int(version_id)
 
     async def activate_version(
         self, version_id: int, *, expected_active: int | None = None
@@ -56,35 +72,31 @@ class VersionsMixin(StoreBase):
         """Make a version the active head of its encoder (the old one is retired).
 
         With `expected_active`, raise Superseded unless that version is still the active one
-        (checked in the same transaction).
-        """
+        (checked in the same transaction)."""
         async with self._transaction() as db:
-            async with db.execute(
-                "SELECT encoder FROM model_versions WHERE id = ?", (version_id,)
-            ) as c:
-                row = await c.fetchone()
-            if row is None:
+            encoder = (
+                await db.execute(sa.select(_mv.encoder).where(_mv.id == version_id))
+            ).scalar_one_or_none()
+            if encoder is None:
                 raise KeyError(version_id)
+            await self._lock_encoder(db, encoder)
             if expected_active is not None:
-                async with db.execute(
-                    "SELECT id FROM model_versions WHERE encoder = ? AND status = 'active'",
-                    (row["encoder"],),
-                ) as c:
-                    current = await c.fetchone()
-                if current is None or current["id"] != expected_active:
-                    raise Superseded(
-                        f"the active head is #{current['id'] if current else '-'}, "
-                        f"not #{expected_active}"
+                current = (
+                    await db.execute(
+                        sa.select(_mv.id).where(_mv.encoder == encoder, _mv.status == "active")
                     )
+                ).scalar_one_or_none()
+                if current != expected_active:
+                    raise Superseded(
+                        f"the active head is #{current if current else '-'}, not #{expected_active}"
+                    )
+            await _retire_active(db, encoder)
             await db.execute(
-                "UPDATE model_versions SET status = 'retired' "
-                "WHERE encoder = ? AND status = 'active'",
-                (row["encoder"],),
+                sa.update(model_versions)
+                .where(_mv.id == version_id)
+                .values(status="active", activated_at=time.time())
             )
-            await db.execute(
-                "UPDATE model_versions SET status = 'active', activated_at = ? WHERE id = ?",
-                (time.time(), version_id),
-            )
+            await self._notify_head(db, encoder, version_id)
         version = await self.get_version(version_id)
         assert version is not None
         return version
@@ -93,36 +105,82 @@ class VersionsMixin(StoreBase):
         """Mark a candidate rejected (or any non-active status)."""
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE model_versions SET status = ? WHERE id = ?", (status, version_id)
+                sa.update(model_versions).where(_mv.id == version_id).values(status=str(status))
             )
 
     async def mark_unloadable(self, version_id: int, problem: str) -> None:
         """Record why a version's file cannot be served; an active one is retired."""
+        retire = sa.case((_mv.status == "active", "retired"), else_=_mv.status)
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE model_versions SET problem = ?, "
-                "status = CASE status WHEN 'active' THEN 'retired' ELSE status END WHERE id = ?",
-                (problem, version_id),
+                sa.update(model_versions)
+                .where(_mv.id == version_id)
+                .values(problem=problem, status=retire)
             )
 
     async def get_version(self, version_id: int) -> ModelVersion | None:
         """One version by id."""
-        row = await self._one("SELECT * FROM model_versions WHERE id = ?", (version_id,))
+        row = await self._first(sa.select(model_versions).where(_mv.id == version_id))
         return version_from_row(row) if row else None
 
     async def active_version(self, encoder: str) -> ModelVersion | None:
         """The head that serves this encoder now."""
-        row = await self._one(
-            "SELECT * FROM model_versions WHERE encoder = ? AND status = 'active'", (encoder,)
+        row = await self._first(
+            sa.select(model_versions).where(_mv.encoder == encoder, _mv.status == "active")
         )
         return version_from_row(row) if row else None
 
     async def list_versions(self, encoder: str | None = None) -> list[ModelVersion]:
         """Versions, newest first."""
-        if encoder is None:
-            rows = await self._all("SELECT * FROM model_versions ORDER BY id DESC")
-        else:
-            rows = await self._all(
-                "SELECT * FROM model_versions WHERE encoder = ? ORDER BY id DESC", (encoder,)
-            )
-        return [version_from_row(row) for row in rows]
+        query = sa.select(model_versions).order_by(_mv.id.desc())
+        if encoder is not None:
+            query = query.where(_mv.encoder == encoder)
+        return [version_from_row(row) for row in await self._rows(query)]
+
+    async def put_head_blob(self, version_id: int, blob: bytes) -> str:
+        """Store (or replace) a version's head weights; returns their SHA-256."""
+        async with self._transaction() as db:
+            found = await db.execute(sa.select(_mv.id).where(_mv.id == version_id))
+            if found.scalar_one_or_none() is None:
+                raise KeyError(version_id)
+            return await _put_blob(db, version_id, blob, time.time())
+
+    async def get_head_blob(self, version_id: int) -> bytes | None:
+        """A version's head weights, None when only a file path was registered."""
+        row = await self._first(
+            sa.select(head_blobs.c.data).where(head_blobs.c.version_id == version_id)
+        )
+        return bytes(row[0]) if row else None
+
+    async def _lock_encoder(self, db: AsyncConnection, encoder: str) -> None:
+        """PostgreSQL: one head change per encoder at a time (SQLite writes are serial anyway)."""
+        if not self._sqlite:
+            key = int.from_bytes(hashlib.sha256(encoder.encode()).digest()[:8], "big", signed=True)
+            await db.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+    async def _notify_head(self, db: AsyncConnection, encoder: str, version_id: int) -> None:
+        """PostgreSQL: tell listeners (on commit) which head is active now."""
+        if not self._sqlite:
+            await db.execute(sa.select(sa.func.pg_notify(HEAD_CHANNEL, f"{encoder} {version_id}")))
+
+
+async def _retire_active(db: AsyncConnection, encoder: str) -> None:
+    await db.execute(
+        sa.update(model_versions)
+        .where(_mv.encoder == encoder, _mv.status == "active")
+        .values(status="retired")
+    )
+
+
+async def _put_blob(
+    db: AsyncConnection, version_id: int, blob: bytes, now: float, digest: str | None = None
+) -> str:
+    """Store a head's bytes (replacing any earlier copy); `digest` is their SHA-256 if known."""
+    digest = digest or hashlib.sha256(blob).hexdigest()
+    await db.execute(sa.delete(head_blobs).where(head_blobs.c.version_id == version_id))
+    await db.execute(
+        sa.insert(head_blobs).values(
+            version_id=version_id, sha256=digest, data=blob, created_at=now
+        )
+    )
+    return digest

@@ -13,7 +13,7 @@ import pandas as pd
 from dikkat.hashing import text_hash
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import SentimentHead
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.data import (
     label_indices,
     load_labelled_csv,

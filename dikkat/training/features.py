@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dikkat.hashing import text_hash
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 
 if TYPE_CHECKING:
     from dikkat.models.encoder import SentenceEncoder
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def feature_cache_for(encoder: SentenceEncoder, db_path: str | Path) -> FeatureCache:
     """A FeatureCache keyed by the encoder's feature_key (id + pooling + max length)."""
-    return FeatureCache(Path(db_path), encoder.feature_key)
+    return FeatureCache.open(Path(db_path), encoder.feature_key)
 
 
 def features_for(

@@ -22,7 +22,7 @@ from dikkat.models.head import (
     load_head,
     save_head,
 )
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.store import ModelVersion, Store, VersionStatus
 from dikkat.training.candidate import evaluation_metrics, train_candidate
 from dikkat.training.promotion import fixed_metrics

@@ -16,7 +16,7 @@ from dikkat.hashing import text_hash
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadLoadError, SentimentHead, save_head
 from dikkat.storage.errors import StoreError
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.store import (
     LEASE_S,
     ModelVersion,
@@ -194,7 +194,7 @@ class RetrainJob:
             )
         with profile.phase("features"):
             await asyncio.to_thread(self._remember_recent, [text for text, _ in feedback])
-            cached = len(self.cache)
+            cached = await self.store.count_features(self.encoder.feature_key)
             shipped = await asyncio.to_thread(self._shipped)
         report = await asyncio.to_thread(
             train_candidate,
@@ -209,7 +209,8 @@ class RetrainJob:
             rehearsal=shipped.rehearsal,
             feedback_weight=self.settings.retrain_feedback_weight,
         )
-        profile.encoded_texts = len(self.cache) - cached  # features_for caches what it encodes
+        encoded = await self.store.count_features(self.encoder.feature_key) - cached
+        profile.encoded_texts = encoded  # features_for stores what it encodes
         tolerance = self.settings.retrain_tolerance
         decision = decide(
             report.before,
@@ -279,11 +280,12 @@ class RetrainJob:
 
     def _remember_recent(self, texts: list[str]) -> None:
         """Put features the service still remembers into the cache, so they are not re-encoded."""
-        cached = self.cache.get_many(text_hash(text) for text in texts)
+        hashes = {text_hash(text) for text in texts}
+        missing = hashes - self.cache.get_many(hashes).keys()
         fresh: dict[str, np.ndarray] = {}
-        for text in texts:
-            vector = None if text_hash(text) in cached else self.service.recent_features(text)
+        for key in missing:
+            vector = self.service.recent_features(key)
             if vector is not None:
-                fresh[text_hash(text)] = vector
+                fresh[key] = vector
         if fresh:
             self.cache.put_many(fresh)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadMeta, SentimentHead
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.data import load_labelled_csv
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate

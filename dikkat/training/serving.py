@@ -21,8 +21,9 @@ class HeadServer(Protocol):
         """Serve `head` from the next batch on."""
         ...
 
-    def recent_features(self, text: str) -> np.ndarray | None:
-        """The features computed for `text` when it was last classified, if remembered."""
+    def recent_features(self, text_hash: str) -> np.ndarray | None:
+        """The features of the text with this hash from when it was last classified, if
+        remembered."""
         ...
 
 
@@ -42,6 +43,6 @@ class DetachedHeadServer:
         """Record `version`; the head itself is served by the inference processes."""
         self._version = version
 
-    def recent_features(self, text: str) -> np.ndarray | None:
+    def recent_features(self, text_hash: str) -> np.ndarray | None:
         """Nothing was classified here: always None (votes' texts are encoded at retrain)."""
         return None

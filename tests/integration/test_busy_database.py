@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
+from sqlalchemy import event
 
 from dikkat.bot.types import ButtonPress, Request
 
@@ -17,21 +18,23 @@ DEADLINE_S = 30  # only catches a hang
 HOLD_CAP_S = 4 * DEADLINE_S  # the other process gives its lock up by itself after this
 
 
-def signal_write_begins(bot, monkeypatch: pytest.MonkeyPatch, task_name: str) -> asyncio.Event:
-    """An event set when the task named `task_name` sends a transaction's BEGIN to the writer
-    connection (aiosqlite runs a connection's statements one by one, in the order sent)."""
-    conn = bot.store._conn
+@contextmanager
+def signal_write_begins(bot, task_name: str) -> Iterator[asyncio.Event]:
+    """An event set when the task named `task_name` sends its transaction's BEGIN to the writer
+    connection (before the statement runs, so also while it waits for the lock)."""
     begins = asyncio.Event()
-    execute = conn.execute
 
-    def spy(sql, *args, **kwargs):
+    def spy(_conn, _cursor, statement: str, *_args) -> None:
         task = asyncio.current_task()
-        if sql.lstrip().upper().startswith("BEGIN") and task and task.get_name() == task_name:
+        if statement.startswith("BEGIN") and task is not None and task.get_name() == task_name:
             begins.set()
-        return execute(sql, *args, **kwargs)
 
-    monkeypatch.setattr(conn, "execute", spy)
-    return begins
+    engine = bot.store._writer.sync_engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        yield begins
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
 
 
 def hold_write_lock(path, locked: threading.Event, release: threading.Event) -> None:
@@ -47,7 +50,7 @@ def hold_write_lock(path, locked: threading.Event, release: threading.Event) -> 
 @asynccontextmanager
 async def write_locked_elsewhere(bot, wait_ms: int = 200) -> AsyncIterator[None]:
     """Another process holds the write lock for the block; the bot waits `wait_ms` for it."""
-    await bot.store._conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+    await bot.store.sqlite_pragma(f"PRAGMA busy_timeout = {wait_ms}")
     locked, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=hold_write_lock, args=(bot.settings.db_path, locked, release))
     holder.start()
@@ -97,24 +100,22 @@ async def test_a_thousand_votes_from_fifty_users_at_once_are_all_stored(bot) -> 
     assert kept[0]["n"] == 5  # stored with the votes, in the same transaction
 
 
-async def test_reads_answer_while_another_process_holds_the_write_lock(
-    bot, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_reads_answer_while_another_process_holds_the_write_lock(bot) -> None:
     (pid,) = await predictions(bot, 1)
     # the vote waits for the lock as long as it is held, however slow this machine is
-    await bot.store._conn.execute(f"PRAGMA busy_timeout = {HOLD_CAP_S * 1000}")
+    await bot.store.sqlite_pragma(f"PRAGMA busy_timeout = {HOLD_CAP_S * 1000}")
     locked, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=hold_write_lock, args=(bot.settings.db_path, locked, release))
     holder.start()
     try:
         assert await asyncio.to_thread(locked.wait, DEADLINE_S)
-        write_begins = signal_write_begins(bot, monkeypatch, "vote")
-        vote = asyncio.create_task(
-            bot.router.handle_button(ButtonPress("telegram", "v", "c", f"fb:{pid}:negative")),
-            name="vote",
-        )
+        with signal_write_begins(bot, "vote") as write_begins:
+            vote = asyncio.create_task(
+                bot.router.handle_button(ButtonPress("telegram", "v", "c", f"fb:{pid}:negative")),
+                name="vote",
+            )
+            await asyncio.wait_for(write_begins.wait(), DEADLINE_S)
         # the vote's transaction is on the writer connection, waiting for the lock
-        await asyncio.wait_for(write_begins.wait(), DEADLINE_S)
         # these must not wait behind it: they answer while the vote is still waiting
         # (the guard only ends a hang: the lock is held, and the vote waits, far longer)
         help_reply = await asyncio.wait_for(
@@ -174,16 +175,15 @@ async def test_a_full_disk_is_named_in_the_answer_and_nothing_stored_is_lost(
 ) -> None:
     (pid,) = await predictions(bot, 1)
     await bot.router.handle_button(ButtonPress("telegram", "v", "c", f"fb:{pid}:negative"))
-    async with bot.store._conn.execute("PRAGMA page_count") as cursor:
-        (pages,) = await cursor.fetchone()
-    await bot.store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full now
+    pages = await bot.store.sqlite_pragma("PRAGMA page_count")
+    await bot.store.sqlite_pragma(f"PRAGMA max_page_count = {pages}")  # the disk is full now
     long_text = "Uzun ve ayrıntılı bir yorum, " * 100
     for _ in range(100):  # a page or two may still have room: fill them
         reply = await bot.router.handle(Request("telegram", "w", "c", "sentiment", long_text))
         if "diski dolu" in reply.text:
             break
     assert "diski dolu" in reply.text and tracebacks(caplog) == []
-    await bot.store._conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+    await bot.store.sqlite_pragma("PRAGMA max_page_count = 1073741823")  # space again
     votes = await bot.store.feedback_rows()
     assert [(v["prediction_id"], v["label"]) for v in votes] == [(pid, "negative")]
     after = await bot.router.handle(Request("telegram", "w", "c", "sentiment", long_text))

@@ -9,7 +9,7 @@ import pytest
 
 from dikkat.bot.types import Request
 from dikkat.models.checksum import file_sha256
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.store import Store
 from dikkat.training.heads import ensure_active_head
 
@@ -24,7 +24,7 @@ def flip_a_byte(path: Path) -> None:
 async def store_and_cache(settings, minilm_encoder, seed_features_db):
     shutil.copy(seed_features_db, settings.db_path)
     store = await Store.open(settings.db_path)
-    cache = FeatureCache(settings.db_path, minilm_encoder.feature_key)
+    cache = FeatureCache.of(store, minilm_encoder.feature_key)
     yield store, cache
     cache.close()
     await store.close()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dikkat.models.head import load_head
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.data import label_indices, load_labelled_csv, seed_corpus_path
 from dikkat.training.features import features_for
 from dikkat.training.promotion import Paired, decide, macro_f1_rows
@@ -69,7 +69,7 @@ def promotion_rate(gold: np.ndarray, active: np.ndarray, candidate: np.ndarray) 
 @pytest.fixture(scope="module")
 def real_answers(minilm_encoder, seed_features_db: Path, shipped_head_path: Path):
     corpus = load_labelled_csv(seed_corpus_path())
-    cache = FeatureCache(seed_features_db, minilm_encoder.feature_key)
+    cache = FeatureCache.open(seed_features_db, minilm_encoder.feature_key)
     try:
         X = features_for(corpus["text"].tolist(), minilm_encoder, cache, progress=False)
     finally:

@@ -171,11 +171,12 @@ async def test_concurrent_sentiment_requests_are_batched(bot) -> None:
 
 
 async def test_a_vote_keeps_the_texts_features_for_retraining(bot) -> None:
-    from dikkat.storage.features import text_hash
+    from dikkat.hashing import text_hash
 
     text = "Bu ürünü herkese tavsiye ederim"
     reply = await bot.router.handle(request("sentiment", text))
-    assert bot.cache.get_many([text_hash(text)]) == {}
+    key = bot.service.feature_key
+    assert await bot.store.get_features(key, [text_hash(text)]) == {}
     await bot.router.handle_button(press(reply.buttons[2].data))
-    (vector,) = bot.cache.get_many([text_hash(text)]).values()
+    (vector,) = (await bot.store.get_features(key, [text_hash(text)])).values()
     assert vector.shape == (bot.service.sentiment_pipeline.encoder.dim,)

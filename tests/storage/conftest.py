@@ -46,9 +46,9 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def store(db_url: str) -> AsyncIterator:
-    """An opened, upgraded SqlStore."""
-    from dikkat.storage.sql.store import SqlStore
+    """An opened, upgraded Store."""
+    from dikkat.storage.store import Store
 
-    opened = await SqlStore.open(db_url)
+    opened = await Store.open(db_url)
     yield opened
     await opened.close()

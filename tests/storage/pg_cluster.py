@@ -254,14 +254,18 @@ class PgCluster:
     def freeze(self) -> None:
         """The server stops answering, as on a hung host: connections stay open, new ones are
         not accepted, nothing comes back (SIGSTOP to every server process) until `thaw`."""
-        for pid in self._server_pids():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal_server(signal.SIGSTOP)
 
     def thaw(self) -> None:
         """A frozen server answers again (a running one is left as it is)."""
         if self.running:
-            for pid in self._server_pids():
-                os.kill(pid, signal.SIGCONT)
+            self._signal_server(signal.SIGCONT)
+
+    def _signal_server(self, signum: int) -> None:
+        """Send `signum` to every server process (one that has just exited is passed over)."""
+        for pid in self._server_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
 
 @contextlib.contextmanager

@@ -13,17 +13,17 @@ import sys
 import time
 
 from dikkat.storage.records import RunInProgress
-from dikkat.storage.sql.store import SqlStore
+from dikkat.storage.store import Store
 
 
 async def race(url: str, attempts: int, start_at: float, mode: str) -> None:
-    store = await SqlStore.open(url, upgrade=False, pool_size=10)
+    store = await Store.open(url, upgrade=False, pool_size=10)
     if mode == "index_only":  # skip the SELECT: only the partial unique index stands in the way
 
-        async def sees_nothing(self: SqlStore, db: object) -> None:
+        async def sees_nothing(self: Store, db: object) -> None:
             return None
 
-        SqlStore._running_id = sees_nothing  # type: ignore[method-assign]
+        Store._running_id = sees_nothing  # type: ignore[method-assign]
     await asyncio.gather(*(store.ping() for _ in range(10)))  # warm the pool
     await asyncio.sleep(max(0.0, start_at - time.time()))
     results = await asyncio.gather(

@@ -1,7 +1,6 @@
 """One process of the shared-work races: concurrent claims released at one instant.
 
-Usage: python shared_work_worker.py STORE URL START_AT updates|requests N
-STORE is `sql` (SqlStore on URL) or `sqlite` (today's aiosqlite Store on the file URL's path).
+Usage: python shared_work_worker.py URL START_AT updates|requests N
 `updates`: N concurrent `record_telegram_update(i)` for i in 0..N-1 (in an order of its own),
 each claimed one finished at once; `requests`: N concurrent takers that each call
 `take_retrain_request` until None.
@@ -16,21 +15,12 @@ import os
 import random
 import sys
 import time
-from pathlib import Path
+
+from dikkat.storage.store import Store
 
 
-async def open_store(kind: str, url: str):
-    if kind == "sql":
-        from dikkat.storage.sql.store import SqlStore
-
-        return await SqlStore.open(url, upgrade=False, pool_size=10)
-    from dikkat.storage.store import Store
-
-    return await Store.open(Path(url.split("///", 1)[1]))
-
-
-async def race(kind: str, url: str, start_at: float, mode: str, n: int) -> None:
-    store = await open_store(kind, url)
+async def race(url: str, start_at: float, mode: str, n: int) -> None:
+    store = await Store.open(url, upgrade=False, pool_size=10)
     await asyncio.gather(*(store.ping() for _ in range(10)))  # warm the pool
     await asyncio.sleep(max(0.0, start_at - time.time()))
     claimed: list[int] = []
@@ -56,5 +46,5 @@ async def race(kind: str, url: str, start_at: float, mode: str, n: int) -> None:
 
 
 if __name__ == "__main__":
-    kind, url, start, mode, count = sys.argv[1:6]
-    asyncio.run(race(kind, url, float(start), mode, int(count)))
+    url, start, mode, count = sys.argv[1:5]
+    asyncio.run(race(url, float(start), mode, int(count)))

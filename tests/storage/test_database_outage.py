@@ -21,7 +21,7 @@ from dikkat.scale.leader import Leadership
 from dikkat.scale.remote_retrainer import RetrainRequests
 from dikkat.scale.trainer import lead_retraining
 from dikkat.storage.errors import StoreUnavailable
-from dikkat.storage.sql.store import SqlStore
+from dikkat.storage.store import Store
 
 HANG_S = 30.0  # only a hang takes this long (noticing an outage takes a few seconds)
 RETRAIN_HANG_S = 120.0  # leading again and starting a retrain on 2 busy cores
@@ -113,7 +113,7 @@ async def test_the_leader_leads_again_after_an_outage_and_serves_a_frontends_req
             )
             _alive(leading)
             await asyncio.to_thread(pg.start)
-            frontend = await SqlStore.open(url)  # a frontend's own connections
+            frontend = await Store.open(url)  # a frontend's own connections
             try:
                 await RetrainRequests(frontend, minilm_encoder.feature_key).start(
                     "admin", "telegram:1"
@@ -133,7 +133,7 @@ async def test_the_leader_leads_again_after_an_outage_and_serves_a_frontends_req
             await asyncio.wait_for(leading, HANG_S)
 
 
-async def _run_for(store: SqlStore, requested_by: str) -> bool:
+async def _run_for(store: Store, requested_by: str) -> bool:
     run = await store.last_run()
     return run is not None and run.requested_by == requested_by
 
@@ -146,7 +146,7 @@ async def test_a_stop_while_the_database_is_down_returns_at_once(
     monkeypatch.setattr(trainer_module, "RETRY_FIRST_S", 3600.0)
     monkeypatch.setattr(trainer_module, "RETRY_MAX_S", 3600.0)
     pg, url = outage
-    store = await SqlStore.open(url)
+    store = await Store.open(url)
     try:
         await asyncio.to_thread(pg.stop)
         shared = settings.model_copy(update={"database_url": SecretStr(url)})
@@ -171,7 +171,7 @@ async def test_a_stop_while_the_database_hangs_returns(
 ) -> None:
     caplog.set_level(logging.INFO, logger="dikkat.scale.trainer")
     pg, url = outage
-    store = await SqlStore.open(url)
+    store = await Store.open(url)
     frozen, asking, in_flight = False, asyncio.Event(), 0
     last_run = store.last_run
 

@@ -21,7 +21,7 @@ from dikkat.app import App
 from dikkat.scale.leader import LEADER_LOCK_KEY, Leadership
 from dikkat.scale.remote_retrainer import RetrainRequests
 from dikkat.scale.trainer import lead_retraining
-from dikkat.storage.sql.migrate import asyncpg_dsn, sqlite_path
+from dikkat.storage.migrate import asyncpg_dsn, sqlite_path
 
 HANG_S = 30.0  # only a hang takes this long (a takeover normally takes under a second)
 RETRAIN_HANG_S = 120.0  # a retrain on 2 busy cores: only a hang takes this long
@@ -203,7 +203,7 @@ async def _finished_for(store, requested_by: str) -> bool:
 
 
 async def test_a_schema_upgrade_does_not_wait_for_the_trainer_leader(pg_url: str, settings) -> None:
-    from dikkat.storage.sql.migrate import upgrade_async
+    from dikkat.storage.migrate import upgrade_async
 
     leader = Leadership(settings.model_copy(update={"database_url": SecretStr(pg_url)}))
     await leader.acquire()

@@ -55,9 +55,9 @@ def _logged(log: Path, text: str) -> Callable[[], bool | None]:
 
 
 async def _runs(url: str) -> list:
-    from dikkat.storage.sql.store import SqlStore
+    from dikkat.storage.store import Store
 
-    store = await SqlStore.open(url)
+    store = await Store.open(url)
     try:
         return await store._all("SELECT id, status, slot, error FROM retrain_runs ORDER BY id")
     finally:

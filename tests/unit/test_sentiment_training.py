@@ -14,7 +14,7 @@ from fakes import CountingEncoder
 from PIL import Image
 
 from dikkat.models.head import LABELS, load_head
-from dikkat.storage.features import FeatureCache
+from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.data import (
     data_hash,
     load_labelled_csv,
@@ -114,7 +114,7 @@ def test_feature_cache_avoids_re_encoding(tmp_path: Path) -> None:
     assert encoder.encoded == ["yeni"]
     np.testing.assert_array_equal(first, second[:4])
     with pytest.raises(ValueError, match="feature cache is for"):
-        features_for(texts, encoder, FeatureCache(tmp_path / "f.db", "other"), progress=False)
+        features_for(texts, encoder, FeatureCache.open(tmp_path / "f.db", "other"), progress=False)
 
 
 def test_training_on_a_separable_set_reaches_high_accuracy() -> None:

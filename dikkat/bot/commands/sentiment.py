@@ -44,6 +44,7 @@ class SentimentCommands:
             label=result.label,
             probabilities=result.probabilities,
             head_version=result.head_version,
+            text_hash=result.text_hash,
         )
         lines = [
             t(
@@ -85,7 +86,7 @@ class SentimentCommands:
                 platform,
                 user_id,
                 label,
-                features=await self._remembered_features(prediction),
+                features=self._remembered_features,
                 chat_id=press.chat_id,
             )
         except StoreBusy as error:
@@ -101,13 +102,8 @@ class SentimentCommands:
         name = LABEL_NAMES.text(label, lang)
         return Reply(t(f"feedback_{outcome}", lang, label=name), private=True)
 
-    async def _remembered_features(self, prediction_id: int) -> tuple[str, np.ndarray] | None:
+    def _remembered_features(self, text_hash: str) -> tuple[str, np.ndarray] | None:
         """The voted text's features if the service still remembers them (stored with the vote,
         so retraining never re-runs the encoder for it)."""
-        try:
-            text = await self.store.prediction_text(prediction_id)
-        except Exception:
-            log.warning("could not read the voted text", exc_info=True)
-            return None
-        vector = None if text is None else self.service.recent_features(text)
+        vector = self.service.recent_features(text_hash)
         return None if vector is None else (self.service.feature_key, vector)

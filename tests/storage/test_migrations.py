@@ -1,78 +1,51 @@
-"""Alembic migrations: today's SQLite files are adopted with every row, `dikkat db upgrade` is
-safe from two processes at once, and the tables match what the migrations build."""
+"""Alembic migrations: SQLite files of every released schema are adopted with every row,
+`dikkat db upgrade` is safe from two processes at once, and the tables match the migrations."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
+from pg_cluster import PgCluster
+from typer.testing import CliRunner
 
-pytest.importorskip("sqlalchemy", reason="the SQL store needs the `scale` extra")
-pytest.importorskip("alembic", reason="the SQL store needs the `scale` extra")
-
-from pg_cluster import PgCluster  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from dikkat.cli.db import db_app  # noqa: E402
-from dikkat.storage.records import DatabaseOpenError  # noqa: E402
-from dikkat.storage.schema import MIGRATIONS, PRAGMAS  # noqa: E402
-from dikkat.storage.sql.migrate import head_revision, upgrade, upgrade_async  # noqa: E402
-from dikkat.storage.sql.store import SqlStore  # noqa: E402
-from dikkat.storage.store import Store  # noqa: E402
+from dikkat.cli.db import db_app
+from dikkat.hashing import text_hash
+from dikkat.storage.legacy_schema import MIGRATIONS, PRAGMAS
+from dikkat.storage.migrate import head_revision, upgrade, upgrade_async
+from dikkat.storage.records import DatabaseOpenError, SlotTaken
+from dikkat.storage.store import Store
 
 TABLES_V2 = ("users", "predictions", "feedback", "features", "model_versions", "retrain_runs")
 TABLES = (*TABLES_V2, "audit")
+SHARED_WORK_TABLES = ("telegram_updates", "retrain_requests")
+# A database as the last aiosqlite Store (schema version 6, commit 2d3dbc0) left it.
+RELEASED_FILE = Path(__file__).parent / "files" / "schema6-aiosqlite-store.db"
 REPO = Path(__file__).resolve().parents[2]
 BARRIER_HANG_S = 120  # only a hang takes this long (starting interpreters takes seconds)
 
 
-def counts(path: Path) -> dict[str, int]:
+def counts(path: Path, tables: Iterable[str] = TABLES) -> dict[str, int]:
     conn = sqlite3.connect(path)
     try:
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
     finally:
         conn.close()
 
 
-async def fill_with_todays_store(path: Path) -> None:
-    """Rows in every table, written by today's aiosqlite Store (schema version 4)."""
-    store = await Store.open(path)
-    try:
-        for i in range(5):
-            pid = await store.log_prediction(
-                platform="telegram",
-                user_id=f"u{i}",
-                chat_id="c",
-                text=f"metin {i}",
-                label="positive",
-                probabilities={"positive": 1.0},
-                head_version=None,
-            )
-            await store.add_feedback(pid, "telegram", f"u{i}", "negative", ("enc", np.ones(4)))
-            await store.set_language("telegram", f"u{i}", "en")
-        version = await store.add_model_version(
-            encoder="enc", dim=4, path="h.pt", metrics={"f1": 0.5}, status="active", source="seed"
-        )
-        run = await store.start_run("admin", "telegram:1")
-        await store.finish_run(run, status="promoted", candidate_version=version)
-        await store.start_run("cron", None)  # left running, as by a crash
-        await store.audit("telegram", "1", "retrain")
-    finally:
-        await store.close()
-
-
-def make_v2_file(path: Path) -> None:
-    """A file as Dikkat with schema version 2 left it, rows in every table."""
+def make_old_file(path: Path, version: int) -> None:
+    """A file as Dikkat with schema `version` (2 or later) left it, rows in every table."""
     conn = sqlite3.connect(path)
-    conn.executescript(MIGRATIONS[0] + MIGRATIONS[1] + "\nPRAGMA user_version = 2;")
+    conn.executescript("".join(MIGRATIONS[:version]) + f"\nPRAGMA user_version = {version};")
     for i in range(3):
         conn.execute("INSERT INTO users VALUES ('telegram', ?, 'tr', 0)", (str(i),))
         conn.execute(
@@ -100,36 +73,50 @@ def make_v2_file(path: Path) -> None:
     conn.close()
 
 
-async def test_a_file_made_by_todays_store_is_adopted_with_every_row(tmp_path: Path) -> None:
-    path = tmp_path / "v4.db"
-    await fill_with_todays_store(path)
-    before = counts(path)
+async def test_a_file_of_the_last_aiosqlite_release_is_adopted_with_every_row(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dikkat.db"
+    shutil.copyfile(RELEASED_FILE, path)
+    before = counts(path, (*TABLES, *SHARED_WORK_TABLES))
     assert all(before.values()), before
-    assert await upgrade_async(f"sqlite+aiosqlite:///{path}") == head_revision()
-    assert counts(path) == before
-    store = await SqlStore.open(f"sqlite+aiosqlite:///{path}")
+    store = await Store.open(path)
     try:
+        assert await store.schema_version() == int(head_revision())
+        assert counts(path, before) == before
         assert (await store.stats())["predictions"] == 5
-        assert len(await store.feedback_rows()) == 5
-        assert (await store.active_version("enc")).metrics == {"f1": 0.5}
+        assert len(await store.feedback_rows()) == 4
+        assert (await store.active_version("enc")).metrics == {"macro_f1": 0.5}
         assert await store.get_language("telegram", "u3") == "en"
         assert (await store.last_run()).status == "running"
+        assert await store.get_features("enc", [text_hash("örnek metin 1")]) != {}
+        assert not await store.record_telegram_update(0)  # finished: a duplicate
+        assert await store.record_telegram_update(1)  # unfinished, its process gone: taken
+        assert await store.take_retrain_request() is not None
+        assert await store.take_retrain_request() is None
+        with pytest.raises(SlotTaken):
+            await store.start_run("cron", None, slot="slot-1")
+        newest = await store.log_prediction(
+            platform="telegram",
+            user_id="w",
+            chat_id="c",
+            text="yeni",
+            label="neutral",
+            probabilities={"neutral": 1.0},
+            head_version=None,
+        )
+        assert newest == 7  # id 6 was freed by a forget before the upgrade: never reused
     finally:
         await store.close()
-    again = await Store.open(path)  # today's Store still opens the adopted file
-    try:
-        assert (await again.stats())["predictions"] == 5
-    finally:
-        await again.close()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 async def test_an_older_sqlite_file_migrates_with_equal_row_counts(
     tmp_path: Path, version: int
 ) -> None:
     path = tmp_path / f"v{version}.db"
-    if version == 2:
-        make_v2_file(path)
+    if version >= 2:
+        make_old_file(path, version)
         before = counts(path)
         assert all(before.values()), before
     else:
@@ -139,7 +126,7 @@ async def test_an_older_sqlite_file_migrates_with_equal_row_counts(
         conn.commit()
         conn.close()
         before = {"users": 1}
-    store = await SqlStore.open(f"sqlite+aiosqlite:///{path}")
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
     try:
         assert await store.schema_version() == int(head_revision())
         assert await store.get_language("telegram", "1") == "tr"
@@ -164,7 +151,7 @@ def upgrade_in_two_processes(*urls: str) -> list[subprocess.CompletedProcess]:
     signs in at a barrier (a folder) once it has imported everything, then waits for the rest."""
     code = (
         "import os, sys, time\n"
-        "from dikkat.cli.db import db_app; import dikkat.storage.sql.migrate\n"
+        "from dikkat.cli.db import db_app; import dikkat.storage.migrate\n"
         "barrier, parties = sys.argv.pop(1), int(sys.argv.pop(1))\n"
         "open(os.path.join(barrier, str(os.getpid())), 'x').close()\n"
         f"deadline = time.monotonic() + {BARRIER_HANG_S}\n"
@@ -203,7 +190,7 @@ def upgrade_in_two_processes(*urls: str) -> list[subprocess.CompletedProcess]:
 
 def test_two_concurrent_upgrades_both_succeed_on_sqlite(tmp_path: Path) -> None:
     fresh, legacy = tmp_path / "fresh.db", tmp_path / "legacy.db"
-    make_v2_file(legacy)
+    make_old_file(legacy, 2)
     before = counts(legacy)
     urls = [f"sqlite+aiosqlite:///{path}" for path in (fresh, legacy)]
     for done in upgrade_in_two_processes(*urls):
@@ -250,7 +237,7 @@ async def test_postgres_tables_match_the_declared_metadata(pg_url: str) -> None:
     from alembic.migration import MigrationContext
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from dikkat.storage.sql.tables import metadata
+    from dikkat.storage.tables import metadata
 
     await upgrade_async(pg_url)
     engine = create_async_engine(pg_url)
@@ -274,7 +261,7 @@ def test_an_upgrade_with_nothing_to_do_runs_no_migration_and_writes_nothing(
     only SQL on the file is reads (plus the connection PRAGMAs)."""
     from alembic import command
 
-    from dikkat.storage.sql import migrate
+    from dikkat.storage import migrate
 
     statements: list[str] = []
     connect = sqlite3.connect
@@ -311,7 +298,7 @@ def test_an_upgrade_with_nothing_to_do_runs_no_migration_and_writes_nothing(
 
 
 async def test_a_path_opens_a_sqlite_file_in_a_new_folder(tmp_path: Path) -> None:
-    store = await SqlStore.open(tmp_path / "new" / "folder" / "d.db")  # like Store.open(path)
+    store = await Store.open(tmp_path / "new" / "folder" / "d.db")  # like Store.open(path)
     try:
         assert store.path == tmp_path / "new" / "folder" / "d.db"
         assert await store.schema_version() == int(head_revision())
@@ -321,7 +308,7 @@ async def test_a_path_opens_a_sqlite_file_in_a_new_folder(tmp_path: Path) -> Non
 
 async def test_without_upgrade_an_old_schema_is_one_clear_error(db_url: str) -> None:
     with pytest.raises(DatabaseOpenError, match="dikkat db upgrade"):
-        await SqlStore.open(db_url, upgrade=False)
+        await Store.open(db_url, upgrade=False)
 
 
 async def test_a_sqlite_file_newer_than_todays_scripts_is_refused(tmp_path: Path) -> None:
@@ -330,4 +317,4 @@ async def test_a_sqlite_file_newer_than_todays_scripts_is_refused(tmp_path: Path
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(RuntimeError, match="newer"):
-        await SqlStore.open(path)
+        await Store.open(path)

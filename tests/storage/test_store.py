@@ -1,5 +1,5 @@
-"""The SqlStore behaves like today's Store, on SQLite and on PostgreSQL (tests/unit/test_store.py
-ported), plus what only it has: head blobs, the unique running run, NOTIFY on activation."""
+"""The Store's behaviour, on SQLite and on PostgreSQL: predictions and votes, forgetting, head
+versions and their blobs, retrain runs, backup, audit, NOTIFY on activation."""
 
 from __future__ import annotations
 
@@ -13,18 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("sqlalchemy", reason="the SQL store needs the `scale` extra")
-pytest.importorskip("alembic", reason="the SQL store needs the `scale` extra")
-
-from dikkat.hashing import text_hash  # noqa: E402
-from dikkat.storage.records import DatabaseOpenError, RunInProgress, Superseded  # noqa: E402
-from dikkat.storage.schema import SCHEMA_VERSION  # noqa: E402
-from dikkat.storage.sql.migrate import head_revision  # noqa: E402
-from dikkat.storage.sql.store import SqlStore  # noqa: E402
-from dikkat.training.votes import resolve_votes  # noqa: E402
+from dikkat.hashing import text_hash
+from dikkat.storage.feature_cache import FeatureCache
+from dikkat.storage.legacy_schema import MIGRATIONS
+from dikkat.storage.migrate import head_revision
+from dikkat.storage.records import DatabaseOpenError, RunInProgress, Superseded
+from dikkat.storage.store import Store
+from dikkat.training.votes import resolve_votes
 
 
-async def predict(store: SqlStore, text: str, user: str = "u1", label: str = "positive") -> int:
+async def predict(store: Store, text: str, user: str = "u1", label: str = "positive") -> int:
     return await store.log_prediction(
         platform="telegram",
         user_id=user,
@@ -43,23 +41,22 @@ def dead_owner() -> str:
     return f"{socket.gethostname()}:{child.pid}"
 
 
-async def test_new_database_is_at_the_newest_revision(store: SqlStore) -> None:
+async def test_new_database_is_at_the_newest_revision(store: Store) -> None:
     assert await store.schema_version() == int(head_revision())
     assert await store.ping()
-    if store.path is not None:  # today's Store and FeatureCache still accept the file
+    if store.path is not None:
         conn = sqlite3.connect(store.path)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         conn.close()
 
 
-async def test_an_unknown_newer_revision_is_refused(store: SqlStore, db_url: str) -> None:
+async def test_an_unknown_newer_revision_is_refused(store: Store, db_url: str) -> None:
     await store._execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(RuntimeError, match="newer"):
-        await SqlStore.open(db_url)
+        await Store.open(db_url)
 
 
-async def test_a_prediction_id_is_never_reused_after_forget(store: SqlStore) -> None:
+async def test_a_prediction_id_is_never_reused_after_forget(store: Store) -> None:
     first = await predict(store, "ilk", "a")
     newest = await predict(store, "A'nın son metni", "a")
     await store.forget_user("telegram", "a")
@@ -68,14 +65,14 @@ async def test_a_prediction_id_is_never_reused_after_forget(store: SqlStore) -> 
     assert await store.feedback_rows() == []
 
 
-async def test_a_vote_from_another_chat_or_platform_is_refused(store: SqlStore) -> None:
+async def test_a_vote_from_another_chat_or_platform_is_refused(store: Store) -> None:
     pid = await predict(store, "güzel")  # made in chat "c" on telegram
     assert await store.add_feedback(pid, "telegram", "u2", "positive", chat_id="x") == "missing"
     assert await store.add_feedback(pid, "discord", "u2", "positive", chat_id="c") == "missing"
     assert await store.add_feedback(pid, "telegram", "u2", "positive", chat_id="c") == "created"
 
 
-async def test_feedback_created_changed_unchanged_missing(store: SqlStore) -> None:
+async def test_feedback_created_changed_unchanged_missing(store: Store) -> None:
     pid = await predict(store, "güzel")
     assert await store.add_feedback(pid, "telegram", "u2", "positive") == "created"
     assert await store.add_feedback(pid, "telegram", "u2", "positive") == "unchanged"
@@ -88,7 +85,40 @@ async def test_feedback_created_changed_unchanged_missing(store: SqlStore) -> No
         await store.add_feedback(pid, "telegram", "u2", "great")
 
 
-async def test_majority_vote_ties_dropped_and_one_vote_per_user_per_text(store: SqlStore) -> None:
+async def test_version_5_file_gets_ids_never_reused_and_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript("".join(MIGRATIONS[:5]) + "\nPRAGMA user_version = 5;")
+    for pid in (1, 2, 3):
+        conn.execute(
+            "INSERT INTO predictions (id, platform, user_id, chat_id, text, text_hash, label, "
+            "probabilities, head_version, created_at) VALUES (?, 'telegram', 'u', 'c', ?, 'h', "
+            "'positive', '{}', NULL, 0)",
+            (pid, f"metin {pid}"),
+        )
+        conn.execute(
+            "INSERT INTO feedback (prediction_id, platform, user_id, label, created_at, "
+            "updated_at) VALUES (?, 'telegram', 'v', 'negative', 0, 0)",
+            (pid,),
+        )
+    conn.execute("DELETE FROM predictions WHERE id = 3")  # cascades to its vote
+    conn.close()
+    store = await Store.open(path)
+    try:
+        assert await store.schema_version() == int(head_revision())
+        assert [row["prediction_id"] for row in await store.feedback_rows()] == [1, 2]
+        await store.forget_user("telegram", "u")
+        assert await predict(store, "yeni") == 3  # ids freed before the upgrade: not known
+        await store.forget_user("telegram", "u1")
+        assert await predict(store, "daha yeni") == 4
+        check = sqlite3.connect(path).execute("PRAGMA foreign_key_check").fetchall()
+        assert check == []
+    finally:
+        await store.close()
+
+
+async def test_majority_vote_ties_dropped_and_one_vote_per_user_per_text(store: Store) -> None:
     for user, label in [("a", "positive"), ("b", "positive"), ("c", "negative")]:
         await store.add_feedback(await predict(store, "çok iyi", user), "telegram", user, label)
     for user, label in [("a", "negative"), ("b", "positive")]:
@@ -101,7 +131,7 @@ async def test_majority_vote_ties_dropped_and_one_vote_per_user_per_text(store: 
     assert resolved == {"çok iyi": "positive", "berbat": "negative"}
 
 
-async def test_cap_per_user_keeps_only_their_newest_votes(store: SqlStore) -> None:
+async def test_cap_per_user_keeps_only_their_newest_votes(store: Store) -> None:
     for i in range(10):
         pid = await predict(store, f"metin {i}", "spammer")
         await store.add_feedback(pid, "telegram", "spammer", "negative")
@@ -109,10 +139,13 @@ async def test_cap_per_user_keeps_only_their_newest_votes(store: SqlStore) -> No
     assert sorted(text for text, _ in resolved) == ["metin 7", "metin 8", "metin 9"]
 
 
-async def test_forget_deletes_only_that_users_data(store: SqlStore) -> None:
+async def test_forget_deletes_only_that_users_data(store: Store) -> None:
     mine = await predict(store, "benim metnim", "me")
     theirs = await predict(store, "onların metni", "them")
-    vector = ("enc", np.ones(4, np.float32))
+
+    def vector(_text_hash: str) -> tuple[str, np.ndarray]:
+        return "enc", np.ones(4, np.float32)
+
     await store.add_feedback(mine, "telegram", "me", "neutral", vector)
     await store.add_feedback(theirs, "telegram", "me", "positive", vector)
     await store.add_feedback(theirs, "telegram", "them", "positive", vector)
@@ -128,10 +161,10 @@ async def test_forget_deletes_only_that_users_data(store: SqlStore) -> None:
     assert np.frombuffer(kept[0]["vector"], np.float32).tolist() == [1.0] * 4
 
 
-async def test_language_is_upserted(store: SqlStore) -> None:
+async def test_language_is_upserted(store: Store) -> None:
     await store.set_language("discord", "7", "tr")
     await store.set_language("discord", "7", "en")
-    fresh = await SqlStore.open(store.url)
+    fresh = await Store.open(store.url)
     try:
         assert await fresh.get_language("discord", "7") == "en"
         assert await fresh.get_language("discord", "8") is None
@@ -139,7 +172,7 @@ async def test_language_is_upserted(store: SqlStore) -> None:
         await fresh.close()
 
 
-async def test_model_versions_one_active_per_encoder(store: SqlStore) -> None:
+async def test_model_versions_one_active_per_encoder(store: Store) -> None:
     first = await store.add_model_version(
         encoder="e", dim=4, path="a.pt", metrics={"macro_f1": 0.5}, status="active", source="seed"
     )
@@ -164,7 +197,7 @@ async def test_model_versions_one_active_per_encoder(store: SqlStore) -> None:
     assert await store.active_version("e") is None
 
 
-async def test_head_weights_live_in_the_database(store: SqlStore) -> None:
+async def test_head_weights_live_in_the_database(store: Store) -> None:
     blob = bytes(range(256)) * 40
     version = await store.add_model_version(
         encoder="e", dim=4, path="db:", metrics={}, status="candidate", source="run", blob=blob
@@ -186,7 +219,7 @@ async def test_head_weights_live_in_the_database(store: SqlStore) -> None:
 
 
 async def test_runs_are_recorded_and_a_crashed_owners_run_is_marked_failed(
-    store: SqlStore,
+    store: Store,
 ) -> None:
     run = await store.start_run("admin", "telegram:1")
     await store.finish_run(run, status="promoted", n_feedback=3, metrics_after={"macro_f1": 0.7})
@@ -201,10 +234,10 @@ async def test_runs_are_recorded_and_a_crashed_owners_run_is_marked_failed(
 
 
 async def test_a_live_run_survives_other_processes_until_its_lease_expires(
-    store: SqlStore,
+    store: Store,
 ) -> None:
     live = await store.start_run("admin", "telegram:1")
-    other = await SqlStore.open(store.url)  # e.g. `dikkat ask` starting while the bot retrains
+    other = await Store.open(store.url)  # e.g. `dikkat ask` starting while the bot retrains
     try:
         assert await other.fail_unfinished_runs() == 0
         with pytest.raises(RunInProgress):
@@ -220,7 +253,7 @@ async def test_a_live_run_survives_other_processes_until_its_lease_expires(
 
 
 async def test_only_one_run_may_be_running_across_connections(db_url: str) -> None:
-    first, second = await SqlStore.open(db_url), await SqlStore.open(db_url)
+    first, second = await Store.open(db_url), await Store.open(db_url)
     try:
         run = await first.start_run("admin", "telegram:1")
         with pytest.raises(RunInProgress, match=f"#{run}"):
@@ -233,14 +266,14 @@ async def test_only_one_run_may_be_running_across_connections(db_url: str) -> No
 
 
 async def test_the_database_refuses_a_second_running_run(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = await store.start_run("admin", "telegram:1")
 
     async def sees_nothing(self, db) -> None:  # the race: both checked before either inserted
         return None
 
-    monkeypatch.setattr(SqlStore, "_running_id", sees_nothing)
+    monkeypatch.setattr(Store, "_running_id", sees_nothing)
     with pytest.raises(RunInProgress):
         await store.start_run("cli", "cli")
     monkeypatch.undo()
@@ -249,10 +282,10 @@ async def test_the_database_refuses_a_second_running_run(
 
 
 async def test_concurrent_writers_never_see_database_locked(db_url: str) -> None:
-    stores = [await SqlStore.open(db_url) for _ in range(3)]
+    stores = [await Store.open(db_url) for _ in range(3)]
     try:
 
-        async def writer(store: SqlStore, n: int) -> None:
+        async def writer(store: Store, n: int) -> None:
             for i in range(40):
                 pid = await predict(store, f"t{n}-{i}", f"u{n}")
                 await store.add_feedback(pid, "telegram", f"u{n}", "positive")
@@ -265,7 +298,7 @@ async def test_concurrent_writers_never_see_database_locked(db_url: str) -> None
             await store.close()
 
 
-async def test_online_backup(store: SqlStore, tmp_path: Path) -> None:
+async def test_online_backup(store: Store, tmp_path: Path) -> None:
     await predict(store, "yedek")
     if store.path is None:
         with pytest.raises(NotImplementedError, match="pg_dump"):
@@ -277,7 +310,7 @@ async def test_online_backup(store: SqlStore, tmp_path: Path) -> None:
     copy.close()
 
 
-async def test_audit_log(store: SqlStore) -> None:
+async def test_audit_log(store: Store) -> None:
     await store.audit("discord", "42", "rollback", "version 3")
     await store.audit("discord", "42", "retrain")
     assert [e["action"] for e in await store.audit_log()] == ["retrain", "rollback"]
@@ -288,18 +321,18 @@ async def test_an_unusable_database_is_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(DatabaseOpenError, match="bad.db"):
-        await SqlStore.open(f"sqlite+aiosqlite:///{bad}")
+        await Store.open(f"sqlite+aiosqlite:///{bad}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(DatabaseOpenError, match=r"\*\*\*"):  # the password is not shown
-        await SqlStore.open(f"postgresql+asyncpg://u:secret@127.0.0.1:{port}/x")
+        await Store.open(f"postgresql+asyncpg://u:secret@127.0.0.1:{port}/x")
 
 
 async def test_activation_notifies_listeners_on_postgres(pg_url: str) -> None:
     import asyncpg
 
-    store = await SqlStore.open(pg_url)
+    store = await Store.open(pg_url)
     listener = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
     heard: asyncio.Queue[str] = asyncio.Queue()
     try:
@@ -316,3 +349,19 @@ async def test_activation_notifies_listeners_on_postgres(pg_url: str) -> None:
     finally:
         await listener.close()
         await store.close()
+
+
+async def test_features_are_replaced_per_encoder_and_reachable_from_a_worker_thread(
+    store: Store,
+) -> None:
+    vector = np.arange(4, dtype=np.float32)
+    await store.put_features("enc", {"h1": vector})
+    await store.put_features("enc", {"h1": vector + 1})
+    assert np.array_equal((await store.get_features("enc", ["h1", "h2"]))["h1"], vector + 1)
+    assert await store.get_features("other", ["h1"]) == {}
+    cache = FeatureCache.of(store, "enc")
+    await asyncio.to_thread(cache.put_many, {"h2": vector})
+    assert set(await asyncio.to_thread(cache.get_many, ["h1", "h2", "h3"])) == {"h1", "h2"}
+    assert await asyncio.to_thread(cache.count) == 2
+    with pytest.raises(RuntimeError, match="worker thread"):
+        cache.get_many(["h1"])  # on the Store's own loop it would wait for itself

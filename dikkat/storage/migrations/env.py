@@ -1,15 +1,15 @@
-"""Alembic environment: runs on the connection `dikkat.storage.sql.migrate` hands over."""
+"""Alembic environment: runs on the connection `dikkat.storage.migrate` hands over."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from dikkat.storage.sql.tables import metadata
+from dikkat.storage.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError(
-        "run migrations with `dikkat db upgrade` (dikkat.storage.sql.migrate.upgrade), "
+        "run migrations with `dikkat db upgrade` (dikkat.storage.migrate.upgrade), "
         "which takes the cross-process lock first"
     )
 context.configure(

@@ -15,11 +15,11 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-SCHEMA_VERSION = 5  # the dikkat.storage.schema version this revision corresponds to
+SCHEMA_VERSION = 5  # the dikkat.storage.legacy_schema version this revision corresponds to
 
 
 def upgrade() -> None:
-    """Add the version-5 tables and index (on SQLite: exactly today's script 5)."""
+    """Add the version-5 tables and index (on SQLite: exactly the legacy script 5)."""
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_script()
         return
@@ -56,10 +56,10 @@ def upgrade() -> None:
 
 
 def _sqlite_script() -> None:
-    """Run script 5 of dikkat.storage.schema unless today's Store already did (a file it opened
-    after this database was at 0005, or a version-5 file adopted), then user_version 5: today's
-    Store and this revision build the same tables, and each accepts the other's file."""
-    from dikkat.storage.schema import MIGRATIONS
+    """Run script 5 of storage.legacy_schema unless the aiosqlite Store already did (a file it
+    opened after this database was at 0005, or a version-5 file adopted), then user_version 5:
+    that Store and this revision built the same tables."""
+    from dikkat.storage.legacy_schema import MIGRATIONS
 
     bind = op.get_bind()
     version = int(bind.exec_driver_sql("PRAGMA user_version").scalar() or 0)

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("sqlalchemy", reason="the SQL store needs the `scale` extra")
-pytest.importorskip("alembic", reason="the SQL store needs the `scale` extra")
-
-from dikkat.storage.sql.store import SqlStore  # noqa: E402
+from dikkat.storage.store import Store
 
 WORKER = Path(__file__).with_name("run_race_worker.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 async def test_200_concurrent_starts_from_two_processes_start_one_run(
     db_url: str, mode: str
 ) -> None:
-    store = await SqlStore.open(db_url)  # creates the schema before the race
+    store = await Store.open(db_url)  # creates the schema before the race
     try:
         start_at = str(time.time() + 2.0)  # after both interpreters have connected
         env = {**os.environ, "PYTHONPATH": str(REPO)}

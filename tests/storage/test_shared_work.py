@@ -1,6 +1,6 @@
 """Work shared by several processes (schema 5 / revision 0006), on SQLite and PostgreSQL:
-Telegram updates claimed once, one run per cron slot, retrain requests taken once; and the
-files of today's Store at version 5 adopted by the SqlStore."""
+Telegram updates claimed once, one run per cron slot, retrain requests taken once; and a file
+at revision 0005 that already has script 5 upgraded to 0006."""
 
 from __future__ import annotations
 
@@ -13,28 +13,22 @@ import time
 from pathlib import Path
 
 import pytest
+from test_store import dead_owner
 
-pytest.importorskip("sqlalchemy", reason="the SQL store needs the `scale` extra")
-pytest.importorskip("alembic", reason="the SQL store needs the `scale` extra")
-
-from test_sql_store import dead_owner  # noqa: E402
-
-from dikkat.storage.records import RunInProgress, SlotTaken  # noqa: E402
-from dikkat.storage.schema import SCHEMA_VERSION  # noqa: E402
-from dikkat.storage.sql.migrate import head_revision, upgrade_async  # noqa: E402
-from dikkat.storage.sql.store import SqlStore  # noqa: E402
-from dikkat.storage.store import Store  # noqa: E402
+from dikkat.storage.legacy_schema import MIGRATIONS, SCHEMA_VERSION, migration_script
+from dikkat.storage.migrate import head_revision
+from dikkat.storage.records import RunInProgress, SlotTaken
+from dikkat.storage.store import Store
 
 WORKER = Path(__file__).with_name("shared_work_worker.py")
 REPO = Path(__file__).resolve().parents[2]
-NEW_TABLES = ("telegram_updates", "retrain_requests", "retrain_runs")
 
 
 # telegram_updates
 
 
 async def test_an_update_is_claimed_once_and_a_finished_one_stays_a_duplicate(
-    store: SqlStore,
+    store: Store,
 ) -> None:
     assert await store.record_telegram_update(7001) is True
     assert await store.record_telegram_update(7001) is False  # re-sent while processing
@@ -46,7 +40,7 @@ async def test_an_update_is_claimed_once_and_a_finished_one_stays_a_duplicate(
     assert await store.record_telegram_update(2**40) is True  # ids beyond 32 bits
 
 
-async def test_a_released_or_abandoned_claim_is_taken_again(store: SqlStore) -> None:
+async def test_a_released_or_abandoned_claim_is_taken_again(store: Store) -> None:
     assert await store.record_telegram_update(1)
     await store.release_telegram_update(1)  # processing failed: the re-sent update runs
     assert await store.record_telegram_update(1)
@@ -65,7 +59,7 @@ async def test_a_released_or_abandoned_claim_is_taken_again(store: SqlStore) -> 
     assert not await store.record_telegram_update(1)
 
 
-async def test_old_updates_are_pruned(store: SqlStore) -> None:
+async def test_old_updates_are_pruned(store: Store) -> None:
     for update_id in (1, 2, 3):
         assert await store.record_telegram_update(update_id)
         await store.finish_telegram_update(update_id)
@@ -81,7 +75,7 @@ async def test_old_updates_are_pruned(store: SqlStore) -> None:
 # cron slots
 
 
-async def test_a_cron_slot_starts_at_most_one_run(store: SqlStore) -> None:
+async def test_a_cron_slot_starts_at_most_one_run(store: Store) -> None:
     run = await store.start_run("cron", None, slot="2026-01-01T03:00")
     assert (await store.get_run(run)).slot == "2026-01-01T03:00"
     with pytest.raises(SlotTaken, match=f"#{run}"):  # the other trainer, same firing
@@ -102,19 +96,19 @@ async def test_a_cron_slot_starts_at_most_one_run(store: SqlStore) -> None:
 
 
 async def test_the_database_refuses_a_second_run_of_a_slot(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = await store.start_run("cron", None, slot="s")
     await store.finish_run(run, status="promoted")
 
-    original = SqlStore._slot_run
+    original = Store._slot_run
     calls = []
 
     async def misses_once(db, slot):  # the race: both checked before either inserted
         calls.append(slot)
         return None if len(calls) == 1 else await original(db, slot)
 
-    monkeypatch.setattr(SqlStore, "_slot_run", staticmethod(misses_once))
+    monkeypatch.setattr(Store, "_slot_run", staticmethod(misses_once))
     with pytest.raises(SlotTaken, match=f"#{run}"):  # the unique index refused the insert
         await store.start_run("cron", None, slot="s")
     assert len(calls) == 2
@@ -125,7 +119,7 @@ async def test_the_database_refuses_a_second_run_of_a_slot(
 # retrain requests
 
 
-async def test_requests_are_taken_oldest_first_and_once(store: SqlStore) -> None:
+async def test_requests_are_taken_oldest_first_and_once(store: Store) -> None:
     assert await store.take_retrain_request() is None
     first = await store.request_retrain("telegram:1")
     second = await store.request_retrain("discord:2")
@@ -142,13 +136,13 @@ async def test_requests_are_taken_oldest_first_and_once(store: SqlStore) -> None
 # races between processes
 
 
-def race(kind: str, url: str, mode: str, n: int) -> list[list[int]]:
+def race(url: str, mode: str, n: int) -> list[list[int]]:
     """Two worker processes released at one instant; what each claimed."""
     start_at = str(time.time() + 2.0)  # after both interpreters have connected
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), kind, url, start_at, mode, str(n)],
+            [sys.executable, str(WORKER), url, start_at, mode, str(n)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -161,22 +155,12 @@ def race(kind: str, url: str, mode: str, n: int) -> list[list[int]]:
     return [json.loads(out)["claimed"] for out, _ in outcomes]
 
 
-# (which store the racing processes use, on which database)
-RACERS = [("sql", "sqlite"), ("sql", "postgres"), ("sqlite", "sqlite")]
-
-
-def racer_url(request: pytest.FixtureRequest, backend: str) -> str:
-    return request.getfixturevalue("pg_url" if backend == "postgres" else "sqlite_url")
-
-
-@pytest.mark.parametrize(("kind", "backend"), RACERS)
 async def test_concurrent_deliveries_from_two_processes_claim_each_update_once(
-    request: pytest.FixtureRequest, kind: str, backend: str
+    db_url: str,
 ) -> None:
-    db_url = racer_url(request, backend)
-    store = await SqlStore.open(db_url)  # the schema before the race
+    store = await Store.open(db_url)  # the schema before the race
     try:
-        claimed = race(kind, db_url, "updates", 400)
+        claimed = race(db_url, "updates", 400)
         everything = sorted(claimed[0] + claimed[1])
         assert everything == list(range(400)), [len(c) for c in claimed]  # none twice
         done = await store._all("SELECT COUNT(*) FROM telegram_updates WHERE done_at IS NOT NULL")
@@ -185,79 +169,21 @@ async def test_concurrent_deliveries_from_two_processes_claim_each_update_once(
         await store.close()
 
 
-@pytest.mark.parametrize(("kind", "backend"), RACERS)
-async def test_concurrent_takers_from_two_processes_never_share_a_request(
-    request: pytest.FixtureRequest, kind: str, backend: str
-) -> None:
-    db_url = racer_url(request, backend)
-    store = await SqlStore.open(db_url)
+async def test_concurrent_takers_from_two_processes_never_share_a_request(db_url: str) -> None:
+    store = await Store.open(db_url)
     try:
         made = [await store.request_retrain(f"telegram:{i}") for i in range(100)]
-        claimed = race(kind, db_url, "requests", 10)
+        claimed = race(db_url, "requests", 10)
         assert sorted(claimed[0] + claimed[1]) == made  # each exactly once, none left
     finally:
         await store.close()
 
 
-# today's Store at version 5 and the SqlStore share files
-
-
-async def fill_v5(path: Path) -> dict[str, int]:
-    """Rows in the version-5 tables, written by today's aiosqlite Store."""
-    store = await Store.open(path)
-    try:
-        assert await store.schema_version() == SCHEMA_VERSION
-        for update_id in range(3):
-            await store.record_telegram_update(update_id)
-        await store.finish_telegram_update(0)
-        run = await store.start_run("cron", None, slot="slot-1")
-        await store.finish_run(run, status="promoted")
-        await store.start_run("admin", "telegram:1")  # left running, as by a crash
-        request = await store.request_retrain("telegram:1")
-        await store.take_retrain_request()
-        await store.attach_request_run(request, run)
-        await store.request_retrain("telegram:2")
-    finally:
-        await store.close()
-    conn = sqlite3.connect(path)
-    try:
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in NEW_TABLES}
-    finally:
-        conn.close()
-
-
-async def test_a_version_5_file_of_todays_store_is_adopted(tmp_path: Path) -> None:
-    path = tmp_path / "v5.db"
-    before = await fill_v5(path)
-    assert before == {"telegram_updates": 3, "retrain_requests": 2, "retrain_runs": 2}
-    assert await upgrade_async(f"sqlite+aiosqlite:///{path}") == head_revision()
-    store = await SqlStore.open(path)
-    try:
-        for table, count in before.items():
-            assert (await store._one(f"SELECT COUNT(*) FROM {table}"))[0] == count
-        assert await store.telegram_update_done(0)
-        assert not await store.record_telegram_update(1)  # today's Store's claim, this process
-        assert await store.take_retrain_request() is not None
-        assert await store.take_retrain_request() is None
-        with pytest.raises(SlotTaken):
-            await store.start_run("cron", None, slot="slot-1")
-        indexes = {r[0] for r in await store._all("SELECT name FROM sqlite_master")}
-        assert {"one_run_per_slot", "one_running_run", "retrain_requests_untaken"} <= indexes
-    finally:
-        await store.close()
-    again = await Store.open(path)  # and today's Store still opens the adopted file
-    try:
-        assert await again.schema_version() == SCHEMA_VERSION
-        assert await again.record_telegram_update(99)
-    finally:
-        await again.close()
-
-
-async def test_a_file_at_0005_opened_by_todays_store_then_upgrades_to_0006(tmp_path: Path) -> None:
+async def test_a_file_at_0005_with_script_5_applied_then_upgrades_to_0006(tmp_path: Path) -> None:
     from alembic import command
     from sqlalchemy import create_engine
 
-    from dikkat.storage.sql.migrate import _adopt_sqlite, alembic_config
+    from dikkat.storage.migrate import _adopt_sqlite, alembic_config
 
     path = tmp_path / "r5.db"
     _adopt_sqlite(path)  # schema 4 ...
@@ -267,16 +193,15 @@ async def test_a_file_at_0005_opened_by_todays_store_then_upgrades_to_0006(tmp_p
             config = alembic_config()
             config.attributes["connection"] = conn
             command.stamp(config, "0004")
-            command.upgrade(config, "0005")  # ... then what the SqlStore of revision 0005 made
+            command.upgrade(config, "0005")  # ... then what the Store of revision 0005 made
             conn.commit()
     finally:
         engine.dispose()
-    old = await Store.open(path)  # today's Store adds version 5 itself
-    try:
-        assert await old.request_retrain("telegram:1") == 1
-    finally:
-        await old.close()
-    store = await SqlStore.open(path)  # 0006 finds its tables there and only records that
+    conn = sqlite3.connect(path, isolation_level=None)  # as the aiosqlite Store added version 5
+    conn.executescript(migration_script(5, MIGRATIONS[4]))
+    conn.execute("INSERT INTO retrain_requests (requested_by, created_at) VALUES ('telegram:1', 0)")
+    conn.close()
+    store = await Store.open(path)  # 0006 finds its tables there and only records that
     try:
         assert await store.schema_version() == int(head_revision())
         assert await store.take_retrain_request() == (1, "telegram:1")

@@ -1,4 +1,5 @@
-"""Schema upgrades with Alembic: adopt today's SQLite files, one upgrade at a time per database."""
+"""Schema upgrades with Alembic, one at a time per database; SQLite files of the aiosqlite Store
+are adopted first."""
 
 from __future__ import annotations
 
@@ -15,20 +16,20 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, make_url, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from dikkat.storage.schema import (
+from dikkat.storage.legacy_schema import (
     BUSY_TIMEOUT_MS,
     PRAGMAS,
     migration_script,
     pending_migrations,
 )
-from dikkat.storage.sql.lock import advisory_lock, file_lock, sqlite_lock_path
+from dikkat.storage.lock import advisory_lock, file_lock, sqlite_lock_path
 
-SCRIPT_LOCATION = "dikkat.storage.sql:migrations"
-FIRST_REVISION = "0004"  # today's schema, SQLite user_version 4
-LEGACY_VERSION = 4  # adoption runs today's scripts up to here, then stamps FIRST_REVISION
+SCRIPT_LOCATION = "dikkat.storage:migrations"
+FIRST_REVISION = "0004"  # the legacy schema at user_version 4
+LEGACY_VERSION = 4  # adoption runs the legacy scripts up to here, then stamps FIRST_REVISION
 # Revisions after 0004 that also exist as a user_version script (0006 = version 5) skip the
 # script on SQLite when the file already has it, so a file of any version up to
-# SCHEMA_VERSION made by today's Store is adopted.
+# SCHEMA_VERSION made by the aiosqlite Store is adopted.
 
 
 def alembic_config() -> Config:
@@ -100,8 +101,8 @@ async def upgrade_async(url: str) -> str:
 
 
 def _adopt_sqlite(path: Path) -> None:
-    """Bring a file made by today's Store (user_version 0..SCHEMA_VERSION) to at least version
-    4 with today's scripts, each one atomic; a file already managed by Alembic is left alone.
+    """Bring a file made by the aiosqlite Store (user_version 0..SCHEMA_VERSION) to at least
+    version 4 with its scripts, each one atomic; a file already managed by Alembic is left alone.
     (Revisions 0005.. then run on it; 0006 finds script 5 already applied on a v5 file.)"""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)

@@ -14,15 +14,15 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-SCHEMA_VERSION = 6  # the dikkat.storage.schema version this revision corresponds to
+SCHEMA_VERSION = 6  # the dikkat.storage.legacy_schema version this revision corresponds to
 
 
 def upgrade() -> None:
-    """On SQLite rebuild `predictions` with AUTOINCREMENT (script 6 of dikkat.storage.schema).
+    """On SQLite rebuild `predictions` with AUTOINCREMENT (script 6 of storage.legacy_schema).
     PostgreSQL's SERIAL sequence never hands out an id twice already: nothing to do there."""
     if op.get_bind().dialect.name != "sqlite":
         return
-    from dikkat.storage.schema import MIGRATIONS
+    from dikkat.storage.legacy_schema import MIGRATIONS
 
     bind = op.get_bind()
     version = int(bind.exec_driver_sql("PRAGMA user_version").scalar() or 0)

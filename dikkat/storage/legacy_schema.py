@@ -1,8 +1,7 @@
-"""The database schema as numbered migrations, applied in order by `PRAGMA user_version`."""
+"""The schema scripts of the aiosqlite Store (`PRAGMA user_version` 1..6), frozen: they adopt
+files made before Alembic managed the database, and revisions 0006/0007 reuse two of them."""
 
 from __future__ import annotations
-
-import sqlite3
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -164,16 +163,3 @@ def migration_script(target_version: int, script: str) -> str:
         f"PRAGMA foreign_keys = OFF;\nBEGIN IMMEDIATE;\n{script}\n"
         f"PRAGMA user_version = {target_version};\nCOMMIT;\nPRAGMA foreign_keys = ON;"
     )
-
-
-def connect_sync(path: str) -> sqlite3.Connection:
-    """A plain sqlite3 connection with the project's pragmas and an up-to-date schema."""
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
-    for pragma in PRAGMAS:
-        conn.execute(pragma)
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    for target, script in pending_migrations(version):
-        conn.executescript(migration_script(target, script))
-    return conn

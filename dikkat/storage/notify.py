@@ -6,8 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
-from dikkat.storage.sql.migrate import asyncpg_dsn
-from dikkat.storage.sql.versions import HEAD_CHANNEL
+from dikkat.storage.migrate import asyncpg_dsn
+from dikkat.storage.versions import HEAD_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create the version-4 schema (on SQLite: exactly today's scripts, user_version 4)."""
+    """Create the version-4 schema (on SQLite: exactly the legacy scripts, user_version 4)."""
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_legacy()
         return
@@ -118,9 +118,9 @@ def upgrade() -> None:
 
 
 def _sqlite_legacy() -> None:
-    """Run today's scripts 1-4 (dikkat.storage.schema) not yet applied, statement by statement
+    """Run the legacy scripts 1-4 (storage.legacy_schema) not yet applied, statement by statement
     (`upgrade()` in migrate.py does this atomically per script before stamping 0004)."""
-    from dikkat.storage.schema import MIGRATIONS
+    from dikkat.storage.legacy_schema import MIGRATIONS
 
     bind = op.get_bind()
     version = int(bind.exec_driver_sql("PRAGMA user_version").scalar() or 0)

@@ -1,4 +1,4 @@
-"""The SqlStore's engines: opening (and upgrading) the database, transactions and reads."""
+"""The Store's engines: opening (and upgrading) the database, transactions and reads."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from dikkat.storage.errors import StoreError, store_errors
-from dikkat.storage.records import DatabaseOpenError, open_hint
-from dikkat.storage.schema import BUSY_TIMEOUT_MS, PRAGMAS
-from dikkat.storage.sql.migrate import (
+from dikkat.storage.legacy_schema import BUSY_TIMEOUT_MS, PRAGMAS
+from dikkat.storage.migrate import (
     current_revision,
     head_revision,
     shown_url,
@@ -26,6 +25,7 @@ from dikkat.storage.sql.migrate import (
     sqlite_url,
     upgrade_async,
 )
+from dikkat.storage.records import DatabaseOpenError, open_hint
 
 SQLITE_PRAGMAS = (*PRAGMAS, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
@@ -48,7 +48,7 @@ class Row(tuple):
         return iter(self._names)
 
 
-class SqlStoreBase:
+class StoreBase:
     """A writer engine (one transaction per write) and a reader engine over one database URL."""
 
     def __init__(self, url: str, writer: AsyncEngine, reader: AsyncEngine) -> None:
@@ -70,8 +70,8 @@ class SqlStoreBase:
         """Connect to `url` (sqlite+aiosqlite:///file, postgresql+asyncpg://..., or a SQLite
         file's Path) and bring its schema to the newest revision. Raises DatabaseOpenError."""
         url = sqlite_url(url) if isinstance(url, Path) else url
-        shown = shown_url(url)
         path = sqlite_path(url)
+        shown = shown_url(url) if path is None else str(path)
         try:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ class SqlStoreBase:
                 writer = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
                 reader = writer
         except (exc.ArgumentError, ImportError, OSError) as error:
-            raise DatabaseOpenError(_open_hint(shown, error)) from error
+            raise DatabaseOpenError(_open_hint(shown, error, path is not None)) from error
         store = cls(url, writer, reader)
         try:
             revision = await store._revision()
@@ -97,7 +97,7 @@ class SqlStoreBase:
             if isinstance(error, StoreError) and error.__cause__ is not None:
                 error = error.__cause__
             if isinstance(error, exc.DBAPIError | OSError | sqlite3.Error):
-                raise DatabaseOpenError(_open_hint(shown, error)) from error
+                raise DatabaseOpenError(_open_hint(shown, error, path is not None)) from error
             raise
         return store
 
@@ -115,6 +115,17 @@ class SqlStoreBase:
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         return (await self._one("SELECT 1"))[0] == 1
+
+    async def sqlite_pragma(self, pragma: str) -> Any:
+        """Run a PRAGMA on the SQLite writer connection (its busy timeout or page limit, for
+        benchmarks and tests); its first value, if it returns one."""
+        if not self._sqlite:
+            raise NotImplementedError("PRAGMA is SQLite's")
+        assert self._write_lock is not None
+        async with store_errors(), self._write_lock, self._writer.connect() as conn:
+            result = await conn.exec_driver_sql(pragma)
+            row = result.first() if result.returns_rows else None
+            return None if row is None else row[0]
 
     @property
     def dialect(self) -> str:
@@ -136,7 +147,7 @@ class SqlStoreBase:
             yield conn
 
     async def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        """First row of a raw query with `?` placeholders (kept for callers of today's Store)."""
+        """First row of a raw query with `?` placeholders."""
         rows = await self._all(sql, params)
         return rows[0] if rows else None
 
@@ -190,7 +201,11 @@ def _sqlite_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     return writer, reader
 
 
-def _open_hint(shown: str, error: BaseException) -> str:
+def _open_hint(shown: str, error: BaseException, sqlite: bool) -> str:
+    if sqlite:
+        return open_hint(
+            shown, error, setting="DIKKAT_DB_PATH", otherwise="check the path and permissions"
+        )
     return open_hint(
         shown,
         error,
