@@ -90,6 +90,8 @@ def ensure_int8_folder(model: torch.nn.Module, tokenizer, folder: Path) -> tuple
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be converting it now
         if _is_current(folder, fingerprint):
             return folder, "converted by another process"
+        for leftover in folder.parent.glob(f".{folder.name}.*"):  # from a killed conversion
+            shutil.rmtree(leftover, ignore_errors=True)
         log.info("converting the encoder to CTranslate2 int8 in %s (once)", folder)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:

@@ -176,6 +176,11 @@ class SentenceEncoder:
         return cls(tokenizer, model, encoder_id or str(name_or_path), reload=reload, **options)
 
     @property
+    def runtime(self) -> str:
+        """What runs the sentiment forward pass: `ctranslate2` (int8) or `torch`."""
+        return "torch" if self._ct2 is None else "ctranslate2"
+
+    @property
     def feature_key(self) -> str:
         """Feature-cache id: the vectors depend on encoder, pooling, max length, prefix and
         (when not fp32) precision, so heads and features of different precisions never mix."""
@@ -510,13 +515,14 @@ def load_encoder(
     else:
         encoder, why = _load_hub(setting, probe_timeout_s, **options)
     log.info(
-        "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s %s, %.1fs)",
+        "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s %s %s, %.1fs)",
         encoder.encoder_id,
         why,
         encoder.dim,
         encoder.pooling,
         encoder.max_length,
         encoder.device,
+        encoder.runtime,
         encoder.precision,
         time.perf_counter() - started,
     )
