@@ -34,8 +34,12 @@ class Ct2Unavailable(RuntimeError):
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 of the model's config and of every tensor's name, shape and bytes."""
-    digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode("utf-8"))
+    """sha256 of the model's config and of every tensor's name, shape and bytes (not of the
+    folder it came from, so a moved model directory keeps its conversion)."""
+    config = model.config.to_dict()
+    for key in ("_name_or_path", "transformers_version"):
+        config.pop(key, None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
     for name, tensor in model.state_dict().items():
         data = tensor.detach().to("cpu", torch.float32).contiguous()
         digest.update(f"{name}{tuple(data.shape)}".encode())
@@ -97,6 +101,9 @@ def ensure_int8_folder(model: torch.nn.Module, tokenizer, folder: Path) -> tuple
         try:
             convert_int8(model, tokenizer, work)
             (work / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+            for path in work.iterdir():
+                os.chmod(path, 0o644)  # readable by the service user when an admin converted it
+            os.chmod(work, 0o755)
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(work, folder)

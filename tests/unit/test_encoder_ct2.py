@@ -4,6 +4,7 @@ once, its own feature key; and the torch int8 fallback when ctranslate2 is missi
 from __future__ import annotations
 
 import builtins
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,9 @@ def test_the_conversion_is_cached_and_redone_for_other_weights(
     assert first._ct2.folder == second._ct2.folder == tmp_path / "tiny-ct2-int8"
     assert (first._ct2.folder / "model.bin").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["tiny-ct2-int8"]  # no temp left
+    moved = shutil.copytree(tiny_folder, tmp_path / "elsewhere" / "tiny")
+    _load(moved, tmp_path)  # the same weights from another folder
+    assert len(calls) == 1
 
     other = SentenceEncoder.from_pretrained(tiny_folder, "tiny", device="cpu")
     with torch.no_grad():
