@@ -1,5 +1,8 @@
 """`dikkat bench encoder`: the sentiment encoder in fp32 and int8, side by side in one run.
 
+int8 is CTranslate2 int8 where ctranslate2 is installed, else torch's dynamic quantization (the
+report's `runtime` says which).
+
 Per precision: the ceiling (texts/s on pre-formed length-sorted batches, in windows that alternate
 the precisions so drifting machine load hits both), p50/p99 of one text at a time, RSS after a
 load in a fresh process, how close int8 vectors are to fp32 ones, and, when the shared sets are
@@ -150,8 +153,8 @@ def _cosine_summary(values: np.ndarray) -> dict[str, float]:
 def closeness(
     fp32: SentenceEncoder, int8: SentenceEncoder, batches: list[list[TokenizedText]]
 ) -> dict[str, Any]:
-    """Cosine of int8 to fp32 vectors (same batches), and of int8 alone to int8 in a batch: int8
-    activations take one scale per batch, so a vector moves a little with its batch-mates."""
+    """Cosine of int8 to fp32 vectors (same batches), and of int8 alone to int8 in a batch: torch
+    int8 activations take one scale per batch, so a vector moves a little with its batch-mates."""
     reference = np.concatenate([fp32.encode_tokenized(batch) for batch in batches])
     batched = np.concatenate([int8.encode_tokenized(batch) for batch in batches])
     sample = [batch[0] for batch in batches]  # one of every length band
@@ -259,12 +262,12 @@ def run_encoder_benchmark(
     config = config or EncoderBenchConfig()
     started = time.perf_counter()
     report: dict[str, Any] = {"config": asdict(config), "machine": machine_info()}
-    say("RSS after load, a fresh process per precision")
-    rss = {p: rss_after_load(p, model_dir) for p in PRECISIONS}
-    encoders = {
+    encoders = {  # first, so that the int8 conversion (once) is not in the RSS figures
         p: load_encoder("offline", device="cpu", model_dir=model_dir, precision=p)
         for p in PRECISIONS
     }
+    say("RSS after load, a fresh process per precision")
+    rss = {p: rss_after_load(p, model_dir) for p in PRECISIONS}
     texts, source = bench_texts(config.texts)
     items = [encoders["fp32"].tokenize(text) for text in texts]
     batches = _batches(items, config.batch_size)
@@ -280,6 +283,7 @@ def run_encoder_benchmark(
     report["precisions"] = {
         p: {
             "feature_key": encoders[p].feature_key,
+            "runtime": encoders[p].runtime,
             "packs": encoders[p].packs,
             **ceilings[p],
             **latencies[p],
@@ -327,7 +331,7 @@ def format_report(report: dict[str, Any]) -> str:
         speed.add_column(column)
     for name, row in report["precisions"].items():
         speed.add_row(
-            name,
+            f"{name} ({row.get('runtime', 'torch')})",
             fmt(row["texts_per_s"]),
             fmt(row["p50_ms"]),
             fmt(row["p99_ms"]),

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from dikkat.models.ct2_encoder import Ct2Encoder, Ct2Unavailable, load_int8_encoder
 from dikkat.models.device import resolve_device
 from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder
 from dikkat.models.packing import Packing, pack, packed_tokens
@@ -31,6 +32,7 @@ OFFLINE_ID = E5_ID
 OFFLINE_ALIASES = frozenset({E5_ID, "e5", "offline"})
 E5_PREFIX = "query: "
 DEFAULT_MODEL_DIR = Path("var/models")
+DEFAULT_INT8_DIR = DEFAULT_MODEL_DIR / "encoders"
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,13 @@ def minilm_model_dir() -> Path:
 
 
 class SentenceEncoder:
-    """A frozen transformer encoder that turns texts into pooled float32 feature vectors."""
+    """A frozen transformer encoder that turns texts into pooled float32 feature vectors.
+
+    With `precision="int8"` on CPU the sentiment vectors come from CTranslate2 int8 (converted
+    once under `int8_dir`); the torch fp32 model then serves only attention pictures and word
+    vectors, which CTranslate2 cannot give, and is released and reloaded on their first call when
+    `reload` can bring it back. Without ctranslate2, int8 is torch's dynamic quantization.
+    """
 
     def __init__(
         self,
@@ -72,6 +80,8 @@ class SentenceEncoder:
         device: str | torch.device = "cpu",
         text_prefix: str = "",
         precision: Precision = "fp32",
+        int8_dir: Path | None = None,
+        reload: Callable[[], torch.nn.Module] | None = None,
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
@@ -82,7 +92,10 @@ class SentenceEncoder:
         limit = getattr(model.config, "max_position_embeddings", None) or max_length
         self.tokenizer = tokenizer
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval().requires_grad_(False)
+        self._model: torch.nn.Module | None = self._prepare(model)
+        self._reload = reload
+        self._reload_lock = threading.Lock()
+        self._ct2: Ct2Encoder | None = None
         self.encoder_id = encoder_id
         self.max_length = min(max_length, int(limit))
         self.pooling: Pooling = pooling
@@ -91,15 +104,48 @@ class SentenceEncoder:
         self._lock = threading.Lock()  # attentions() switches the attention kernel
         self.precision: Precision = "fp32"
         if precision == "int8":
-            self._to_int8()
+            self._to_int8(Path(int8_dir) if int8_dir is not None else DEFAULT_INT8_DIR)
 
-    def _to_int8(self) -> None:
-        """Int8 Linear weights, in place (CPU only). Packing is checked first, on the float
-        model: int8 vectors move with their batch-mates, packed or padded, so cannot check it."""
+    def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.to(self.device).eval().requires_grad_(False)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The torch model (fp32, or torch int8 without ctranslate2), reloaded when released."""
+        model = self._model
+        if model is None:
+            with self._reload_lock:
+                if self._model is None:
+                    assert self._reload is not None  # released only when it can come back
+                    log.info("encoder %s: loading the torch model", self.encoder_id)
+                    self._model = self._prepare(self._reload())
+                model = self._model
+        return model
+
+    def _to_int8(self, int8_dir: Path) -> None:
+        """CTranslate2 int8 for the sentiment forward pass, else torch int8 Linear weights in
+        place (CPU only). Packing is checked first, on the float model: int8 vectors move with
+        their batch-mates, packed or padded, so cannot check it."""
         if self.device.type != "cpu":
             log.info(
                 "encoder %s: int8 is CPU-only; float weights on %s", self.encoder_id, self.device
             )
+            return
+        try:
+            self._ct2, how = load_int8_encoder(
+                self.model, self.tokenizer, int8_dir, self.encoder_id
+            )
+        except Ct2Unavailable as exc:
+            log.warning(
+                "encoder %s: no CTranslate2 int8 (%s); torch dynamic int8 instead",
+                self.encoder_id,
+                exc,
+            )
+        else:
+            log.info("encoder %s: CTranslate2 int8 (%s)", self.encoder_id, how)
+            self.precision = "int8"
+            if self._reload is not None:
+                self._model = None  # back on the first attention picture or word vector
             return
         if not int8_supported():
             log.warning("encoder %s: this torch build has no int8 kernels; fp32", self.encoder_id)
@@ -124,15 +170,26 @@ class SentenceEncoder:
         model = AutoModel.from_pretrained(
             str(name_or_path), local_files_only=local_only, **model_options
         )
-        return cls(tokenizer, model, encoder_id or str(name_or_path), **options)
+        reload = functools.partial(  # cached by now, hub models included
+            AutoModel.from_pretrained, str(name_or_path), local_files_only=True, **model_options
+        )
+        return cls(tokenizer, model, encoder_id or str(name_or_path), reload=reload, **options)
+
+    @property
+    def runtime(self) -> str:
+        """What runs the sentiment forward pass: `ctranslate2` (int8) or `torch`."""
+        return "torch" if self._ct2 is None else "ctranslate2"
 
     @property
     def feature_key(self) -> str:
         """Feature-cache id: the vectors depend on encoder, pooling, max length, prefix and
-        (when not fp32) precision, so heads and features of different precisions never mix."""
+        (when not fp32) precision and its runtime, so heads and features of different
+        precisions or int8 runtimes never mix."""
         key = f"{self.encoder_id}|{self.pooling}|{self.max_length}"
         key = f"{key}|{self.text_prefix}" if self.text_prefix else key
-        return key if self.precision == "fp32" else f"{key}|{self.precision}"
+        if self.precision == "fp32":
+            return key
+        return f"{key}|{self.precision}" + ("-ct2" if self._ct2 is not None else "")
 
     def tokenize(self, text: str) -> TokenizedText:
         """Token ids of one text, truncated to max_length, and whether the cut dropped tokens."""
@@ -179,6 +236,8 @@ class SentenceEncoder:
         """
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._ct2 is not None:
+            return self._encode_ct2(items)
         if self.packs:
             packing = pack([item.cost for item in items])
             if packing.shares_rows:
@@ -198,6 +257,14 @@ class SentenceEncoder:
             hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             pooled = self.pool(hidden, mask)  # (B, C)
         return pooled.float().cpu().numpy()
+
+    def _encode_ct2(self, items: Sequence[TokenizedText]) -> np.ndarray:
+        assert self._ct2 is not None
+        hidden = torch.from_numpy(self._ct2.last_hidden_state([i.input_ids for i in items]))
+        mask = torch.zeros(hidden.shape[:2], dtype=torch.long)  # (B, T)
+        for row, item in enumerate(items):
+            mask[row, : item.cost] = 1
+        return self.pool(hidden, mask).numpy()
 
     def _encode_packed(self, items: Sequence[TokenizedText], packing: Packing) -> np.ndarray:
         dtype = next(self.model.parameters()).dtype
@@ -243,7 +310,10 @@ class SentenceEncoder:
 
         Checked once on two short texts, so a transformers version that reads the packed
         attention mask differently falls back to padding instead of giving wrong vectors.
+        CTranslate2 takes lists of ids and pads to the longest itself: never packed.
         """
+        if self._ct2 is not None:
+            return False
         if getattr(self.model.config, "model_type", None) != "bert":
             return False
         probe = [self.tokenize("iyi"), self.tokenize("hiç beğenmedim")]
@@ -404,17 +474,23 @@ def load_encoder(
 
     `auto` tries BERTurk (local cache, then the hub if it answers), then the packaged
     multilingual-e5-small (prepared once under `model_dir`), then the English MiniLM.
-    `precision="int8"` quantizes the Linear weights on CPU (ignored on a GPU, with a log line).
+    `precision="int8"` runs the sentiment vectors on CTranslate2 int8 (converted once under
+    `model_dir/encoders`), or torch's dynamic int8 without ctranslate2; CPU only (ignored on a
+    GPU, with a log line).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     started = time.perf_counter()
-    options = dict(
-        max_length=max_length, pooling=pooling, device=_device(device), precision=precision
-    )
     folder_root = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    options = dict(
+        max_length=max_length,
+        pooling=pooling,
+        device=_device(device),
+        precision=precision,
+        int8_dir=folder_root / "encoders",
+    )
     setting = setting.strip()
     if setting == "auto":
         try:
@@ -442,13 +518,14 @@ def load_encoder(
     else:
         encoder, why = _load_hub(setting, probe_timeout_s, **options)
     log.info(
-        "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s %s, %.1fs)",
+        "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s %s %s, %.1fs)",
         encoder.encoder_id,
         why,
         encoder.dim,
         encoder.pooling,
         encoder.max_length,
         encoder.device,
+        encoder.runtime,
         encoder.precision,
         time.perf_counter() - started,
     )

@@ -1,5 +1,6 @@
-"""The int8 encoder path: close to fp32, its own feature key, packing and attention pictures
-still working. MiniLM (small, English) for the mechanics; the served multilingual-e5 for closeness.
+"""The torch int8 encoder path (int8 without ctranslate2): close to fp32, its own feature key,
+packing and attention pictures still working. MiniLM (small, English) for the mechanics; the
+served multilingual-e5 for closeness. The CTranslate2 path: test_encoder_ct2.py.
 
 Int8 activations are quantized with one scale per batch, so int8 vectors move with their
 batch-mates: the bounds below compare with fp32, never two int8 batches for equality.
@@ -15,6 +16,8 @@ import pytest
 import torch
 
 from dikkat.config import Settings
+from dikkat.models import encoder as encoder_module
+from dikkat.models.ct2_encoder import Ct2Unavailable
 from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.quantize import int8_supported
 
@@ -30,7 +33,19 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def int8_encoder() -> SentenceEncoder:
+def torch_int8():
+    """int8 as without ctranslate2 (torch's dynamic quantization), for this module's tests."""
+
+    def unavailable(*args, **kwargs):
+        raise Ct2Unavailable("left out by the torch int8 tests")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encoder_module, "load_int8_encoder", unavailable)
+        yield
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(torch_int8) -> SentenceEncoder:
     return load_encoder("minilm", device="cpu", precision="int8")
 
 
@@ -59,7 +74,7 @@ def test_int8_vectors_stay_near_fp32(
 
 
 @pytest.mark.slow
-def test_the_served_e5_encoder_in_int8_stays_close_to_fp32(e5_model_dir: Path) -> None:
+def test_the_served_e5_encoder_in_int8_stays_close_to_fp32(e5_model_dir: Path, torch_int8) -> None:
     fp32 = load_encoder("e5", device="cpu", model_dir=e5_model_dir)
     int8 = load_encoder("e5", device="cpu", model_dir=e5_model_dir, precision="int8")
     assert int8.packs == fp32.packs

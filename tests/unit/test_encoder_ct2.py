@@ -1,0 +1,141 @@
+"""The CTranslate2 int8 path of the encoder on a tiny BERT: close to fp32, padded cost, converted
+once, its own feature key; and the torch int8 fallback when ctranslate2 is missing."""
+
+from __future__ import annotations
+
+import builtins
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dikkat.models import ct2_encoder
+from dikkat.models.encoder import SentenceEncoder
+
+pytest.importorskip("ctranslate2")
+
+WORDS = ["bu", "film", "çok", "güzel", "kötü", "iyi", "değil", "ürün", "kargo", "geç"]
+TEXTS = ["bu film çok güzel", "kötü", "ürün iyi değil kargo geç", "güzel film", "iyi"]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(make_tiny_bert) -> Path:
+    return make_tiny_bert(WORDS)
+
+
+def _load(folder: Path, int8_dir: Path, precision: str = "int8", **options) -> SentenceEncoder:
+    return SentenceEncoder.from_pretrained(
+        folder, "tiny", device="cpu", precision=precision, int8_dir=int8_dir, **options
+    )
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_ct2_int8_vectors_stay_near_fp32(tiny_folder: Path, tmp_path: Path, pooling: str) -> None:
+    fp32 = _load(tiny_folder, tmp_path, "fp32", pooling=pooling)
+    int8 = _load(tiny_folder, tmp_path, pooling=pooling)
+    assert int8.precision == "int8" and int8._ct2 is not None
+    items = [fp32.tokenize(text) for text in TEXTS]
+    reference = fp32._encode_padded(items)
+    vectors = int8.encode_tokenized(items)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    # a random tiny BERT's vectors are dominated by LayerNorm: about 0.99998 at the least
+    assert _cosines(vectors, reference).min() > 0.999
+    assert not np.allclose(vectors, reference, atol=1e-6)  # it really runs int8 weights
+    alone = np.concatenate([int8.encode_tokenized([item]) for item in items])
+    assert _cosines(alone, vectors).min() > 0.999  # padding to the batch's longest is masked
+
+
+def test_ct2_int8_reports_padded_cost_and_its_own_feature_key(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    fp32 = _load(tiny_folder, tmp_path, "fp32")
+    int8 = _load(tiny_folder, tmp_path)
+    assert int8.runtime == "ctranslate2" and fp32.runtime == "torch"
+    assert int8.packs is False  # CTranslate2 pads every text to the longest
+    assert int8.padded_tokens([3, 7, 5]) == 7 * 3
+    assert int8.feature_key == f"{fp32.feature_key}|int8-ct2"  # apart from torch int8 vectors
+
+
+def test_the_conversion_is_cached_and_redone_for_other_weights(
+    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+    convert = ct2_encoder.convert_int8
+
+    def counted(model, tokenizer, out_dir: Path) -> None:
+        calls.append(out_dir)
+        convert(model, tokenizer, out_dir)
+
+    monkeypatch.setattr(ct2_encoder, "convert_int8", counted)
+    (tmp_path / ".tiny-ct2-int8.killed").mkdir()  # what a conversion killed midway leaves
+    first = _load(tiny_folder, tmp_path)
+    second = _load(tiny_folder, tmp_path)
+    assert len(calls) == 1
+    assert first._ct2.folder == second._ct2.folder == tmp_path / "tiny-ct2-int8"
+    assert (first._ct2.folder / "model.bin").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["tiny-ct2-int8"]  # no temp left
+    moved = shutil.copytree(tiny_folder, tmp_path / "elsewhere" / "tiny")
+    _load(moved, tmp_path)  # the same weights from another folder
+    assert len(calls) == 1
+
+    other = SentenceEncoder.from_pretrained(tiny_folder, "tiny", device="cpu")
+    with torch.no_grad():
+        other.model.embeddings.word_embeddings.weight.mul_(2.0)  # a retrained model, same id
+    SentenceEncoder(other.tokenizer, other.model, "tiny", precision="int8", int8_dir=tmp_path)
+    assert len(calls) == 2
+
+
+def test_the_torch_model_comes_back_for_attention_pictures(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    int8 = _load(tiny_folder, tmp_path)
+    assert int8._model is None  # released after the conversion
+    tokens, attn = int8.attentions("bu film güzel", max_tokens=16)
+    assert attn.shape == (2, 2, len(tokens), len(tokens))
+    np.testing.assert_allclose(attn.sum(-1), 1.0, atol=1e-4)
+    assert any(type(m) is torch.nn.Linear for m in int8.model.modules())  # fp32, not quantized
+    batch, hidden = int8.hidden_states(["bu film"], 16)
+    assert hidden.shape == (1, batch["input_ids"].shape[1], int8.dim)
+
+
+def test_without_ctranslate2_int8_falls_back_to_torch_with_one_log_line(
+    tiny_folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    real_import = builtins.__import__
+
+    def no_ctranslate2(name, *args, **kwargs):
+        if name == "ctranslate2" or name.startswith("ctranslate2."):
+            raise ImportError("No module named 'ctranslate2'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ctranslate2)
+    with caplog.at_level("INFO", logger="dikkat.models"):
+        encoder = _load(tiny_folder, tmp_path)
+    assert encoder.precision == "int8" and encoder.runtime == "torch"
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in encoder.model.modules())
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "ctranslate2 is not installed" in warnings[0].getMessage()
+    assert caplog.text.count("Traceback") == 0 and not list(tmp_path.iterdir())
+    assert encoder.feature_key.endswith("|int8")  # torch's int8: not the -ct2 vectors
+
+
+@pytest.mark.slow
+def test_the_served_e5_encoder_on_ct2_int8_stays_close_to_fp32(e5_model_dir: Path) -> None:
+    from dikkat.models.encoder import load_encoder
+
+    fp32 = load_encoder("e5", device="cpu", model_dir=e5_model_dir)
+    int8 = load_encoder("e5", device="cpu", model_dir=e5_model_dir, precision="int8")
+    assert int8.runtime == "ctranslate2"
+    texts = ["Bu ürün gerçekten çok güzel.", "Kargo çok geç geldi, hiç memnun kalmadım.", "iyi"]
+    items = [fp32.tokenize(text) for text in texts]
+    # about 0.9986 at the least on 512 store reviews (torch's dynamic int8: 0.948)
+    assert _cosines(int8.encode_tokenized(items), fp32._encode_padded(items)).min() > 0.99
