@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from dikkat.aio import Backoff, unless_stopped
@@ -60,8 +61,8 @@ class App:
         self._given_store = store
         self._given_backend = backend
         self._clock = clock
+        self._stack: AsyncExitStack | None = None
         self.backend: InferenceBackend | None = None
-        self._previous_switch: float | None = None
         self.notifications: Any = None  # PostgreSQL LISTEN for head changes
         self.store: Store | None = None
         self.cache: FeatureCache | None = None
@@ -82,113 +83,135 @@ class App:
             raise
 
     async def _start(self) -> Router | None:
-        settings, role = self.settings, self.settings.role
+        settings = self.settings
+        stack = self._stack = AsyncExitStack()
         self.store = self._given_store or await open_store(settings)
-        if role == "frontend":
-            self.backend = self._given_backend or await _remote_backend(settings)
-            from dikkat.scale.remote_retrainer import RetrainRequests
+        if self.store is not self._given_store:
+            stack.push_async_callback(self.store.close)
+        build = {
+            "frontend": self._frontend,
+            "trainer": self._trainer,
+            "inference": self._inference,
+            "all": self._all,
+        }[settings.role]
+        return await build(stack, self.store)
 
-            requests = RetrainRequests(self.store, self.backend.feature_key)
-            self.router = Router(
-                self.backend,
-                settings,
-                self.store,
-                retrainer=requests,
-                rate_limiter=RateLimiter.for_settings(settings, self._clock),
-            )
-            log.info("ready: frontend over %s", type(self.backend).__name__)
-            return self.router
-        interrupted = await self.store.fail_unfinished_runs()
+    async def _frontend(self, stack: AsyncExitStack, store: Store) -> Router:
+        """The Router over a remote InferenceBackend; /retrain leaves a request for the trainer."""
+        backend = self.backend = self._given_backend or await _remote_backend(self.settings)
+        if hasattr(backend, "close"):
+            stack.push_async_callback(backend.close)
+        from dikkat.scale.remote_retrainer import RetrainRequests
+
+        self.router = self._router(backend, store, RetrainRequests(store, backend.feature_key))
+        log.info("ready: frontend over %s", type(backend).__name__)
+        return self.router
+
+    async def _trainer(self, stack: AsyncExitStack, store: Store) -> None:
+        """The encoder and the retrain job, serving nothing."""
+        encoder, _, version = await self._sentiment_model(store)
+        self.retrainer = RetrainJob(
+            store, DetachedHeadServer(version), self.settings, encoder=encoder, cache=self.cache
+        )
+        stack.push_async_callback(self.retrainer.stop)
+        log.info("ready: trainer for %s, head #%d active", encoder.feature_key, version)
+
+    async def _inference(self, stack: AsyncExitStack, store: Store) -> None:
+        """The models, their batchers and the head watcher (what a Ray Serve replica runs)."""
+        await self._serving(stack, store)
+        log.info("ready: inference, sentiment head #%s", self._service().head_version)
+
+    async def _all(self, stack: AsyncExitStack, store: Store) -> Router:
+        """Everything in one process: models, retrain job and Router."""
+        encoder = await self._serving(stack, store)
+        service = self._service()
+        self.retrainer = RetrainJob(
+            store, service, self.settings, encoder=encoder, cache=self.cache
+        )
+        stack.push_async_callback(self.retrainer.stop)
+        self.router = self._router(service, store, self.retrainer)
+        log.info("ready on %s: sorter, sentiment head #%s", encoder.device, service.head_version)
+        return self.router
+
+    async def _sentiment_model(self, store: Store) -> tuple[SentenceEncoder, Any, int]:
+        """The encoder (loaded off the event loop) and the active head, one installed if none."""
+        settings = self.settings
+        interrupted = await store.fail_unfinished_runs()
         if interrupted:
             log.warning("%d retrain run(s) were interrupted by the last stop", interrupted)
-        device = resolve_device(settings.device)
         encoder = self._given_encoder or await asyncio.to_thread(
             load_encoder,
             settings.sentiment_encoder,
             max_length=settings.sentiment_max_length,
             pooling=settings.sentiment_pooling,
-            device=device,
+            device=resolve_device(settings.device),
             probe_timeout_s=settings.hub_probe_timeout_s,
             model_dir=settings.model_dir,
             precision=settings.encoder_precision,
         )
-        self.cache = FeatureCache.of(self.store, encoder.feature_key)
-        head, version = await ensure_active_head(self.store, encoder, self.cache, settings)
-        if role == "trainer":
-            server = DetachedHeadServer(version)
-            self.retrainer = RetrainJob(
-                self.store, server, settings, encoder=encoder, cache=self.cache
-            )
-            log.info("ready: trainer for %s, head #%d active", encoder.feature_key, version)
-            return None
+        self.cache = FeatureCache.of(store, encoder.feature_key)
+        head, version = await ensure_active_head(store, encoder, self.cache, settings)
+        return encoder, head, version
+
+    async def _serving(self, stack: AsyncExitStack, store: Store) -> SentenceEncoder:
+        """The sorter and sentiment pipeline behind started batchers, and the head watcher."""
+        settings = self.settings
+        encoder, head, version = await self._sentiment_model(store)
         sorter = self._given_sorter or await asyncio.to_thread(
-            Sorter.from_checkpoint, device=str(device)
+            Sorter.from_checkpoint, device=str(encoder.device)
         )
-        pipeline = SentimentPipeline(encoder, head, version)
         # The model thread holds the GIL between torch kernels; the default 5 ms switch interval
         # then delays the event loop (and an instant "busy") by up to 5 ms.
-        self._previous_switch = sys.getswitchinterval()
+        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
         sys.setswitchinterval(settings.gil_switch_ms / 1000)
-        self.service = InferenceService(settings, sorter, pipeline)
-        self.backend = self.service
-        await self.service.start()
+        service = self.service = InferenceService(
+            settings, sorter, SentimentPipeline(encoder, head, version)
+        )
+        self.backend = service
+        await service.start()
+        stack.push_async_callback(service.stop)
         self.notifications = await _head_notifications(settings)
+        if self.notifications is not None:
+            stack.push_async_callback(self.notifications.close)
         self.watcher = ActiveHeadWatcher(
-            self.store,
-            self.service,
+            store,
+            service,
             encoder,
             settings.head_poll_s,
             wakeup=None if self.notifications is None else self.notifications.changed,
         )
         self.watcher.start()
-        if role == "inference":
-            log.info("ready: inference on %s, sentiment head #%d", device, version)
-            return None
-        self.retrainer = RetrainJob(
-            self.store, self.service, settings, encoder=encoder, cache=self.cache
+        stack.push_async_callback(self.watcher.stop)
+        return encoder
+
+    def _router(self, backend: InferenceBackend, store: Store, retrainer: Any) -> Router:
+        return Router(
+            backend,
+            self.settings,
+            store,
+            retrainer=retrainer,
+            rate_limiter=RateLimiter.for_settings(self.settings, self._clock),
         )
-        self.router = Router(
-            self.service,
-            settings,
-            self.store,
-            retrainer=self.retrainer,
-            rate_limiter=RateLimiter.for_settings(settings, self._clock),
-        )
-        log.info("ready on %s: sorter, sentiment head #%d", device, version)
-        return self.router
+
+    def _service(self) -> InferenceService:
+        assert self.service is not None
+        return self.service
 
     async def stop(self) -> None:
-        """Interrupt retraining, finish in-flight requests, close the database (idempotent)."""
-        retrainer, service, store = self.retrainer, self.service, self.store
-        watcher, self.watcher = self.watcher, None
-        backend, self.backend = self.backend, None
-        self.retrainer = self.service = self.cache = self.store = None
-        self.router = None
-        if backend is not None and backend is not service and hasattr(backend, "close"):
-            await backend.close()
-        if watcher is not None:
-            await watcher.stop()
-        notifications, self.notifications = self.notifications, None
-        if notifications is not None:
-            await notifications.close()
-        if retrainer is not None:
-            await retrainer.stop()
-        if service is not None:
-            await service.stop()
-        if store is not None and store is not self._given_store:
-            await store.close()
-        if self._previous_switch is not None:
-            sys.setswitchinterval(self._previous_switch)
-            self._previous_switch = None
+        """Stop what was started, in reverse order: new requests are refused, the retrain job
+        interrupted, in-flight requests finished, the database closed last (idempotent)."""
+        stack, self._stack = self._stack, None
+        self.router = self.retrainer = self.watcher = self.notifications = None
+        self.service = self.backend = self.cache = self.store = None
+        if stack is not None:
+            await stack.aclose()
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Models loaded and database answering: what /healthz reports."""
-        if self.settings.role == "frontend":
-            models = self.backend is not None
-        elif self.settings.role == "trainer":
-            models = self.retrainer is not None
-        else:
-            models = self.service is not None and all(b.running for b in self.service.batchers)
+        if self.service is not None:  # models in this process: their batchers run
+            models = all(b.running for b in self.service.batchers)
+        else:  # a frontend's remote backend, or a trainer's retrain job
+            models = self.backend is not None or self.retrainer is not None
         try:
             database = self.store is not None and await self.store.ping()
         except Exception:
@@ -247,18 +270,14 @@ async def _remote_backend(settings: Settings) -> InferenceBackend:
 
 
 async def serve(settings: Settings) -> None:
-    """`dikkat run`: every frontend that has a token (sharing one service and store), else the
-    console; SIGINT/SIGTERM stop receiving, finish in-flight requests and close cleanly."""
+    """`dikkat run` (every role but inference, which `dikkat.ray_replicas` deploys): every
+    frontend that has a token (sharing one service and store), else the console; SIGINT/SIGTERM
+    stop receiving, finish in-flight requests and close cleanly."""
     from dikkat.bot.console import ConsoleFrontend
     from dikkat.http import HttpServer
 
     stop = asyncio.Event()
     stop_on_signals(stop)  # before loading models: a stop during start-up is a clean exit
-    if settings.role == "inference":
-        from dikkat.scale.ray_serve import run_inference_role
-
-        await run_inference_role(settings, stop)
-        return
     app = await start_app(settings, stop)
     if app is None:
         log.info("stopped during start-up")

@@ -79,7 +79,8 @@ def _measure_both(settings: Settings, texts: Sequence[str], say: Callable[[str],
     """Ray is started, used and stopped from the main thread (its signal handlers need it)."""
     from ray import serve
 
-    from dikkat.scale.ray_serve import build_app, connect
+    from dikkat.ray_replicas import build_app
+    from dikkat.scale.ray_serve import connect
 
     say("local: one process, in-process InferenceService")
     local = asyncio.run(_local(settings, texts))

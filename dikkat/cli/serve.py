@@ -52,6 +52,11 @@ def run(
             err=True,
         )
         raise typer.Exit(2)
+    if settings.role == "inference":
+        from dikkat.ray_replicas import deploy_replicas
+
+        run_async(deploy_replicas(settings), settings)
+        return
     run_async(serve(settings), settings)
 
 

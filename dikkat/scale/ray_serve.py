@@ -1,17 +1,13 @@
-"""The inference role on Ray Serve: every replica runs Dikkat's own InferenceService, so its
-DynamicBatcher (token budget, padding rule, instant "busy") batches inside each replica."""
+"""What the inference replicas on Ray Serve and their callers share: the deployment's name, the
+settings a replica never gets, the shape of an answer, and joining the cluster."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from dikkat.config import Settings
-from dikkat.inference.batcher import last_batch_size
 
 log = logging.getLogger(__name__)
 
@@ -30,108 +26,6 @@ class Served:
     batch_size: int
 
 
-class InferenceReplica:
-    """One Ray Serve replica: an App in the inference role (models, batchers, head watcher)."""
-
-    async def __init__(self, environment: dict[str, str]) -> None:
-        os.environ.update(environment)
-        import torch
-        from ray import serve
-
-        from dikkat.app import App
-        from dikkat.logs import configure_logging
-
-        settings = Settings(role="inference")
-        configure_logging(settings.log_level, settings.log_format, [], settings.debug_loggers)
-        torch.set_num_threads(settings.ray_torch_threads)
-        self._app = App(settings)
-        await self._app.start()
-        assert self._app.service is not None
-        self._service = self._app.service
-        self._replica = serve.get_replica_context().replica_id.unique_id
-
-    async def _served(self, answer: Awaitable[Any]) -> Served:
-        value = await answer
-        return Served(value, self._replica, last_batch_size.get())
-
-    async def feature_key(self) -> str:
-        """The running encoder's feature key."""
-        return self._service.feature_key
-
-    async def sentiment(self, text: str) -> Served:
-        """Label and probabilities of one cleaned text."""
-        return await self._served(self._service.sentiment(text))
-
-    async def sort(self, letters: str) -> Served:
-        """Sorted version of six validated letters."""
-        return await self._served(self._service.sort(letters))
-
-    async def sort_trace(self, letters: str) -> Served:
-        """Sorted sequence plus the nano-GPT's attention maps."""
-        return await self._served(self._service.sort_trace(letters))
-
-    async def explain(self, letters: str) -> Served:
-        """Every intermediate tensor of the nano-GPT's forward pass."""
-        return await self._served(self._service.explain(letters))
-
-    async def encoder_attention(self, text: str) -> Served:
-        """The encoder's attention over the first tokens of `text`."""
-        return await self._served(self._service.encoder_attention(text))
-
-    async def word_table(self, words: tuple[str, ...]) -> Served:
-        """Each word's input and contextual embedding (every word encoded on its own)."""
-        return await self._served(self._service.word_table(words))
-
-    async def word_in_context(self, first: str, second: str) -> Served:
-        """A word the two sentences share, its vectors compared; None if they share none."""
-        return await self._served(self._service.word_in_context(first, second))
-
-    async def check_health(self) -> None:
-        """Serve's health check: every batcher still running."""
-        healthy, detail = await self._app.health()
-        if not healthy:
-            raise RuntimeError(f"replica unhealthy: {detail}")
-
-    async def __del__(self) -> None:
-        await self._app.stop()
-
-
-def replica_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The DIKKAT_* settings a replica starts with (chat secrets left out: replicas need none)."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name.startswith("DIKKAT_") and name not in SECRET_VARIABLES
-    }
-    environment.update(extra or {})
-    environment["DIKKAT_ROLE"] = "inference"
-    return environment
-
-
-def build_app(args: dict[str, str] | None = None) -> Any:
-    """The Serve application (also `serve.yaml`'s import path): replicas, CPUs, queue limits.
-
-    `args` are DIKKAT_* settings for the replicas, on top of this process's environment.
-    """
-    from ray import serve
-
-    environment = replica_environment(args)
-    overrides = {
-        name.removeprefix("DIKKAT_").lower(): value for name, value in (args or {}).items()
-    }
-    settings = Settings(**overrides)  # the rest comes from this process's environment
-    deployment = serve.deployment(InferenceReplica).options(
-        name=DEPLOYMENT,
-        num_replicas=settings.ray_replicas,
-        # Ray's default of 5 ongoing requests would cap each replica's batches at 5.
-        max_ongoing_requests=2 * settings.max_batch_size,
-        max_queued_requests=settings.max_queue,
-        ray_actor_options={"num_cpus": settings.ray_replica_cpus},
-        health_check_period_s=10,
-    )
-    return deployment.bind(environment)
-
-
 def connect(settings: Settings) -> None:
     """Join the Ray cluster at DIKKAT_RAY_ADDRESS (or start a local one when it is unset)."""
     import ray
@@ -142,25 +36,3 @@ def connect(settings: Settings) -> None:
     if settings.ray_address is None:
         options["include_dashboard"] = False  # a local cluster for this process alone
     ray.init(address=settings.ray_address, **options)
-
-
-async def run_inference_role(settings: Settings, stop: asyncio.Event) -> None:
-    """`dikkat run` with DIKKAT_ROLE=inference: deploy the replicas, wait for a stop, remove."""
-    from ray import serve
-
-    await asyncio.to_thread(connect, settings)
-    await asyncio.to_thread(serve.start, proxy_location="Disabled")  # frontends use handles
-    app = build_app()
-    await asyncio.to_thread(
-        serve.run, app, name=settings.ray_app, route_prefix=None, blocking=False
-    )
-    log.info(
-        "ready: Ray Serve application %r with %d inference replica(s)",
-        settings.ray_app,
-        settings.ray_replicas,
-    )
-    try:
-        await stop.wait()
-    finally:
-        await asyncio.to_thread(serve.delete, settings.ray_app)
-        log.info("stopped: Ray Serve application %r removed", settings.ray_app)

@@ -35,7 +35,7 @@ def main() -> dict:
         import ray
         from ray import serve
 
-        from dikkat.scale.ray_serve import build_app
+        from dikkat.ray_replicas import build_app
 
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
         serve.start(proxy_location="Disabled")
