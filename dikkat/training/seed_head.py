@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 LEARNING_RATE = 3e-4
 BATCH_SIZE = 128
+LABEL_SMOOTHING = 0.2  # store reviews (never trained on), 10 seeds: macro-F1 0.570 -> 0.584
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,14 @@ def train_with_shipped_recipe(
     from dikkat.training.candidate import train_on_inner_split
 
     return train_on_inner_split(
-        data, encoder, cache, seed=seed, progress=progress, lr=LEARNING_RATE, batch_size=BATCH_SIZE
+        data,
+        encoder,
+        cache,
+        seed=seed,
+        progress=progress,
+        lr=LEARNING_RATE,
+        batch_size=BATCH_SIZE,
+        label_smoothing=LABEL_SMOOTHING,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -82,11 +82,23 @@ POLAR = [LABELS.index("negative"), LABELS.index("positive")]
 
 class SentimentLoss(nn.Module):
     """Cross-entropy over three classes, and over negative-vs-positive alone for polarity-only
-    rows (from two-class sets), so that those rows never push probability away from neutral."""
+    rows (from two-class sets), so that those rows never push probability away from neutral.
+    `label_smoothing` (both losses) keeps the head from growing sure of negative vs positive on
+    the two-class sets, so that mild texts from other domains can still come out neutral. Rows
+    with soft targets (a teacher's three-class probabilities, e.g. the shipped head's on its
+    rehearsal buffer) learn `distill` of their loss from them (KL divergence), the rest from
+    their label."""
 
-    def __init__(self, class_weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        class_weights: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        distill: float = 0.0,
+    ) -> None:
         super().__init__()
         self.class_weights = class_weights
+        self.label_smoothing = label_smoothing
+        self.distill = distill
 
     def forward(
         self,
@@ -94,14 +106,24 @@ class SentimentLoss(nn.Module):
         y: torch.Tensor,
         polar: torch.Tensor,
         row_weights: torch.Tensor | None = None,
+        soft: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, 3) logits, (B,) label indices, (B,) bool polarity-only flags -> mean loss
-        (weighted by `row_weights` when given)."""
-        full = nn.functional.cross_entropy(logits, y, self.class_weights, reduction="none")
+        (weighted by `row_weights` when given; `soft`: (B, 3) target probabilities, all-zero
+        rows have none)."""
+        smoothing = self.label_smoothing
+        full = nn.functional.cross_entropy(
+            logits, y, self.class_weights, reduction="none", label_smoothing=smoothing
+        )
         two_way = nn.functional.cross_entropy(
-            logits[:, POLAR], (y == POLAR[1]).long(), reduction="none"
+            logits[:, POLAR], (y == POLAR[1]).long(), reduction="none", label_smoothing=smoothing
         )  # softmax renormalised over negative and positive
         per_row = torch.where(polar, two_way, full)
+        if soft is not None and self.distill > 0:
+            log_p = torch.log_softmax(logits, dim=-1)
+            kl = (soft * (torch.log(soft.clamp_min(1e-8)) - log_p)).sum(dim=-1)
+            mixed = (1 - self.distill) * per_row + self.distill * kl
+            per_row = torch.where(soft.sum(dim=-1) > 0, mixed, per_row)
         if row_weights is None:
             return per_row.mean()
         return (per_row * row_weights).sum() / row_weights.sum()
@@ -162,8 +184,13 @@ def train_head(
     polar_val: Sequence[bool] | np.ndarray | None = None,
     weights_train: Sequence[float] | np.ndarray | None = None,
     weights_val: Sequence[float] | np.ndarray | None = None,
+    label_smoothing: float = 0.0,
+    keep: Literal["accuracy", "loss"] = "accuracy",
+    soft_train: np.ndarray | None = None,
+    distill: float = 0.0,
 ) -> TrainResult:
-    """Adam + cross-entropy; early stop on val loss, keep the best-val-accuracy checkpoint.
+    """Adam + cross-entropy; early stop on val loss, keep the best-val-accuracy checkpoint
+    (`keep="loss"`: the lowest-val-loss one, the loss that early stopping watches).
 
     Without validation data it trains exactly `epochs` epochs and keeps the last one. The head is
     tiny, so None means one CPU thread (more threads only add synchronisation, ~10x slower on a
@@ -172,11 +199,21 @@ def train_head(
     Rows flagged in `polar_train` / `polar_val` come from two-class sets: they teach negative vs
     positive only (SentimentLoss); "auto" class weights are counted on the three-class rows.
     `weights_train` / `weights_val` weigh rows in the loss (e.g. users' corrections above the rest).
+    `label_smoothing` applies to the training loss only (validation loss and accuracy are plain),
+    and so do `soft_train` ((n, 3) target probabilities, all-zero rows have none) and `distill`
+    (the share of those rows' loss learnt from them, see SentimentLoss).
     """
+    if keep not in ("accuracy", "loss"):
+        raise ValueError(f"keep must be 'accuracy' or 'loss', not {keep!r}")
     started = time.perf_counter()
     ytr = label_indices(y_train)
     polar = _polar_flags(polar_train, len(ytr))
     row_w = _per_row(weights_train, len(ytr), np.float32, "row weights")
+    soft = None
+    if soft_train is not None:
+        soft = torch.from_numpy(np.array(soft_train, dtype=np.float32))
+        if soft.shape != (len(ytr), len(LABELS)):
+            raise ValueError(f"soft targets have shape {tuple(soft.shape)}, need ({len(ytr)}, 3)")
     has_val = X_val is not None and y_val is not None and len(X_val) > 0
     if class_weights == "auto":
         weights = auto_class_weights(ytr[~polar.numpy()])
@@ -194,14 +231,15 @@ def train_head(
         head = copy.deepcopy(init).cpu() if init is not None else SentimentHead(xt.shape[1])
         optimiser = torch.optim.Adam(head.parameters(), lr=lr)
         weight_t = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-        loss_fn = SentimentLoss(weight_t)
+        loss_fn = SentimentLoss(weight_t, label_smoothing, distill)
+        plain_loss = SentimentLoss(weight_t)  # what the epochs are judged by
         if has_val:
             xv = torch.as_tensor(np.asarray(X_val, np.float32))
             yv = torch.as_tensor(label_indices(y_val))
             polar_v = _polar_flags(polar_val, len(yv))
             row_w_v = _per_row(weights_val, len(yv), np.float32, "row weights")
         history: list[dict[str, float]] = []
-        best_state, best_epoch, best_acc = None, 0, -1.0
+        best_state, best_epoch, best_score = None, 0, -math.inf
         best_loss, stale = math.inf, 0
         for epoch in range(1, epochs + 1):
             head.train()
@@ -212,15 +250,17 @@ def train_head(
                     continue
                 optimiser.zero_grad()
                 batch_w = None if row_w is None else row_w[idx]
-                loss_fn(head(xt[idx]), yt[idx], polar[idx], batch_w).backward()
+                batch_soft = None if soft is None else soft[idx]
+                loss_fn(head(xt[idx]), yt[idx], polar[idx], batch_w, batch_soft).backward()
                 optimiser.step()
-            train_loss, train_acc = _epoch_stats(head, loss_fn, xt, yt, polar, row_w)
+            train_loss, train_acc = _epoch_stats(head, plain_loss, xt, yt, polar, row_w)
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
             if has_val:
-                val_loss, val_acc = _epoch_stats(head, loss_fn, xv, yv, polar_v, row_w_v)
+                val_loss, val_acc = _epoch_stats(head, plain_loss, xv, yv, polar_v, row_w_v)
                 row.update(val_loss=val_loss, val_acc=val_acc)
-                if val_acc > best_acc:
-                    best_acc, best_epoch = val_acc, epoch
+                score = val_acc if keep == "accuracy" else -val_loss
+                if score > best_score:
+                    best_score, best_epoch = score, epoch
                     best_state = copy.deepcopy(head.state_dict())
                 if val_loss < best_loss - 1e-6:
                     best_loss, stale = val_loss, 0

@@ -1,0 +1,7 @@
+from harness_a import *
+import harness_a
+from dikkat.models.head import load_head
+head, _ = load_head(Path("/tmp/exp23/heads/ls0.2/multilingual-e5-small-q4.pt"))
+print("START (LS 0.2 shipped head):", set_shipped(head), flush=True)
+V = {"LS-head: lr1e-4 select loss + distill 0.5 (full diff)": {"fit_kwargs": dict(lr=1e-4, batch_size=128, select="loss", distill=0.5)}}
+harness_a.run_variants(V, "round5_lshead.jsonl", seeds=tuple(range(10)))
