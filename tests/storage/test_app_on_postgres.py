@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from pydantic import SecretStr
 
 from dikkat.app import App
@@ -15,27 +16,22 @@ from dikkat.storage.store import Store
 VOTED_TEXTS = 40
 
 
-async def with_seed_features(db_url: str, template: Path, feature_key: str) -> str:
-    """The database at `db_url` holding the seed corpus's features (encoded once per session)."""
-    source, target = await Store.open(template), await Store.open(db_url)
+@pytest.fixture
+async def shared(db_url: str, settings, minilm_encoder, seed_features_db: Path):
+    """Settings on the database at `db_url`, which holds the seed corpus's features already
+    (encoded once per session)."""
+    key = minilm_encoder.feature_key
+    source, target = await Store.open(seed_features_db), await Store.open(db_url)
     try:
-        rows = await source._all(
-            "SELECT text_hash, vector FROM features WHERE encoder = ?", (feature_key,)
-        )
-        await target.put_features(
-            feature_key, {key: np.frombuffer(blob, np.float32) for key, blob in rows}
-        )
+        rows = await source._all("SELECT text_hash, vector FROM features WHERE encoder = ?", (key,))
+        await target.put_features(key, {h: np.frombuffer(blob, np.float32) for h, blob in rows})
     finally:
         await source.close()
         await target.close()
-    return db_url
+    return settings.model_copy(update={"database_url": SecretStr(db_url)})
 
 
-async def test_a_retrain_reads_the_features_stored_with_the_votes(
-    db_url: str, settings, minilm_encoder, seed_features_db: Path
-) -> None:
-    await with_seed_features(db_url, seed_features_db, minilm_encoder.feature_key)
-    shared = settings.model_copy(update={"database_url": SecretStr(db_url)})
+async def test_a_retrain_reads_the_features_stored_with_the_votes(shared, minilm_encoder) -> None:
     async with App(shared, encoder=minilm_encoder) as app:
         for i in range(VOTED_TEXTS):
             reply = await app.router.handle(
@@ -53,10 +49,8 @@ async def test_a_retrain_reads_the_features_stored_with_the_votes(
 
 
 async def test_a_host_without_the_head_file_fetches_it_from_the_database(
-    db_url: str, settings, minilm_encoder, seed_features_db: Path
+    shared, minilm_encoder
 ) -> None:
-    await with_seed_features(db_url, seed_features_db, minilm_encoder.feature_key)
-    shared = settings.model_copy(update={"database_url": SecretStr(db_url)})
     async with App(shared, encoder=minilm_encoder) as first:
         active = await first.store.active_version(first.service.feature_key)
         expected = await first.service.sentiment("Kargo çok geç geldi")
