@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable
 from typing import Any
 
 from dikkat.app import App
 from dikkat.config import Settings
+from dikkat.inference.backend import MODEL_CALLS
 from dikkat.inference.batcher import last_batch_size
 from dikkat.scale.ray_serve import DEPLOYMENT, SECRET_VARIABLES, Served, connect
 from dikkat.stopping import stop_on_signals
@@ -37,41 +37,19 @@ class InferenceReplica:
         self._service = self._app.service
         self._replica = serve.get_replica_context().replica_id.unique_id
 
-    async def _served(self, answer: Awaitable[Any]) -> Served:
-        value = await answer
+    async def _call(self, method: str, *args: Any) -> Served:
+        value = await getattr(self._service, method)(*args)
         return Served(value, self._replica, last_batch_size.get())
+
+    async def call(self, method: str, *args: Any) -> Served:
+        """One model call of InferenceBackend by name (what RayBackend sends)."""
+        if method not in MODEL_CALLS:
+            raise ValueError(f"not a model call: {method!r}")
+        return await self._call(method, *args)
 
     async def feature_key(self) -> str:
         """The running encoder's feature key."""
         return self._service.feature_key
-
-    async def sentiment(self, text: str) -> Served:
-        """Label and probabilities of one cleaned text."""
-        return await self._served(self._service.sentiment(text))
-
-    async def sort(self, letters: str) -> Served:
-        """Sorted version of six validated letters."""
-        return await self._served(self._service.sort(letters))
-
-    async def sort_trace(self, letters: str) -> Served:
-        """Sorted sequence plus the nano-GPT's attention maps."""
-        return await self._served(self._service.sort_trace(letters))
-
-    async def explain(self, letters: str) -> Served:
-        """Every intermediate tensor of the nano-GPT's forward pass."""
-        return await self._served(self._service.explain(letters))
-
-    async def encoder_attention(self, text: str) -> Served:
-        """The encoder's attention over the first tokens of `text`."""
-        return await self._served(self._service.encoder_attention(text))
-
-    async def word_table(self, words: tuple[str, ...]) -> Served:
-        """Each word's input and contextual embedding (every word encoded on its own)."""
-        return await self._served(self._service.word_table(words))
-
-    async def word_in_context(self, first: str, second: str) -> Served:
-        """A word the two sentences share, its vectors compared; None if they share none."""
-        return await self._served(self._service.word_in_context(first, second))
 
     async def check_health(self) -> None:
         """Serve's health check: every batcher still running."""

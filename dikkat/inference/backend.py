@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -14,6 +15,7 @@ from dikkat.models.sorter import SortTrace
 from dikkat.models.word_vectors import WordInContext, WordTable
 
 T = TypeVar("T")
+C = TypeVar("C", bound=type)
 
 
 class InferenceBackend(Protocol):
@@ -59,3 +61,25 @@ class InferenceBackend(Protocol):
     async def render(self, draw: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a figure-drawing function off the event loop."""
         ...
+
+
+# The model calls a remote backend forwards (async, not `render`: figures are drawn locally).
+MODEL_CALLS: tuple[str, ...] = tuple(
+    name
+    for name, member in vars(InferenceBackend).items()
+    if inspect.iscoroutinefunction(member) and name != "render"
+)
+
+
+def forwards_model_calls(cls: C) -> C:
+    """Give `cls` every model call of InferenceBackend as `await self._call(name, *args)`, with
+    the protocol's docstring (the Ray backend and the Ray replica forward them)."""
+    for name in MODEL_CALLS:
+
+        async def call(self: Any, *args: Any, _name: str = name) -> Any:
+            return await self._call(_name, *args)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = getattr(InferenceBackend, name).__doc__
+        setattr(cls, name, call)
+    return cls

@@ -11,19 +11,17 @@ from typing import Any, TypeVar
 import numpy as np
 
 from dikkat.config import Settings
+from dikkat.inference.backend import forwards_model_calls
 from dikkat.inference.batcher import Overloaded
-from dikkat.inference.sentiment import SentimentResult
-from dikkat.inference.service import EncoderAttention
-from dikkat.models.explain import ExplainTrace
-from dikkat.models.sorter import SortTrace
-from dikkat.models.word_vectors import WordInContext, WordTable
 from dikkat.scale.ray_serve import Served, connect
 
 T = TypeVar("T")
 
 
+@forwards_model_calls
 class RayBackend:
-    """Calls the inference replicas of a Ray Serve application; figures are drawn here."""
+    """Calls the inference replicas of a Ray Serve application (every model call of
+    InferenceBackend goes through `_call`); figures are drawn here."""
 
     def __init__(self, handle: Any, feature_key: str) -> None:
         self._handle = handle
@@ -52,40 +50,12 @@ class RayBackend:
         from ray.serve.exceptions import BackPressureError
 
         try:
-            served: Served = await getattr(self._handle, method).remote(*args)
+            served: Served = await self._handle.call.remote(method, *args)
         except BackPressureError as error:  # the handle's queue is full: "busy", not a hang
             raise Overloaded(str(error)) from None
         self.served_by[served.replica] += 1
         self.batch_sizes.append(served.batch_size)
         return served.value
-
-    async def sentiment(self, text: str) -> SentimentResult:
-        """Label and probabilities of one cleaned text."""
-        return await self._call("sentiment", text)
-
-    async def sort(self, letters: str) -> str:
-        """Sorted version of six validated letters."""
-        return await self._call("sort", letters)
-
-    async def sort_trace(self, letters: str) -> SortTrace:
-        """Sorted sequence plus the nano-GPT's attention maps."""
-        return await self._call("sort_trace", letters)
-
-    async def explain(self, letters: str) -> ExplainTrace:
-        """Every intermediate tensor of the nano-GPT's forward pass."""
-        return await self._call("explain", letters)
-
-    async def encoder_attention(self, text: str) -> EncoderAttention:
-        """The encoder's attention over the first tokens of `text`."""
-        return await self._call("encoder_attention", text)
-
-    async def word_table(self, words: tuple[str, ...]) -> WordTable:
-        """Each word's input and contextual embedding (every word encoded on its own)."""
-        return await self._call("word_table", words)
-
-    async def word_in_context(self, first: str, second: str) -> WordInContext | None:
-        """A word the two sentences share, its vectors compared; None if they share none."""
-        return await self._call("word_in_context", first, second)
 
     def recent_features(self, text_hash: str) -> np.ndarray | None:
         """Features live in the replicas: None (a voted text is encoded once at retrain)."""
