@@ -19,6 +19,10 @@ JsonOption = Annotated[Path | None, typer.Option("--json", help="write the resul
 
 
 PlotOption = Annotated[Path | None, typer.Option("--plot", help="write a PNG")]
+FeaturesDbOption = Annotated[
+    Path | None,
+    typer.Option(help="keep encoder features in this file, so a later run skips encoding"),
+]
 
 
 @bench_app.command("batching")
@@ -77,10 +81,7 @@ def bench_retrain(
 def bench_sentiment(
     json: JsonOption = None,
     plot: PlotOption = None,
-    features_db: Annotated[
-        Path | None,
-        typer.Option(help="keep encoder features in this file, so a later run skips encoding"),
-    ] = None,
+    features_db: FeaturesDbOption = None,
 ) -> None:
     """Quality per encoder vs TF-IDF, the head recipes, cross-domain, speed, start-up, memory."""
     from dikkat.bench.sentiment import format_report, run_sentiment_benchmark
@@ -152,10 +153,7 @@ def bench_soak(
 def bench_encoder(
     quick: QuickOption = False,
     json: JsonOption = None,
-    features_db: Annotated[
-        Path | None,
-        typer.Option(help="keep encoder features in this file, so a later run skips encoding"),
-    ] = None,
+    features_db: FeaturesDbOption = None,
 ) -> None:
     """The sentiment encoder in fp32 and int8 side by side: ceiling, p50, RSS, vector closeness
     and head macro-F1 on the shared sets (when present)."""

@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from dikkat.models.e5_image import publish_folder
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,7 @@ def ensure_int8_folder(model: torch.nn.Module, tokenizer, folder: Path) -> tuple
         try:
             convert_int8(model, tokenizer, work)
             (work / FINGERPRINT_FILE).write_text(fingerprint + "\n")
-            for path in work.iterdir():
-                os.chmod(path, 0o644)  # readable by the service user when an admin converted it
-            os.chmod(work, 0o755)
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(work, folder)
+            publish_folder(work, folder)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise

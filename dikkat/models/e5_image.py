@@ -333,16 +333,22 @@ def build_e5_folder(image_path: Path, out_dir: Path, progress: bool = False) -> 
             "files": files,
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        for path in work.iterdir():
-            os.chmod(path, 0o644)  # readable by the service user when an admin built it
-        os.chmod(work, 0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(work, out_dir)
+        publish_folder(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return out_dir
+
+
+def publish_folder(work: Path, destination: Path) -> None:
+    """Put a folder built in `work` at `destination` in one rename (replacing an old one), its
+    files readable by the service user when an admin built it."""
+    for path in work.iterdir():
+        os.chmod(path, 0o644)
+    os.chmod(work, 0o755)
+    if destination.exists():
+        shutil.rmtree(destination)
+    os.replace(work, destination)
 
 
 def folder_problem(
