@@ -296,20 +296,20 @@ async def serve(settings: Settings) -> None:
     ledger: Any = None
     ledger_store: Store | None = None
     try:
-        telegram_app = None
+        telegram = None
         if router is not None and settings.telegram_token is not None:
-            from dikkat.bot.telegram import build_telegram_application
+            from dikkat.bot.telegram import build_telegram
 
-            telegram_app = build_telegram_application(router, settings)
-        if telegram_app is not None and settings.telegram_webhook_url:
+            telegram = build_telegram(router, settings)
+        if telegram is not None and settings.telegram_webhook_url:
             assert app.store is not None
             ledger, ledger_store = await open_update_ledger(settings, app.store)
-        http = _http_server(settings, app, telegram_app, ledger)
-        if telegram_app is not None:
+        http = _http_server(settings, app, telegram, ledger)
+        if telegram is not None:
             from dikkat.bot.telegram import run_telegram
 
             drain = http.drain_webhook if settings.telegram_webhook_url else None
-            runners.append(run_telegram(telegram_app, settings, stop, drain))
+            runners.append(run_telegram(telegram.application, settings, stop, drain))
         if router is not None and settings.discord_token is not None:
             from dikkat.bot.discord import build_discord_client, run_discord
 
@@ -352,14 +352,14 @@ async def open_update_ledger(settings: Settings, store: Store) -> tuple[Any, Sto
     return ledger, ledger
 
 
-def _http_server(settings: Settings, app: App, telegram_app: Any, ledger: Any) -> Any:
+def _http_server(settings: Settings, app: App, telegram: Any, ledger: Any) -> Any:
     from dikkat.http import HttpServer
 
     webhook = secret = None
-    if telegram_app is not None and settings.telegram_webhook_url:
+    if telegram is not None and settings.telegram_webhook_url:
         from dikkat.bot.telegram import webhook_receiver, webhook_secret
 
-        webhook, secret = webhook_receiver(telegram_app, ledger), webhook_secret(settings)
+        webhook, secret = webhook_receiver(telegram, ledger), webhook_secret(settings)
     return HttpServer(
         host=settings.http_host,
         port=settings.http_port,

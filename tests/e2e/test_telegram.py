@@ -17,13 +17,14 @@ from telegram.request import BaseRequest, RequestData
 from waiting import HANG_S, until
 
 from dikkat.bot.telegram import (
-    build_telegram_application,
-    split_text,
+    TelegramFrontend,
+    build_telegram,
     start_telegram,
     stop_telegram,
     webhook_receiver,
     webhook_secret,
 )
+from dikkat.bot.text import split_text
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
 from dikkat.config import Settings
 from dikkat.http import HttpServer
@@ -163,9 +164,9 @@ async def started(
 ) -> Application:
     """An initialised Application (getMe done) whose API calls land in `events`."""
     request = RecordingRequest(events)
-    app = build_telegram_application(
+    app = build_telegram(
         router, settings, request=request, get_updates_request=RecordingRequest(events), **options
-    )
+    ).application
     await app.initialize()
     events.clear()
     return app
@@ -485,12 +486,12 @@ async def test_start_sets_the_command_menus_then_polls_and_stops(
     tg_settings: Settings, events: list[tuple[str, Any]]
 ) -> None:
     router = FakeRouter(events, Reply("ok"))
-    app = build_telegram_application(
+    app = build_telegram(
         router,
         tg_settings,
         request=RecordingRequest(events),
         get_updates_request=RecordingRequest(events),
-    )
+    ).application
     await start_telegram(app, tg_settings)
     assert app.running and app.updater.running
     await stop_telegram(app, HANG_S)
@@ -515,7 +516,8 @@ async def test_webhook_mode_registers_the_webhook_and_serves_it_on_the_http_serv
     webhook_settings: Settings, events: list[tuple[str, Any]]
 ) -> None:
     router = FakeRouter(events, Reply("ok"))
-    app = build_telegram_application(router, webhook_settings, request=RecordingRequest(events))
+    telegram = build_telegram(router, webhook_settings, request=RecordingRequest(events))
+    app = telegram.application
 
     async def healthy() -> tuple[bool, dict[str, Any]]:
         return True, {}
@@ -524,7 +526,7 @@ async def test_webhook_mode_registers_the_webhook_and_serves_it_on_the_http_serv
         host="127.0.0.1",
         port=0,
         health=healthy,
-        telegram_webhook=webhook_receiver(app),
+        telegram_webhook=webhook_receiver(telegram),
         webhook_secret=webhook_secret(webhook_settings),
     )
     await start_telegram(app, webhook_settings)
@@ -570,7 +572,7 @@ def test_bad_configuration_is_refused_early(
     tg_settings: Settings, update: dict[str, Any], message_: str
 ) -> None:
     with pytest.raises(ValueError, match=message_):
-        build_telegram_application(FakeRouter([], Reply("")), tg_settings.model_copy(update=update))
+        build_telegram(FakeRouter([], Reply("")), tg_settings.model_copy(update=update))
 
 
 # several webhook replicas: registered once, each update processed once
@@ -607,26 +609,26 @@ async def ledger(tmp_path: Any) -> AsyncIterator[Any]:
 
 async def webhook_app(
     settings: Settings, events: list[tuple[str, Any]], router: FakeRouter, request: BaseRequest
-) -> Application:
-    app = build_telegram_application(router, settings, request=request)
-    await app.initialize()
+) -> TelegramFrontend:
+    telegram = build_telegram(router, settings, request=request)
+    await telegram.application.initialize()
     events.clear()
-    return app
+    return telegram
 
 
 async def test_a_re_sent_update_is_processed_once(
     tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
 ) -> None:
     router = FakeRouter(events, Reply("ok"))
-    app = await webhook_app(tg_settings, events, router, RecordingRequest(events))
-    receive = webhook_receiver(app, ledger)  # the App passes its store
+    telegram = await webhook_app(tg_settings, events, router, RecordingRequest(events))
+    receive = webhook_receiver(telegram, ledger)  # the App passes its store
     try:
         update = {"update_id": 41, "message": message("/sort CBA")}
         assert await receive(update) == 200
         assert await receive(update) == 200  # re-sent: answered, not processed again
         assert await receive({"update_id": 42, "message": message("/sort AB")}) == 200
     finally:
-        await app.shutdown()
+        await telegram.application.shutdown()
     assert [r.args for r in routed(events)] == ["CBA", "AB"]
     assert len(api_calls(events, "sendMessage")) == 2
     assert await ledger.telegram_update_done(41) and await ledger.telegram_update_done(42)
@@ -645,8 +647,8 @@ async def test_concurrent_duplicates_wait_for_the_one_being_processed(
         return await handle(request)
 
     router.handle = slow_handle  # type: ignore[method-assign]
-    app = await webhook_app(tg_settings, events, router, RecordingRequest(events))
-    receive = webhook_receiver(app, ledger)
+    telegram = await webhook_app(tg_settings, events, router, RecordingRequest(events))
+    receive = webhook_receiver(telegram, ledger)
     try:
         update = {"update_id": 7, "message": message("/start")}
         first = asyncio.ensure_future(receive(update))
@@ -661,7 +663,7 @@ async def test_concurrent_duplicates_wait_for_the_one_being_processed(
         assert await first == 200
         assert await receive(update) == 200  # and now it is a plain duplicate
     finally:
-        await app.shutdown()
+        await telegram.application.shutdown()
     assert len(routed(events)) == 1
     assert len(api_calls(events, "sendMessage")) == 1
 
@@ -671,8 +673,8 @@ async def test_an_unanswered_failure_is_non_2xx_and_the_re_sent_update_succeeds(
 ) -> None:
     router = FakeRouter(events, Reply("ok"))
     request = FlakyRequest(events, failures=2)  # the answer and the apology both fail
-    app = await webhook_app(tg_settings, events, router, request)
-    receive = webhook_receiver(app, ledger)
+    telegram = await webhook_app(tg_settings, events, router, request)
+    receive = webhook_receiver(telegram, ledger)
     try:
         update = {"update_id": 99, "message": message("/sort BA")}
         assert await receive(update) == 503
@@ -680,7 +682,7 @@ async def test_an_unanswered_failure_is_non_2xx_and_the_re_sent_update_succeeds(
         assert await receive(update) == 200  # Telegram sends it again: processed this time
         assert await receive(update) == 200
     finally:
-        await app.shutdown()
+        await telegram.application.shutdown()
     assert len(routed(events)) == 2  # processed twice, answered once
     assert len(api_calls(events, "sendMessage")) == 1
 
@@ -689,14 +691,14 @@ async def test_a_failure_the_user_was_told_about_is_answered(
     tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
 ) -> None:
     router = FakeRouter(events, RuntimeError("a bug"))
-    app = await webhook_app(tg_settings, events, router, RecordingRequest(events))
-    receive = webhook_receiver(app, ledger)
+    telegram = await webhook_app(tg_settings, events, router, RecordingRequest(events))
+    receive = webhook_receiver(telegram, ledger)
     try:
         update = {"update_id": 5, "message": message("/sort BA")}
         assert await receive(update) == 200  # "something went wrong" reached the user
         assert await receive(update) == 200
     finally:
-        await app.shutdown()
+        await telegram.application.shutdown()
     assert len(routed(events)) == 1
     [(_, params)] = api_calls(events, "sendMessage")
     from dikkat.bot.i18n import t
@@ -708,7 +710,7 @@ async def test_the_http_server_answers_what_the_receiver_decided(
     tg_settings: Settings, events: list[tuple[str, Any]], ledger: Any
 ) -> None:
     router = FakeRouter(events, Reply("ok"))
-    app = await webhook_app(tg_settings, events, router, FlakyRequest(events, failures=2))
+    telegram = await webhook_app(tg_settings, events, router, FlakyRequest(events, failures=2))
 
     async def healthy() -> tuple[bool, dict[str, Any]]:
         return True, {}
@@ -717,7 +719,7 @@ async def test_the_http_server_answers_what_the_receiver_decided(
         host="127.0.0.1",
         port=0,
         health=healthy,
-        telegram_webhook=webhook_receiver(app, ledger),
+        telegram_webhook=webhook_receiver(telegram, ledger),
         webhook_secret=webhook_secret(tg_settings),
     )
     await server.start()
@@ -731,7 +733,7 @@ async def test_the_http_server_answers_what_the_receiver_decided(
                 statuses.append((await client.post(url, json=update, headers=headers)).status_code)
     finally:
         await server.stop()
-        await app.shutdown()
+        await telegram.application.shutdown()
     assert statuses == [503, 200, 200]
     assert len(api_calls(events, "sendMessage")) == 1
 
@@ -745,9 +747,9 @@ async def test_a_replica_does_not_register_the_webhook_when_told_not_to(
             "telegram_register_webhook": False,
         }
     )
-    app = build_telegram_application(
+    app = build_telegram(
         FakeRouter(events, Reply("ok")), settings, request=RecordingRequest(events)
-    )
+    ).application
     await start_telegram(app, settings)
     try:
         assert app.running and (app.updater is None or not app.updater.running)
@@ -823,8 +825,8 @@ async def test_a_write_lock_on_the_database_does_not_hold_up_webhook_updates(
     store = await Store.open(webhook_settings.db_path)
     ledger, ledger_store = await open_update_ledger(webhook_settings, store)
     router = FakeRouter(events, Reply("ok"))
-    app = await webhook_app(webhook_settings, events, router, RecordingRequest(events))
-    receive = webhook_receiver(app, ledger)
+    telegram = await webhook_app(webhook_settings, events, router, RecordingRequest(events))
+    receive = webhook_receiver(telegram, ledger)
     locked, release = threading.Event(), threading.Event()
 
     def hold_the_write_lock() -> None:  # another process's long write
@@ -846,7 +848,7 @@ async def test_a_write_lock_on_the_database_does_not_hold_up_webhook_updates(
     finally:
         release.set()
         await asyncio.to_thread(holder.join, 4 * HANG_S)
-        await app.shutdown()
+        await telegram.application.shutdown()
         if ledger_store is not None:
             await ledger_store.close()
         await store.close()
