@@ -8,7 +8,6 @@ import io
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -16,7 +15,8 @@ from discord import app_commands
 from discord.app_commands import TranslationContextLocation, TranslationContextTypes
 
 from dikkat.aio import InFlight
-from dikkat.bot.i18n import ARGUMENT_HELP, t
+from dikkat.bot.commands.registry import ARGUMENT_HELP, BY_NAME
+from dikkat.bot.i18n import t
 from dikkat.bot.text import split_text
 from dikkat.bot.types import Button, ButtonPress, Reply, Request
 from dikkat.config import Settings
@@ -35,39 +35,6 @@ DISCORD_API_URL = discord.http.Route.BASE  # discord.py's own, https://discord.c
 # What discord.py raises for an interaction without an option declared required here (or with
 # one of another type): commands synced by an older version, a client with a stale list.
 OPTION_MISMATCH = (app_commands.CommandSignatureMismatch, app_commands.TransformerError)
-
-
-@dataclass(frozen=True)
-class Argument:
-    """The one `text` parameter of a slash command; its description is in ARGUMENT_HELP."""
-
-    required: bool
-    key: str = "other"
-
-    def description(self, lang: str) -> str:
-        """The parameter's description in `lang`."""
-        return ARGUMENT_HELP.text(self.key, lang)
-
-
-# Which commands take text; a command missing here gets DEFAULT_ARGUMENT.
-ARGUMENTS: dict[str, Argument | None] = {
-    "start": None,
-    "help": None,
-    "forget": None,
-    "retrain": None,
-    "models": None,
-    "stats": None,
-    "sort": Argument(True, "sort"),
-    "sentiment": Argument(True, "sentiment"),
-    "attention": Argument(False, "attention"),
-    "explain": Argument(True, "explain"),
-    "embed": Argument(False, "embed"),
-    "lang": Argument(False, "lang"),
-    "rollback": Argument(True, "rollback"),
-}
-DEFAULT_ARGUMENT = Argument(False)
-# Deferred answers to these are ephemeral (a fast answer follows Reply.private instead).
-PRIVATE_COMMANDS = frozenset({"forget", "retrain", "models", "rollback", "stats"})
 
 
 def shorten(text: str, limit: int = MAX_DESCRIPTION) -> str:
@@ -131,8 +98,8 @@ class MenuTranslator(app_commands.Translator):
             description = self.turkish.get(context.data.name)
             return shorten(description) if description else None
         if context.location is TranslationContextLocation.parameter_description:
-            argument = ARGUMENTS.get(context.data.command.name, DEFAULT_ARGUMENT)
-            return argument.description("tr") if argument else None
+            name = context.data.command.name
+            return ARGUMENT_HELP.text(name, "tr") if name in ARGUMENT_HELP else None
         return None
 
 
@@ -177,7 +144,7 @@ class DikkatDiscord(discord.Client):
 
     def _slash_command(self, name: str, description: str) -> app_commands.Command[Any, ..., None]:
         """A slash command named like the Router's command, with at most one `text` parameter."""
-        argument = ARGUMENTS.get(name, DEFAULT_ARGUMENT)
+        argument = BY_NAME[name].argument
         if argument is None:
 
             async def callback(interaction: discord.Interaction) -> None:
@@ -198,7 +165,7 @@ class DikkatDiscord(discord.Client):
         )
         if argument is not None:
             command = app_commands.describe(
-                text=app_commands.locale_str(argument.description("en"))
+                text=app_commands.locale_str(ARGUMENT_HELP.text(name, "en"))
             )(command)
         return command
 
@@ -263,7 +230,7 @@ class DikkatDiscord(discord.Client):
             args,
             request_lang(interaction),
         )
-        private = command in PRIVATE_COMMANDS
+        private = BY_NAME[command].private  # for a deferred answer; a fast one: Reply.private
         if await self._refused_while_draining(interaction):
             return
 
@@ -332,7 +299,7 @@ class DikkatDiscord(discord.Client):
         if (
             isinstance(error, OPTION_MISMATCH)
             and isinstance(command, app_commands.Command)
-            and ARGUMENTS.get(command.name, DEFAULT_ARGUMENT) is not None
+            and command.name in ARGUMENT_HELP
         ):
             log.warning("Discord sent /%s without its option (%s)", command.name, error)
             await self.answer(interaction, command.name, "")

@@ -8,12 +8,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 from dikkat.bot.commands.account import AccountCommands
-from dikkat.bot.commands.admin import ADMIN_COMMANDS, AdminCommands, Retrainer
+from dikkat.bot.commands.admin import AdminCommands, Retrainer
 from dikkat.bot.commands.attention import AttentionCommands
 from dikkat.bot.commands.embed import EmbedCommands
+from dikkat.bot.commands.registry import BY_NAME, COMMAND_HELP, COMMANDS
 from dikkat.bot.commands.sentiment import SentimentCommands
 from dikkat.bot.commands.sort import SortCommands
-from dikkat.bot.i18n import COMMAND_HELP, store_error_key, t
+from dikkat.bot.i18n import store_error_key, t
 from dikkat.bot.ratelimit import RateLimiter
 from dikkat.bot.types import ButtonPress, Handler, Reply, Request, printable
 from dikkat.bot.validation import InvalidInput
@@ -27,7 +28,6 @@ from dikkat.storage.store import Store
 log = logging.getLogger(__name__)
 
 Notifier = Callable[[str, Reply], Awaitable[None]]
-UNLIMITED = frozenset({"start", "help", "lang", "forget"})  # and the local console
 
 
 class _Refused(Exception):
@@ -59,25 +59,16 @@ class Router:
         self._notifiers: dict[str, Notifier] = {}
         account = AccountCommands(store, self.menu, self.is_admin)
         self._sentiment = SentimentCommands(service, store)
-        sort = SortCommands(service)
-        attention = AttentionCommands(service)
-        embed = EmbedCommands(service)
-        admin = AdminCommands(store, service, retrainer, self.notify)
-        # The command table, in the order /help and the platform menus list it.
+        groups = {
+            "account": account,
+            "sentiment": self._sentiment,
+            "sort": SortCommands(service),
+            "attention": AttentionCommands(service),
+            "embed": EmbedCommands(service),
+            "admin": AdminCommands(store, service, retrainer, self.notify),
+        }
         self._handlers: dict[str, Handler] = {
-            "start": account.start,
-            "help": account.help,
-            "sentiment": self._sentiment.sentiment,
-            "sort": sort.sort,
-            "attention": attention.attention,
-            "explain": attention.explain,
-            "embed": embed.embed,
-            "lang": account.lang,
-            "forget": account.forget,
-            "retrain": admin.retrain,
-            "models": admin.models,
-            "rollback": admin.rollback,
-            "stats": admin.stats,
+            command.name: getattr(groups[command.group], command.name) for command in COMMANDS
         }
 
     @property
@@ -88,9 +79,9 @@ class Router:
     def menu(self, lang: str, *, admin: bool = False) -> list[tuple[str, str]]:
         """(command, one-line description) pairs for a platform's command menu."""
         return [
-            (name, COMMAND_HELP.text(name, lang))
-            for name in self.commands
-            if admin or name not in ADMIN_COMMANDS
+            (command.name, COMMAND_HELP.text(command.name, lang))
+            for command in COMMANDS
+            if admin or not command.admin
         ]
 
     def is_admin(self, platform: str, user_id: str) -> bool:
@@ -166,16 +157,16 @@ class Router:
         return reply
 
     async def _dispatch(self, request: Request, command: str, lang: str) -> Reply:
-        handler = self._handlers.get(command)
-        if handler is None:
+        spec = BY_NAME.get(command)
+        if spec is None:
             return Reply(t("unknown_command", lang, command=printable(command)[:32]))
-        if command in ADMIN_COMMANDS and not self.is_admin(request.platform, request.user_id):
+        if spec.admin and not self.is_admin(request.platform, request.user_id):
             raise _Refused("forbidden", "admin_only")
-        if command not in UNLIMITED and request.platform != "console":
+        if spec.limited and request.platform != "console":
             wait = self.rate_limiter.check(f"{request.platform}:{request.user_id}")
             if wait > 0:
                 raise _Refused("rate_limited", "slow_down", seconds=max(1, round(wait)))
-        return await handler(request, lang)
+        return await self._handlers[command](request, lang)
 
     async def handle_button(self, press: ButtonPress) -> Reply:
         """Answer a feedback button press: `fb:<prediction id>:<label>`."""

@@ -54,8 +54,8 @@ def test_the_package_speaks_through_catalogs() -> None:
     names = set(all_catalogs())
     for expected in (
         "dikkat.bot.i18n.MESSAGES",
-        "dikkat.bot.i18n.COMMAND_HELP",
-        "dikkat.bot.i18n.ARGUMENT_HELP",
+        "dikkat.bot.commands.registry.COMMAND_HELP",
+        "dikkat.bot.commands.registry.ARGUMENT_HELP",
         "dikkat.viz.explain_text.TEXT",
         "dikkat.viz.worked_example.TEXT",
         "dikkat.viz.gpt_attention.TEXT",
@@ -76,9 +76,7 @@ def test_every_key_has_every_language_with_the_same_fields() -> None:
 
 
 def test_every_command_and_argument_is_described() -> None:
-    from dikkat.bot.discord import ARGUMENTS, DEFAULT_ARGUMENT
-    from dikkat.bot.i18n import ARGUMENT_HELP, COMMAND_HELP
+    from dikkat.bot.commands.registry import ARGUMENT_HELP, COMMAND_HELP, COMMANDS
 
-    assert set(ARGUMENTS) <= set(COMMAND_HELP)
-    for argument in [*ARGUMENTS.values(), DEFAULT_ARGUMENT]:
-        assert argument is None or argument.key in ARGUMENT_HELP
+    assert list(COMMAND_HELP) == [command.name for command in COMMANDS]
+    assert set(ARGUMENT_HELP) == {command.name for command in COMMANDS if command.argument}

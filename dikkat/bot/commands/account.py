@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dikkat.bot.commands.admin import ADMIN_COMMANDS
-from dikkat.bot.i18n import COMMAND_HELP, t
+from dikkat.bot.commands.registry import COMMAND_HELP, COMMANDS
+from dikkat.bot.i18n import t
 from dikkat.bot.types import Reply, Request
 from dikkat.i18n import LANGUAGES
 from dikkat.storage.store import Store
@@ -32,9 +32,8 @@ class AccountCommands:
         lines += [f"/{name} — {text}" for name, text in self.menu(lang)]
         if self.is_admin(request.platform, request.user_id):
             lines += ["", t("help_admin_header", lang)]
-            lines += [
-                f"/{name} — {COMMAND_HELP.text(name, lang)}" for name in sorted(ADMIN_COMMANDS)
-            ]
+            admin = sorted(command.name for command in COMMANDS if command.admin)
+            lines += [f"/{name} — {COMMAND_HELP.text(name, lang)}" for name in admin]
         return Reply("\n".join(lines))
 
     async def lang(self, request: Request, lang: str) -> Reply:

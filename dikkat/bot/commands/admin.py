@@ -22,8 +22,6 @@ from dikkat.storage.store import (
 
 log = logging.getLogger(__name__)
 
-ADMIN_COMMANDS = frozenset({"retrain", "models", "rollback", "stats"})
-
 
 class Retrainer(Protocol):
     """What the admin commands need from the retraining job (implemented in training)."""
