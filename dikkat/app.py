@@ -10,7 +10,6 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from dikkat.aio import Backoff, unless_stopped
 from dikkat.bot.ratelimit import RateLimiter
 from dikkat.bot.router import Router
 from dikkat.config import Settings
@@ -20,11 +19,8 @@ from dikkat.inference.service import InferenceService
 from dikkat.models.device import resolve_device
 from dikkat.models.encoder import SentenceEncoder, load_encoder
 from dikkat.models.sorter import Sorter
-from dikkat.stopping import interrupt_as_usual, stop_on_signals
-from dikkat.storage.errors import StoreBusy, StoreUnavailable, classify
 from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.migrate import shown_url, sqlite_path, sqlite_url
-from dikkat.storage.records import DatabaseOpenError
 from dikkat.storage.store import Store
 from dikkat.training.head_sync import ActiveHeadWatcher
 from dikkat.training.heads import ensure_active_head
@@ -244,14 +240,6 @@ def database_url(settings: Settings) -> str:
     return settings.database_url.get_secret_value()
 
 
-async def register_telegram_webhook(settings: Settings, **options: Any) -> Any:
-    """`dikkat telegram set-webhook`: register the webhook once for every replica (the
-    adapter's own URL, secret and update types); the WebhookInfo after it."""
-    from dikkat.bot.telegram import register_webhook
-
-    return await register_webhook(settings, **options)
-
-
 async def _head_notifications(settings: Settings) -> Any:
     """PostgreSQL pushes head activations (NOTIFY); None with SQLite, where polling does it."""
     url = database_url(settings)
@@ -267,126 +255,6 @@ async def _remote_backend(settings: Settings) -> InferenceBackend:
     from dikkat.scale.ray_backend import RayBackend
 
     return await RayBackend.connect(settings)
-
-
-async def serve(settings: Settings) -> None:
-    """`dikkat run` (every role but inference, which `dikkat.ray_replicas` deploys): every
-    frontend that has a token (sharing one service and store), else the console; SIGINT/SIGTERM
-    stop receiving, finish in-flight requests and close cleanly."""
-    from dikkat.bot.console import ConsoleFrontend
-    from dikkat.http import HttpServer
-
-    stop = asyncio.Event()
-    stop_on_signals(stop)  # before loading models: a stop during start-up is a clean exit
-    app = await start_app(settings, stop)
-    if app is None:
-        log.info("stopped during start-up")
-        return
-    router = app.router
-    leading = None
-    if app.retrainer is not None:  # one process on the database schedules: the leader
-        from dikkat.scale.trainer import lead_retraining
-
-        assert app.store is not None
-        leading = asyncio.create_task(
-            lead_retraining(app.retrainer, app.store, settings, stop), name="retrain-leadership"
-        )
-    runners: list[Any] = []
-    http: HttpServer | None = None
-    ledger: Any = None
-    ledger_store: Store | None = None
-    try:
-        telegram = None
-        if router is not None and settings.telegram_token is not None:
-            from dikkat.bot.telegram import build_telegram
-
-            telegram = build_telegram(router, settings)
-        if telegram is not None and settings.telegram_webhook_url:
-            assert app.store is not None
-            ledger, ledger_store = await open_update_ledger(settings, app.store)
-        http = _http_server(settings, app, telegram, ledger)
-        if telegram is not None:
-            from dikkat.bot.telegram import run_telegram
-
-            drain = http.drain_webhook if settings.telegram_webhook_url else None
-            runners.append(run_telegram(telegram.application, settings, stop, drain))
-        if router is not None and settings.discord_token is not None:
-            from dikkat.bot.discord import build_discord_client, run_discord
-
-            client = build_discord_client(router, settings)
-            token = settings.discord_token.get_secret_value()
-            runners.append(run_discord(client, token, stop, settings.drain_s))
-        if router is None:
-            runners.append(stop.wait())  # the trainer: the scheduler works until a stop signal
-        elif not runners:
-            log.info("no chat token configured: starting the console")
-            interrupt_as_usual()
-            frontend = ConsoleFrontend(router, image_dir=settings.db_path.parent / "images")
-            await frontend.run(stop=stop)
-            return
-        await http.start()
-        await asyncio.gather(*runners)
-    finally:
-        try:
-            if leading is not None:
-                stop.set()
-                await leading
-        finally:
-            if http is not None:
-                await http.stop()
-            if ledger_store is not None:
-                await ledger_store.close()
-            await app.stop()
-            log.info("stopped")
-
-
-async def open_update_ledger(settings: Settings, store: Store) -> tuple[Any, Store | None]:
-    """Where webhook updates are claimed once: (ledger, a store to close at the end or None).
-    SQLite: a file of its own beside the database, so that a claim never waits behind another
-    process's long write (every update, /help included, would wait with it); PostgreSQL: the
-    shared database itself (row locks only)."""
-    path = sqlite_path(database_url(settings))
-    if path is None:
-        return store, None
-    ledger = await Store.open(path.with_name(f"{path.stem}-webhook-updates{path.suffix}"))
-    return ledger, ledger
-
-
-def _http_server(settings: Settings, app: App, telegram: Any, ledger: Any) -> Any:
-    from dikkat.http import HttpServer
-
-    webhook = secret = None
-    if telegram is not None and settings.telegram_webhook_url:
-        from dikkat.bot.telegram import webhook_receiver, webhook_secret
-
-        webhook, secret = webhook_receiver(telegram, ledger), webhook_secret(settings)
-    return HttpServer(
-        host=settings.http_host,
-        port=settings.http_port,
-        health=app.health,
-        telegram_webhook=webhook,
-        webhook_secret=secret,
-    )
-
-
-async def start_app(settings: Settings, stop: asyncio.Event) -> App | None:
-    """A started App, or None when `stop` is set first (App.start closes what it opened, and
-    a model load in a thread ends by itself). A database that cannot be reached (or stays
-    locked) is waited for, with backoff, one log line; any other failure propagates."""
-    backoff = Backoff()
-    waiting = False
-    while not stop.is_set():
-        app = App(settings)
-        try:
-            return app if await unless_stopped(app.start(), stop) else None
-        except DatabaseOpenError as error:
-            if classify(error.__cause__ or error) not in (StoreUnavailable, StoreBusy):
-                raise
-            if not waiting:
-                log.warning("waiting for the database: %s", error)
-            waiting = True
-        await unless_stopped(asyncio.sleep(backoff.next()), stop)
-    return None
 
 
 async def check(settings: Settings) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def run(
     if not check:
         catch_early()  # a stop while modules and models load is a clean exit, not a kill
     from dikkat.app import check as check_app
-    from dikkat.app import serve
+    from dikkat.serve import serve
 
     if check:
         settings = load_settings(quiet=True)

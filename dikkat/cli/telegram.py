@@ -35,8 +35,8 @@ def set_webhook(
 ) -> None:
     """Register DIKKAT_TELEGRAM_WEBHOOK_URL (secret: DIKKAT_TELEGRAM_WEBHOOK_SECRET, else one
     derived from the token) once; replicas run with DIKKAT_TELEGRAM_REGISTER_WEBHOOK=false."""
-    from dikkat.app import register_telegram_webhook
     from dikkat.cli.common import failure_line, load_settings
+    from dikkat.serve import register_telegram_webhook
 
     settings = load_settings(quiet=True)
     for name, value in (

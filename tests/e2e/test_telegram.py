@@ -799,8 +799,8 @@ def test_set_webhook_without_a_url_is_one_clear_error(
 async def test_the_command_registers_what_the_adapter_checks(
     tg_settings: Settings, events: list[tuple[str, Any]]
 ) -> None:
-    from dikkat.app import register_telegram_webhook  # what `dikkat telegram set-webhook` calls
     from dikkat.bot.telegram import ALLOWED_UPDATES
+    from dikkat.serve import register_telegram_webhook  # what `dikkat telegram set-webhook` calls
 
     url = {"telegram_webhook_url": WEBHOOK_URL}
     derived = tg_settings.model_copy(update=url)  # no secret configured: derived from the token
@@ -819,7 +819,7 @@ async def test_a_write_lock_on_the_database_does_not_hold_up_webhook_updates(
     import sqlite3
     import threading
 
-    from dikkat.app import open_update_ledger
+    from dikkat.serve import open_update_ledger
     from dikkat.storage.store import Store
 
     store = await Store.open(webhook_settings.db_path)
