@@ -6,7 +6,7 @@ Users drive the Router, the path every frontend takes: /sentiment and a vote on 
 /help and now and then /forget. Beside them an admin sends /retrain every minute, another process
 activates an older head version (as a rollback from another host does) and another process holds
 the database's write lock for a few seconds, every `long_lock_every`-th time past the busy timeout
-so that the refusal paths run too. The process is sampled every 10 s (soak_report). At the end:
+so that the refusal paths run too. The process is sampled every 10 s (soak_sampling). At the end:
 was every request answered, is every acknowledged vote in the database, does the bot serve the
 active head, and which WARNING+ log records, tracebacks above all, were written.
 """
@@ -27,17 +27,15 @@ import numpy as np
 
 from dikkat.app import App
 from dikkat.bench.common import loadavg, machine_info, percentiles, write_json
-from dikkat.bench.soak_report import (
-    LogCapture,
+from dikkat.bench.soak_logs import LogCapture
+from dikkat.bench.soak_plot import soak_png
+from dikkat.bench.soak_report import format_report, trend, verdict
+from dikkat.bench.soak_sampling import (
     Sample,
     Sampler,
     census_growth,
-    format_report,
     memory_in_use_mb,
     samples_json,
-    soak_png,
-    trend,
-    verdict,
 )
 from dikkat.bot.i18n import LABEL_NAMES, MESSAGES, t
 from dikkat.bot.types import ButtonPress, Reply, Request
