@@ -23,7 +23,8 @@ import torch
 from prometheus_client import Histogram
 
 from dikkat.bench.common import ms, percentiles, ratio
-from dikkat.inference.batcher import BatcherStats, DynamicBatcher
+from dikkat.inference.batch_runner import BatcherStats
+from dikkat.inference.batcher import DynamicBatcher
 from dikkat.inference.metrics import BATCH_COMPUTE, QUEUE_WAIT
 from dikkat.inference.service import InferenceService
 

@@ -106,7 +106,7 @@ def bench_scale(
     json: JsonOption = None,
     requests: Annotated[int, typer.Option(help="requests per measured point")] = 200,
 ) -> None:
-    """/sentiment p50/p99 at 1 and 8 clients: in-process vs Ray Serve replicas (needs [scale])."""
+    """/sentiment p50/p99 at 1 and 8 clients: in-process vs Ray Serve replicas (needs \\[scale])."""
     from dikkat.bench.scale import format_report, run_scale_benchmark
 
     load_settings(quiet=True)

@@ -61,7 +61,7 @@ def train_sentiment_command(
 ) -> None:
     """Train a sentiment head on a CSV: stratified 75/25 split, cached features, report, curves."""
     from dikkat.training.metrics import format_report
-    from dikkat.training.sentiment import train_sentiment_from_csv
+    from dikkat.training.sentiment_csv import train_sentiment_from_csv
 
     settings = load_settings()
     encoder = encoder_for(settings)
@@ -155,7 +155,7 @@ def evaluate_sentiment_command(
     import json
 
     from dikkat.training.metrics import format_report
-    from dikkat.training.sentiment import evaluate_from_csv
+    from dikkat.training.sentiment_csv import evaluate_from_csv
 
     settings = load_settings(quiet=as_json)
     encoder = encoder_for(settings)

@@ -24,12 +24,8 @@ from dikkat.training.data import (
 )
 from dikkat.training.features import feature_cache_for, features_for
 from dikkat.training.metrics import evaluate, format_report
-from dikkat.training.sentiment import (
-    SentimentLoss,
-    evaluate_from_csv,
-    train_head,
-    train_sentiment_from_csv,
-)
+from dikkat.training.sentiment import SentimentLoss, train_head
+from dikkat.training.sentiment_csv import evaluate_from_csv, train_sentiment_from_csv
 from dikkat.viz.curves import training_curves_png
 
 
