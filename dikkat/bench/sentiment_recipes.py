@@ -1,4 +1,4 @@
-"""The shipped head's recipe before and after polarity-only loss, on every shared set."""
+"""The shipped head's recipe step by step (polarity-only loss, smoothing) on every shared set."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from dikkat.training.candidate import seed_split
 from dikkat.training.data import split_train_val
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate
-from dikkat.training.seed_head import PUBLIC_SETS, train_with_shipped_recipe
+from dikkat.training.seed_head import LABEL_SMOOTHING, PUBLIC_SETS, train_with_shipped_recipe
 
+# recipe -> (two-class rows teach polarity only, label smoothing)
 RECIPES = {
-    "before: 3-class loss on every row": False,
-    "now: two-class rows teach polarity only": True,
+    "before: 3-class loss on every row": (False, 0.0),
+    "two-class rows teach polarity only": (True, 0.0),
+    f"now: polarity only + label smoothing {LABEL_SMOOTHING}": (True, LABEL_SMOOTHING),
 }
 HELD_OUT_FRACTION, SPLIT_SEED = 0.25, 0
 SEEDS = (0, 1, 2)
@@ -60,10 +62,12 @@ def compare_recipes(
         for name, t in tests.items()
     }
     report: dict[str, Any] = {}
-    for recipe, polarity_only in RECIPES.items():
+    for recipe, (polarity_only, smoothing) in RECIPES.items():
         rows = data if polarity_only else data.drop(columns="polarity_only")
         runs = [
-            train_with_shipped_recipe(rows, encoder, cache, seed=seed, progress=progress).head
+            train_with_shipped_recipe(
+                rows, encoder, cache, seed=seed, progress=progress, label_smoothing=smoothing
+            ).head
             for seed in seeds
         ]
         report[recipe] = {

@@ -154,6 +154,7 @@ def train_with_shipped_recipe(
     *,
     seed: int = 0,
     progress: bool = False,
+    label_smoothing: float = LABEL_SMOOTHING,
 ) -> TrainResult:
     """The shipped head's optimiser settings on `data`, early-stopping on an inner split."""
     from dikkat.training.candidate import train_on_inner_split
@@ -166,7 +167,7 @@ def train_with_shipped_recipe(
         progress=progress,
         lr=LEARNING_RATE,
         batch_size=BATCH_SIZE,
-        label_smoothing=LABEL_SMOOTHING,
+        label_smoothing=label_smoothing,
     )
 
 
