@@ -18,7 +18,8 @@ from dikkat.inference.backend import InferenceBackend
 from dikkat.inference.sentiment import SentimentPipeline
 from dikkat.inference.service import InferenceService
 from dikkat.models.device import resolve_device
-from dikkat.models.encoder import SentenceEncoder, load_encoder
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.loading import load_encoder
 from dikkat.models.sorter import Sorter
 from dikkat.stopping import interrupt_as_usual, stop_on_signals
 from dikkat.storage.errors import StoreBusy, StoreUnavailable, classify

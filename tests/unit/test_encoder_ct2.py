@@ -130,7 +130,7 @@ def test_without_ctranslate2_int8_falls_back_to_torch_with_one_log_line(
 
 @pytest.mark.slow
 def test_the_served_e5_encoder_on_ct2_int8_stays_close_to_fp32(e5_model_dir: Path) -> None:
-    from dikkat.models.encoder import load_encoder
+    from dikkat.models.loading import load_encoder
 
     fp32 = load_encoder("e5", device="cpu", model_dir=e5_model_dir)
     int8 = load_encoder("e5", device="cpu", model_dir=e5_model_dir, precision="int8")
