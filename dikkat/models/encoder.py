@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +19,7 @@ import torch
 from dikkat.models.ct2_encoder import Ct2Encoder, Ct2Unavailable, load_int8_encoder
 from dikkat.models.packing import Packing, pack, packed_tokens
 from dikkat.models.quantize import PRECISIONS, Precision, int8_supported, quantize_int8
+from dikkat.models.source import ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +46,27 @@ class TokenizedText:
 class SentenceEncoder:
     """A frozen transformer encoder that turns texts into pooled float32 feature vectors.
 
-    With `precision="int8"` on CPU the sentiment vectors come from CTranslate2 int8 (converted
-    once under `int8_dir`); the torch fp32 model then serves only attention pictures and word
-    vectors, which CTranslate2 cannot give, and is released and reloaded on their first call when
-    `reload` can bring it back. Without ctranslate2, int8 is torch's dynamic quantization.
+    The torch model comes from `source` (or is handed in already loaded as `model`). With
+    `precision="int8"` on CPU the sentiment vectors come from CTranslate2 int8, converted once
+    under `int8_dir` and reused while the source's weight files are the same; the torch model is
+    then loaded only for what CTranslate2 cannot give (attention pictures, hidden states and input
+    embeddings for word vectors), on its first call, or to convert. Without ctranslate2, int8 is
+    torch's dynamic quantization.
     """
 
     def __init__(
         self,
         tokenizer,
-        model: torch.nn.Module,
+        source: ModelSource,
         encoder_id: str,
         *,
+        model: torch.nn.Module | None = None,
         max_length: int = 128,
         pooling: Pooling = "mean",
         device: str | torch.device = "cpu",
         text_prefix: str = "",
         precision: Precision = "fp32",
         int8_dir: Path | None = None,
-        reload: Callable[[], torch.nn.Module] | None = None,
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
@@ -71,36 +74,38 @@ class SentenceEncoder:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if max_length < 3:
             raise ValueError("max_length must be at least 3 (two special tokens + one)")
-        limit = getattr(model.config, "max_position_embeddings", None) or max_length
+        config = model.config if model is not None else source.config()
+        limit = getattr(config, "max_position_embeddings", None) or max_length
         self.tokenizer = tokenizer
+        self.source = source
         self.device = torch.device(device)
-        self._model: torch.nn.Module | None = self._prepare(model)
-        self._reload = reload
-        self._reload_lock = threading.Lock()
+        self._model: torch.nn.Module | None = None if model is None else self._prepare(model)
+        self._model_lock = threading.Lock()
         self._ct2: Ct2Encoder | None = None
         self.encoder_id = encoder_id
         self.max_length = min(max_length, int(limit))
         self.pooling: Pooling = pooling
         self.text_prefix = text_prefix
-        self.dim = int(model.config.hidden_size)
+        self.dim = int(config.hidden_size)
         self._lock = threading.Lock()  # attentions() switches the attention kernel
         self.precision: Precision = "fp32"
         if precision == "int8":
             self._to_int8(Path(int8_dir) if int8_dir is not None else DEFAULT_INT8_DIR)
+        if self._ct2 is None and self._model is None:  # torch computes the vectors: load it now
+            self._model = self._prepare(source.load())
 
     def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device).eval().requires_grad_(False)
 
     @property
     def model(self) -> torch.nn.Module:
-        """The torch model (fp32, or torch int8 without ctranslate2), reloaded when released."""
+        """The torch model (fp32, or torch int8 without ctranslate2), loaded on first use."""
         model = self._model
         if model is None:
-            with self._reload_lock:
+            with self._model_lock:
                 if self._model is None:
-                    assert self._reload is not None  # released only when it can come back
                     log.info("encoder %s: loading the torch model", self.encoder_id)
-                    self._model = self._prepare(self._reload())
+                    self._model = self._prepare(self.source.load())
                 model = self._model
         return model
 
@@ -115,7 +120,7 @@ class SentenceEncoder:
             return
         try:
             self._ct2, how = load_int8_encoder(
-                self.model, self.tokenizer, int8_dir, self.encoder_id
+                self.source, lambda: self.model, self.tokenizer, int8_dir, self.encoder_id
             )
         except Ct2Unavailable as exc:
             log.warning(
@@ -126,8 +131,7 @@ class SentenceEncoder:
         else:
             log.info("encoder %s: CTranslate2 int8 (%s)", self.encoder_id, how)
             self.precision = "int8"
-            if self._reload is not None:
-                self._model = None  # back on the first attention picture or word vector
+            self._model = None  # if loaded to convert; back for the first attention picture
             return
         if not int8_supported():
             log.warning("encoder %s: this torch build has no int8 kernels; fp32", self.encoder_id)
@@ -140,22 +144,16 @@ class SentenceEncoder:
     def from_pretrained(
         cls, name_or_path: str | Path, encoder_id: str | None = None, **options
     ) -> SentenceEncoder:
-        """Load tokenizer and model from a hub id or a local folder (no network fallbacks)."""
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # a per-tensor bar at every start is noise
+        """The encoder of a hub id or a local folder (no network fallbacks); a hub model that
+        `local_files_only=False` lets download is loaded at once, so later loads find it cached."""
+        from transformers import AutoTokenizer
 
         local_only = options.pop("local_files_only", False)
-        model_options = options.pop("model_options", {})
+        source = ModelSource(str(name_or_path), options.pop("model_options", {}))
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_only)
-        model = AutoModel.from_pretrained(
-            str(name_or_path), local_files_only=local_only, **model_options
-        )
-        reload = functools.partial(  # cached by now, hub models included
-            AutoModel.from_pretrained, str(name_or_path), local_files_only=True, **model_options
-        )
-        return cls(tokenizer, model, encoder_id or str(name_or_path), reload=reload, **options)
+        downloads = not local_only and not Path(name_or_path).expanduser().is_dir()
+        model = source.load(local_files_only=False) if downloads else None
+        return cls(tokenizer, source, encoder_id or str(name_or_path), model=model, **options)
 
     @property
     def runtime(self) -> str:
