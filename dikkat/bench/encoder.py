@@ -37,7 +37,8 @@ from dikkat.bench.common import (
     write_json,
 )
 from dikkat.bench.lengths import sample_shared_texts, shared_csv_files
-from dikkat.models.encoder import SentenceEncoder, TokenizedText, load_encoder
+from dikkat.models.encoder import SentenceEncoder, TokenizedText
+from dikkat.models.loading import load_encoder
 from dikkat.models.quantize import PRECISIONS
 
 __all__ = ["EncoderBenchConfig", "format_report", "run_encoder_benchmark"]
@@ -51,7 +52,7 @@ RSS_SCRIPT = """
 import gc, json, sys, time
 from pathlib import Path
 started = time.perf_counter()
-from dikkat.models.encoder import load_encoder
+from dikkat.models.loading import load_encoder
 encoder = load_encoder("offline", device="cpu", model_dir=Path(sys.argv[2]), precision=sys.argv[1])
 load_s = time.perf_counter() - started
 encoder.encode(["bu ürün çok güzel", "kargo geç geldi ama satıcı ilgiliydi, teşekkürler"])

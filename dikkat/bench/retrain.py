@@ -31,7 +31,8 @@ from dikkat.bench.retrain_plot import write_plot
 from dikkat.bench.retrain_report import format_report
 from dikkat.bench.retrain_run import curve, timing
 from dikkat.config import Settings
-from dikkat.models.encoder import SentenceEncoder, load_encoder
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.loading import load_encoder
 from dikkat.training.data import load_labelled_csv, seed_corpus_path
 
 __all__ = [

@@ -19,8 +19,9 @@ import pandas as pd
 
 from dikkat.bench.common import machine_info, write_json
 from dikkat.config import Settings
-from dikkat.models.encoder import SentenceEncoder, load_encoder
+from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import SentimentHead
+from dikkat.models.loading import load_encoder
 from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.candidate import train_candidate
 from dikkat.training.data import split_train_val

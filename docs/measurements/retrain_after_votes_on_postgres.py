@@ -22,7 +22,7 @@ from dikkat.bot.types import ButtonPress, Request
 from dikkat.config import Settings
 from dikkat.hashing import text_hash
 from dikkat.inference.sentiment import RecentFeatures
-from dikkat.models.encoder import load_encoder
+from dikkat.models.loading import load_encoder
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 

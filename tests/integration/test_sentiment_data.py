@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dikkat.models.encoder import load_encoder
 from dikkat.models.head import default_head_path, load_head
+from dikkat.models.loading import load_encoder
 from dikkat.training.data import load_labelled_csv
 from dikkat.training.features import features_for
 from dikkat.training.metrics import evaluate

@@ -15,7 +15,7 @@ from dikkat.models.e5_image import (
     folder_problem,
     read_image,
 )
-from dikkat.models.encoder import load_encoder
+from dikkat.models.loading import load_encoder
 
 SENTENCES = [
     "Bu film gerçekten harikaydı, herkese tavsiye ederim!",

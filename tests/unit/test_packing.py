@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dikkat.models.encoder import load_encoder
+from dikkat.models.loading import load_encoder
 from dikkat.models.packing import pack, packed_tokens
 
 WORDS = ["bu", "film", "cok", "guzel", "kotu", "urun", "harika", "degil", "."]
