@@ -23,7 +23,8 @@ from dikkat.inference.service import InferenceService
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import LABELS, SentimentHead
 from dikkat.storage.feature_cache import FeatureCache
-from dikkat.storage.store import RetrainRun, Store
+from dikkat.storage.records import RetrainRun
+from dikkat.storage.store import Store
 from dikkat.training.promotion import fixed_metrics
 from dikkat.training.retrain import RetrainJob
 

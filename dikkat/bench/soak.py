@@ -39,7 +39,7 @@ from dikkat.bench.soak_tally import Tally
 from dikkat.config import Settings
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.storage.legacy_schema import BUSY_TIMEOUT_MS
-from dikkat.storage.store import VersionStatus
+from dikkat.storage.records import VersionStatus
 from dikkat.training.data import load_labelled_csv, seed_corpus_path
 from dikkat.training.heads import head_versions_dir, register_head
 

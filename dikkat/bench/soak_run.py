@@ -18,7 +18,7 @@ from dikkat.bench.soak_tally import VOTED, Tally, is_message, judge, requests_su
 from dikkat.bot.i18n import LABEL_NAMES, t
 from dikkat.bot.types import ButtonPress, Reply, Request
 from dikkat.storage.legacy_schema import BUSY_TIMEOUT_MS
-from dikkat.storage.store import LABELS, VersionStatus
+from dikkat.storage.records import LABELS, VersionStatus
 
 __all__ = ["ADMIN", "PLATFORM", "Soak", "SoakConfig"]
 

@@ -22,7 +22,7 @@ def retrain(
     import json
 
     from dikkat.app import App
-    from dikkat.storage.store import RunInProgress
+    from dikkat.storage.records import RunInProgress
 
     settings = load_settings(quiet=as_json)
 

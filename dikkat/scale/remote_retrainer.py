@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from dikkat.storage.store import ModelVersion, RetrainRun, Store
+from dikkat.storage.records import ModelVersion, RetrainRun
+from dikkat.storage.store import Store
 
 
 class RetrainRequests:

@@ -12,7 +12,8 @@ from dikkat.aio import Backoff, unless_stopped
 from dikkat.config import Settings
 from dikkat.scale.leader import Leadership
 from dikkat.storage.errors import StoreError
-from dikkat.storage.store import RunInProgress, RunStatus, Store
+from dikkat.storage.records import RunInProgress, RunStatus
+from dikkat.storage.store import Store
 from dikkat.training.retrain import RetrainJob
 from dikkat.training.schedule import build_scheduler
 

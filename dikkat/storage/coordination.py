@@ -1,34 +1,170 @@
-"""Work shared by several processes in the Store: Telegram webhook updates claimed once,
-retrain requests that frontends leave for the one trainer (revision 0006)."""
+"""Work shared by several processes in the Store: one running retrain run (a lease and a unique
+index), retrain requests that frontends leave for the one trainer, Telegram updates claimed once."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import time
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dikkat.storage.engine import StoreBase
-from dikkat.storage.runs import OWNER, owner_gone
-from dikkat.storage.tables import retrain_requests, telegram_updates
+from dikkat.storage.records import RetrainRun, RunInProgress, SlotTaken
+from dikkat.storage.tables import retrain_requests, retrain_runs, telegram_updates
 
+LEASE_S = 60.0
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+INTERRUPTED = "interrupted (its process stopped during the run)"
 # A claimed update not finished after this long is taken over by the next delivery (its
 # process is presumed dead on another host; on this host a dead owner is seen at once).
 TELEGRAM_CLAIM_S = 120.0
+_rr, _rq, _tu = retrain_runs.c, retrain_requests.c, telegram_updates.c
 
 
-def claim_abandoned(
-    owner: str | None, received_at: float, done_at: float | None, now: float, claim_s: float
-) -> bool:
-    """Whether an earlier claim of an update may be taken over: unfinished, and older than
-    `claim_s` or held by a process that died on this host."""
-    return done_at is None and (received_at < now - claim_s or owner_gone(owner))
-
-
-_tu, _rq = telegram_updates.c, retrain_requests.c
+def owner_gone(owner: str | None) -> bool:
+    """True when `owner` is a process on this host that no longer exists."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class CoordinationMixin(StoreBase):
-    """The telegram_updates and retrain_requests tables."""
+    """The retrain_runs, retrain_requests and telegram_updates tables."""
+
+    # retrain runs
+
+    async def start_run(
+        self, trigger: str, requested_by: str | None, *, slot: str | None = None
+    ) -> int:
+        """Record that a run started, owned by this process; returns its id.
+
+        One run at a time across processes: a running run blocks a new one while its owner
+        renews its lease (the partial unique index `one_running_run` refuses a racing second
+        insert); a run whose lease expired, or whose owner died on this host, is failed first.
+        A `slot` (one cron firing) starts at most one run ever: a second start of the same slot
+        raises SlotTaken, whatever the first one's status (index `one_run_per_slot`).
+        """
+        now = time.time()
+        try:
+            async with self._transaction() as db:
+                await _reclaim_abandoned(db, now)
+                refusal = await _refusal(db, slot)
+                if refusal is not None:
+                    raise refusal
+                run = sa.insert(retrain_runs).values(
+                    trigger=trigger,
+                    requested_by=requested_by,
+                    status="running",
+                    started_at=now,
+                    owner=OWNER,
+                    lease_until=now + LEASE_S,
+                    slot=slot,
+                )
+                return int((await db.execute(run.returning(_rr.id))).scalar_one())
+        except exc.IntegrityError as error:  # another process inserted its run first
+            async with self._reader.connect() as conn:
+                refusal = await _refusal(conn, slot)
+            raise refusal or RunInProgress("run #? is still running") from error
+
+    async def renew_lease(self, run_id: int) -> None:
+        """Keep this process's running run from being reclaimed for another LEASE_S seconds."""
+        await self._write(
+            sa.update(retrain_runs)
+            .where(_rr.id == run_id, _rr.status == "running", _rr.owner == OWNER)
+            .values(lease_until=time.time() + LEASE_S)
+        )
+
+    async def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        n_feedback: int = 0,
+        n_train: int = 0,
+        metrics_before: dict[str, Any] | None = None,
+        metrics_after: dict[str, Any] | None = None,
+        candidate_version: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how a run ended: promoted, rejected, skipped or failed."""
+        await self._write(
+            sa.update(retrain_runs)
+            .where(_rr.id == run_id)
+            .values(
+                status=str(status),
+                finished_at=time.time(),
+                n_feedback=n_feedback,
+                n_train=n_train,
+                metrics_before=None if metrics_before is None else json.dumps(metrics_before),
+                metrics_after=None if metrics_after is None else json.dumps(metrics_after),
+                candidate_version=candidate_version,
+                error=error,
+            )
+        )
+
+    async def get_run(self, run_id: int) -> RetrainRun | None:
+        """One run by id."""
+        rows = await self._read(sa.select(retrain_runs).where(_rr.id == run_id))
+        return RetrainRun.from_row(rows[0]) if rows else None
+
+    async def last_run(self, *, finished: bool = False) -> RetrainRun | None:
+        """The newest run (optionally only a finished, non-skipped one)."""
+        query = sa.select(retrain_runs).order_by(_rr.id.desc()).limit(1)
+        if finished:
+            query = query.where(_rr.status.not_in(("running", "skipped")))
+        rows = await self._read(query)
+        return RetrainRun.from_row(rows[0]) if rows else None
+
+    async def fail_unfinished_runs(self) -> int:
+        """Mark runs abandoned by a crash or kill as failed (called at start-up); a run that
+        another live process is still renewing is left alone."""
+        async with self._transaction() as db:
+            return await _reclaim_abandoned(db, time.time())
+
+    # retrain requests
+
+    async def request_retrain(self, requested_by: str) -> int:
+        """Leave a retrain request for the trainer (e.g. `/retrain` on a frontend); its id."""
+        request = sa.insert(retrain_requests).values(
+            requested_by=requested_by, created_at=time.time()
+        )
+        return int((await self._write(request.returning(_rq.id))).scalar_one())
+
+    async def take_retrain_request(self) -> tuple[int, str] | None:
+        """Claim the oldest request nobody took yet: (id, requested_by), or None. Two
+        concurrent takers never get the same request (PostgreSQL: FOR UPDATE SKIP LOCKED, so
+        the second takes the next one instead of waiting; SQLite: one writer at a time)."""
+        oldest = sa.select(_rq.id).where(_rq.taken_at.is_(None)).order_by(_rq.id).limit(1)
+        if not self._sqlite:
+            oldest = oldest.with_for_update(skip_locked=True)
+        taken = await self._write(
+            sa.update(retrain_requests)
+            .where(_rq.id == oldest.scalar_subquery(), _rq.taken_at.is_(None))
+            .values(taken_at=time.time())
+            .returning(_rq.id, _rq.requested_by)
+        )
+        row = taken.first()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    async def attach_request_run(self, request_id: int, run_id: int) -> None:
+        """Record which run served a request."""
+        await self._write(
+            sa.update(retrain_requests).where(_rq.id == request_id).values(run_id=run_id)
+        )
+
+    # Telegram updates
 
     async def record_telegram_update(
         self, update_id: int, *, claim_s: float = TELEGRAM_CLAIM_S
@@ -51,90 +187,83 @@ class CoordinationMixin(StoreBase):
                 )
             ).first()
             if row is None:
-                result = await db.execute(
+                claim = (
                     self._insert(telegram_updates)
                     .values(update_id=update_id, received_at=now, owner=OWNER)
                     .on_conflict_do_nothing(index_elements=["update_id"])
                 )
-                return result.rowcount == 1
-            owner, received_at, done_at = row
-            if not claim_abandoned(owner, received_at, done_at, now, claim_s):
-                return False
-            result = await db.execute(
-                sa.update(telegram_updates)
-                .where(
-                    _tu.update_id == update_id,
-                    _tu.done_at.is_(None),
-                    _tu.received_at == received_at,
-                    _tu.owner.is_not_distinct_from(owner),
+            elif row.done_at is None and (row.received_at < now - claim_s or owner_gone(row.owner)):
+                claim = (
+                    sa.update(telegram_updates)
+                    .where(
+                        _tu.update_id == update_id,
+                        _tu.done_at.is_(None),
+                        _tu.received_at == row.received_at,
+                        _tu.owner.is_not_distinct_from(row.owner),
+                    )
+                    .values(owner=OWNER, received_at=now)
                 )
-                .values(owner=OWNER, received_at=now)
-            )
-            return result.rowcount == 1
+            else:
+                return False
+            return (await db.execute(claim)).rowcount == 1
 
     async def finish_telegram_update(self, update_id: int) -> None:
         """The update was processed: later deliveries of it are duplicates for good."""
-        async with self._transaction() as db:
-            await db.execute(
-                sa.update(telegram_updates)
-                .where(_tu.update_id == update_id)
-                .values(done_at=time.time())
-            )
+        await self._write(
+            sa.update(telegram_updates)
+            .where(_tu.update_id == update_id)
+            .values(done_at=time.time())
+        )
 
     async def release_telegram_update(self, update_id: int) -> None:
         """Processing failed: forget this process's claim, so that the re-sent update is
         processed (by whichever process receives it)."""
-        async with self._transaction() as db:
-            await db.execute(
-                sa.delete(telegram_updates).where(
-                    _tu.update_id == update_id, _tu.done_at.is_(None), _tu.owner == OWNER
-                )
+        await self._write(
+            sa.delete(telegram_updates).where(
+                _tu.update_id == update_id, _tu.done_at.is_(None), _tu.owner == OWNER
             )
+        )
 
     async def telegram_update_done(self, update_id: int) -> bool:
         """True when the update was processed to the end (a duplicate to answer 200)."""
-        row = await self._first(sa.select(_tu.done_at).where(_tu.update_id == update_id))
-        return row is not None and row[0] is not None
+        rows = await self._read(sa.select(_tu.done_at).where(_tu.update_id == update_id))
+        return bool(rows) and rows[0].done_at is not None
 
     async def prune_telegram_updates(self, older_than_s: float) -> int:
         """Forget updates received more than `older_than_s` seconds ago; how many."""
-        async with self._transaction() as db:
-            result = await db.execute(
-                sa.delete(telegram_updates).where(_tu.received_at < time.time() - older_than_s)
-            )
-            return result.rowcount
+        cutoff = time.time() - older_than_s
+        deleted = await self._write(sa.delete(telegram_updates).where(_tu.received_at < cutoff))
+        return deleted.rowcount
 
-    async def request_retrain(self, requested_by: str) -> int:
-        """Leave a retrain request for the trainer (e.g. `/retrain` on a frontend); its id."""
-        async with self._transaction() as db:
-            result = await db.execute(
-                sa.insert(retrain_requests)
-                .values(requested_by=requested_by, created_at=time.time())
-                .returning(_rq.id)
-            )
-            return int(result.scalar_one())
 
-    async def take_retrain_request(self) -> tuple[int, str] | None:
-        """Claim the oldest request nobody took yet: (id, requested_by), or None. Two
-        concurrent takers never get the same request (PostgreSQL: FOR UPDATE SKIP LOCKED, so
-        the second takes the next one instead of waiting; SQLite: one writer at a time)."""
-        oldest = sa.select(_rq.id).where(_rq.taken_at.is_(None)).order_by(_rq.id).limit(1)
-        if not self._sqlite:
-            oldest = oldest.with_for_update(skip_locked=True)
-        async with self._transaction() as db:
-            row = (
-                await db.execute(
-                    sa.update(retrain_requests)
-                    .where(_rq.id == oldest.scalar_subquery(), _rq.taken_at.is_(None))
-                    .values(taken_at=time.time())
-                    .returning(_rq.id, _rq.requested_by)
-                )
-            ).first()
-            return None if row is None else (int(row[0]), str(row[1]))
+async def _refusal(db: AsyncConnection, slot: str | None) -> Exception | None:
+    """Why a new run cannot start now: SlotTaken, RunInProgress, or None."""
+    if slot is not None:
+        taken = await db.scalar(sa.select(_rr.id).where(_rr.slot == slot).limit(1))
+        if taken is not None:
+            return SlotTaken(f"slot {slot} already ran as run #{taken}")
+    running = await db.scalar(sa.select(_rr.id).where(_rr.status == "running").limit(1))
+    return None if running is None else RunInProgress(f"run #{running} is still running")
 
-    async def attach_request_run(self, request_id: int, run_id: int) -> None:
-        """Record which run served a request."""
-        async with self._transaction() as db:
-            await db.execute(
-                sa.update(retrain_requests).where(_rq.id == request_id).values(run_id=run_id)
+
+async def _reclaim_abandoned(db: AsyncConnection, now: float) -> int:
+    """Fail running runs whose lease expired or whose owner died on this host; how many."""
+    running = await db.execute(
+        sa.select(_rr.id, _rr.owner, _rr.lease_until).where(_rr.status == "running")
+    )
+    reclaimed = 0
+    for run_id, owner, lease_until in running.all():
+        if lease_until is not None and lease_until >= now and not owner_gone(owner):
+            continue
+        # unchanged lease: a renewal that committed in between keeps the run alive
+        result = await db.execute(
+            sa.update(retrain_runs)
+            .where(
+                _rr.id == run_id,
+                _rr.status == "running",
+                _rr.lease_until.is_not_distinct_from(lease_until),
             )
+            .values(status="failed", finished_at=now, error=INTERRUPTED)
+        )
+        reclaimed += result.rowcount
+    return reclaimed

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Self
 
@@ -25,27 +24,9 @@ from dikkat.storage.migrate import (
     sqlite_url,
     upgrade_async,
 )
-from dikkat.storage.records import DatabaseOpenError, open_hint
+from dikkat.storage.records import DatabaseOpenError
 
-SQLITE_PRAGMAS = (*PRAGMAS, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-
-
-class Row(tuple):
-    """A result row readable by position and by column name, like aiosqlite.Row."""
-
-    _names: dict[str, int]
-
-    def __new__(cls, names: Sequence[str], values: Iterable[Any]) -> Self:
-        row = super().__new__(cls, values)
-        row._names = {name: i for i, name in enumerate(names)}
-        return row
-
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
-        return super().__getitem__(self._names[key] if isinstance(key, str) else key)
-
-    def keys(self) -> Iterator[str]:
-        """Column names, so that dict(row) works."""
-        return iter(self._names)
+Statement = sa.Executable | str  # a str is raw SQL with :named binds
 
 
 class StoreBase:
@@ -61,10 +42,6 @@ class StoreBase:
         self._write_lock = asyncio.Lock() if self._sqlite else None
         self._languages: dict[tuple[str, str], str | None] = {}
 
-    def _insert(self, table: sa.Table) -> Any:
-        """An INSERT that knows ON CONFLICT on this dialect."""
-        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
-
     @classmethod
     async def open(cls, url: str | Path, *, upgrade: bool = True, pool_size: int = 5) -> Self:
         """Connect to `url` (sqlite+aiosqlite:///file, postgresql+asyncpg://..., or a SQLite
@@ -77,10 +54,11 @@ class StoreBase:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 writer, reader = _sqlite_engines(url)
             else:
-                writer = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-                reader = writer
+                writer = reader = create_async_engine(
+                    url, pool_size=pool_size, max_overflow=pool_size
+                )
         except (exc.ArgumentError, ImportError, OSError) as error:
-            raise DatabaseOpenError(_open_hint(shown, error, path is not None)) from error
+            raise DatabaseOpenError(open_hint(shown, error, sqlite=path is not None)) from error
         store = cls(url, writer, reader)
         try:
             revision = await store._revision()
@@ -97,7 +75,8 @@ class StoreBase:
             if isinstance(error, StoreError) and error.__cause__ is not None:
                 error = error.__cause__
             if isinstance(error, exc.DBAPIError | OSError | sqlite3.Error):
-                raise DatabaseOpenError(_open_hint(shown, error, path is not None)) from error
+                hint = open_hint(shown, error, sqlite=path is not None)
+                raise DatabaseOpenError(hint) from error
             raise
         return store
 
@@ -114,23 +93,21 @@ class StoreBase:
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
-        return (await self._one("SELECT 1"))[0] == 1
+        return (await self._read("SELECT 1"))[0][0] == 1
 
     async def sqlite_pragma(self, pragma: str) -> Any:
         """Run a PRAGMA on the SQLite writer connection (its busy timeout or page limit, for
         benchmarks and tests); its first value, if it returns one."""
-        if not self._sqlite:
+        if self._write_lock is None:
             raise NotImplementedError("PRAGMA is SQLite's")
-        assert self._write_lock is not None
         async with store_errors(), self._write_lock, self._writer.connect() as conn:
             result = await conn.exec_driver_sql(pragma)
             row = result.first() if result.returns_rows else None
             return None if row is None else row[0]
 
-    @property
-    def dialect(self) -> str:
-        """'sqlite' or 'postgresql'."""
-        return self._writer.dialect.name
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that knows ON CONFLICT on this dialect."""
+        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
 
     async def _revision(self) -> str | None:
         async with store_errors(), self._reader.connect() as conn:
@@ -139,76 +116,53 @@ class StoreBase:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction (SQLite: BEGIN IMMEDIATE, serialised in this process)."""
-        if self._write_lock is None:
-            async with store_errors(), self._writer.begin() as conn:
-                yield conn
-            return
-        async with store_errors(), self._write_lock, self._writer.begin() as conn:
+        async with store_errors(), self._write_lock or nullcontext(), self._writer.begin() as conn:
             yield conn
 
-    async def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        """First row of a raw query with `?` placeholders."""
-        rows = await self._all(sql, params)
-        return rows[0] if rows else None
-
-    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        """Every row of a raw read query with `?` placeholders."""
-        statement, binds = _qmark(sql, params)
+    async def _read(self, statement: Statement, params: Any = None) -> list[sa.Row]:
+        """Every row of a query, on the reader."""
+        statement = sa.text(statement) if isinstance(statement, str) else statement
         async with store_errors(), self._reader.connect() as conn:
-            result = await conn.execute(statement, binds)
-            return [Row(list(result.keys()), row) for row in result]
+            return list((await conn.execute(statement, params)).all())
 
-    async def _execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """Run one raw write with `?` placeholders in its own transaction; the rowcount."""
-        statement, binds = _qmark(sql, params)
-        async with self._transaction() as conn:
-            return (await conn.execute(statement, binds)).rowcount
-
-    async def _rows(self, statement: sa.Executable) -> list[Row]:
-        """Every row of a Core query, on the reader."""
-        async with store_errors(), self._reader.connect() as conn:
-            result = await conn.execute(statement)
-            return [Row(list(result.keys()), row) for row in result]
-
-    async def _first(self, statement: sa.Executable) -> Row | None:
-        rows = await self._rows(statement)
-        return rows[0] if rows else None
-
-
-def _qmark(sql: str, params: Iterable[Any]) -> tuple[sa.TextClause, dict[str, Any]]:
-    """`?` placeholders as SQLAlchemy named binds."""
-    values = list(params)
-    counter = iter(range(len(values)))
-    text = re.sub(r"\?", lambda _: f":p{next(counter)}", sql)
-    return sa.text(text), {f"p{i}": value for i, value in enumerate(values)}
+    async def _write(self, statement: Statement, params: Any = None) -> sa.CursorResult:
+        """Run one statement (with a list of `params`: once per item) in its own transaction;
+        its result is buffered, readable after the commit."""
+        statement = sa.text(statement) if isinstance(statement, str) else statement
+        async with self._transaction() as db:
+            return await db.execute(statement, params)
 
 
 def _sqlite_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     """A one-connection writer (BEGIN IMMEDIATE) and a query-only reader, both in WAL mode."""
     writer = create_async_engine(url, pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=2, max_overflow=0, isolation_level="AUTOCOMMIT")
+    pragmas = (*PRAGMAS, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
-    def pragmas(dbapi_connection: Any, _record: Any, *, query_only: bool) -> None:
+    def connect(dbapi_connection: Any, *, query_only: bool) -> None:
         dbapi_connection.isolation_level = None  # we say BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        for pragma in SQLITE_PRAGMAS + (("PRAGMA query_only = ON",) if query_only else ()):
+        for pragma in pragmas + (("PRAGMA query_only = ON",) if query_only else ()):
             cursor.execute(pragma)
         cursor.close()
 
-    event.listen(writer.sync_engine, "connect", lambda c, r: pragmas(c, r, query_only=False))
-    event.listen(reader.sync_engine, "connect", lambda c, r: pragmas(c, r, query_only=True))
+    event.listen(writer.sync_engine, "connect", lambda c, _: connect(c, query_only=False))
+    event.listen(reader.sync_engine, "connect", lambda c, _: connect(c, query_only=True))
     event.listen(writer.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     return writer, reader
 
 
-def _open_hint(shown: str, error: BaseException, sqlite: bool) -> str:
-    if sqlite:
-        return open_hint(
-            shown, error, setting="DIKKAT_DB_PATH", otherwise="check the path and permissions"
-        )
-    return open_hint(
-        shown,
-        error,
-        setting="DIKKAT_DATABASE_URL",
-        otherwise="check the URL, that the server runs and the credentials",
-    )
+def open_hint(shown: str, error: BaseException, *, sqlite: bool) -> str:
+    """One line for a database that cannot be opened: which one, what went wrong, what to do."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
+        advice = "make the file and its folder writable for this user"
+    elif "not a database" in text or "malformed" in text:
+        advice = "it is not a usable SQLite database: restore a backup"
+    elif sqlite:
+        advice = "check the path and permissions"
+    else:
+        advice = "check the URL, that the server runs and the credentials"
+    setting = "DIKKAT_DB_PATH" if sqlite else "DIKKAT_DATABASE_URL"
+    return f"cannot open the database {shown}: {text}; {advice} or set {setting}"

@@ -1,10 +1,14 @@
-"""Schema upgrades with Alembic, one at a time per database; SQLite files of the aiosqlite Store
-are adopted first."""
+"""Schema upgrades with Alembic, one at a time per database (a PostgreSQL advisory lock, a file
+lock next to a SQLite file); SQLite files of the aiosqlite Store are adopted first."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,7 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, make_url, pool
+from sqlalchemy import Connection, make_url, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from dikkat.storage.legacy_schema import (
@@ -22,14 +26,11 @@ from dikkat.storage.legacy_schema import (
     migration_script,
     pending_migrations,
 )
-from dikkat.storage.lock import advisory_lock, file_lock, sqlite_lock_path
 
 SCRIPT_LOCATION = "dikkat.storage:migrations"
 FIRST_REVISION = "0004"  # the legacy schema at user_version 4
 LEGACY_VERSION = 4  # adoption runs the legacy scripts up to here, then stamps FIRST_REVISION
-# Revisions after 0004 that also exist as a user_version script (0006 = version 5) skip the
-# script on SQLite when the file already has it, so a file of any version up to
-# SCHEMA_VERSION made by the aiosqlite Store is adopted.
+MIGRATION_LOCK_KEY = 0x64696B6D  # "dikm": one schema upgrade at a time per database
 
 
 def alembic_config() -> Config:
@@ -90,21 +91,35 @@ async def upgrade_async(url: str) -> str:
     engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=options)
     try:
         if path is not None:
-            async with file_lock(sqlite_lock_path(path)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            async with _file_lock(path.with_name(path.name + ".migrate.lock")):
                 await asyncio.to_thread(_adopt_sqlite, path)
                 async with engine.connect() as conn:
                     return await conn.run_sync(_run_alembic)
-        async with engine.connect() as conn, advisory_lock(conn):
+        # a session lock, released when this unpooled connection closes
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            await conn.commit()
             return await conn.run_sync(_run_alembic)
     finally:
         await engine.dispose()
 
 
+@asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    """Hold an exclusive fcntl lock on `path` (created if needed); waits in a thread."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def _adopt_sqlite(path: Path) -> None:
     """Bring a file made by the aiosqlite Store (user_version 0..SCHEMA_VERSION) to at least
     version 4 with its scripts, each one atomic; a file already managed by Alembic is left alone.
-    (Revisions 0005.. then run on it; 0006 finds script 5 already applied on a v5 file.)"""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    Revisions 0006 and 0007 then skip their script where the file already ran it."""
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     try:
         for pragma in PRAGMAS:

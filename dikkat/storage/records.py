@@ -1,9 +1,10 @@
-"""What the Store returns and raises: statuses, records and their row mappers."""
+"""What the Store returns and raises: statuses, records read from rows, refusals."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -32,21 +33,7 @@ class VersionStatus(StrEnum):
 
 
 class DatabaseOpenError(RuntimeError):
-    """The database file cannot be opened or migrated (unreadable, read-only, not SQLite)."""
-
-
-def open_hint(shown: str, error: BaseException, *, setting: str, otherwise: str) -> str:
-    """One line for a database that cannot be opened: which one, what went wrong, what to do
-    (`otherwise` when the error is neither a read-only file nor a damaged one)."""
-    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-    text = lines[0] if lines else type(error).__name__
-    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
-        advice = "make the file and its folder writable for this user"
-    elif "not a database" in text or "malformed" in text:
-        advice = "it is not a usable SQLite database: restore a backup"
-    else:
-        advice = otherwise
-    return f"cannot open the database {shown}: {text}; {advice} or set {setting}"
+    """The database cannot be opened or migrated (unreadable, read-only, unreachable)."""
 
 
 class RunInProgress(Exception):
@@ -59,6 +46,16 @@ class SlotTaken(Exception):
 
 class Superseded(Exception):
     """The active head changed while a candidate was being judged against it."""
+
+
+def _from_row(cls: Any, row: Any, **parse: Callable[[Any], Any]) -> Any:
+    """A record from the row's columns of the same names, `parse[name]` applied to its value."""
+    values = row._asdict()
+    return cls(**{f.name: parse.get(f.name, lambda v: v)(values[f.name]) for f in fields(cls)})
+
+
+def _json(raw: str | None) -> dict[str, Any] | None:
+    return None if raw is None else json.loads(raw)
 
 
 @dataclass(frozen=True)
@@ -74,8 +71,13 @@ class ModelVersion:
     source: str
     created_at: float
     activated_at: float | None
-    sha256: str | None = None
-    problem: str | None = None
+    sha256: str | None
+    problem: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> ModelVersion:
+        """A model_versions row."""
+        return _from_row(cls, row, metrics=json.loads, status=VersionStatus)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,12 @@ class RetrainRun:
     metrics_after: dict[str, Any] | None
     candidate_version: int | None
     error: str | None
-    slot: str | None = None  # the cron slot it ran for (schema 5), None for other triggers
+    slot: str | None  # the cron slot it ran for, None for other triggers
+
+    @classmethod
+    def from_row(cls, row: Any) -> RetrainRun:
+        """A retrain_runs row."""
+        return _from_row(cls, row, status=RunStatus, metrics_before=_json, metrics_after=_json)
 
     def as_json(self) -> dict[str, Any]:
         """The `dikkat retrain --json` shape."""
@@ -117,44 +124,3 @@ class ForgetResult:
     predictions: int
     feedback: int
     features: int
-
-
-def loads_json(raw: str | None) -> dict[str, Any] | None:
-    """A JSON column, None staying None."""
-    return None if raw is None else json.loads(raw)
-
-
-def version_from_row(row: Any) -> ModelVersion:
-    """A model_versions row as a ModelVersion."""
-    return ModelVersion(
-        id=row["id"],
-        encoder=row["encoder"],
-        dim=row["dim"],
-        path=row["path"],
-        metrics=json.loads(row["metrics"]),
-        status=VersionStatus(row["status"]),
-        source=row["source"],
-        created_at=row["created_at"],
-        activated_at=row["activated_at"],
-        sha256=row["sha256"],
-        problem=row["problem"],
-    )
-
-
-def run_from_row(row: Any) -> RetrainRun:
-    """A retrain_runs row as a RetrainRun."""
-    return RetrainRun(
-        id=row["id"],
-        trigger=row["trigger"],
-        requested_by=row["requested_by"],
-        status=RunStatus(row["status"]),
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        n_feedback=row["n_feedback"],
-        n_train=row["n_train"],
-        metrics_before=loads_json(row["metrics_before"]),
-        metrics_after=loads_json(row["metrics_after"]),
-        candidate_version=row["candidate_version"],
-        error=row["error"],
-        slot=row["slot"] if "slot" in row.keys() else None,
-    )

@@ -6,54 +6,26 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from dikkat.hashing import text_hash as hash_text
-from dikkat.storage.coordination import TELEGRAM_CLAIM_S, CoordinationMixin
-from dikkat.storage.features import FeatureLookup, FeaturesMixin, feature_row
-from dikkat.storage.records import (
-    LABELS,
-    DatabaseOpenError,
-    FeedbackOutcome,
-    ForgetResult,
-    ModelVersion,
-    RetrainRun,
-    RunInProgress,
-    RunStatus,
-    SlotTaken,
-    Superseded,
-    VersionStatus,
-)
-from dikkat.storage.runs import LEASE_S, OWNER, RunsMixin
-from dikkat.storage.tables import audit, feedback, predictions, users
-from dikkat.storage.tables import features as feature_cache
-from dikkat.storage.versions import HEAD_CHANNEL, VersionsMixin
+from dikkat.storage.coordination import CoordinationMixin
+from dikkat.storage.records import LABELS, FeedbackOutcome, ForgetResult
+from dikkat.storage.tables import audit, features, feedback, predictions, users
+from dikkat.storage.versions import VersionsMixin
 
-__all__ = [
-    "HEAD_CHANNEL",
-    "LABELS",
-    "LEASE_S",
-    "OWNER",
-    "TELEGRAM_CLAIM_S",
-    "DatabaseOpenError",
-    "FeedbackOutcome",
-    "ForgetResult",
-    "ModelVersion",
-    "RetrainRun",
-    "RunInProgress",
-    "RunStatus",
-    "SlotTaken",
-    "Store",
-    "Superseded",
-    "VersionStatus",
-]
-_p, _f = predictions.c, feedback.c
+_p, _f, _fc = predictions.c, feedback.c, features.c
+_CHUNK = 500  # text hashes per features query
+# A text hash -> (encoder key, vector) when the caller still has the text's features.
+FeatureLookup = Callable[[str], tuple[str, np.ndarray] | None]
 
 
-class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
+class Store(CoordinationMixin, VersionsMixin):
     """All reads and writes of Dikkat's state; every write is one transaction."""
 
     # users
@@ -62,14 +34,14 @@ class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
         """The language a user chose with /lang, if any (remembered after the first read)."""
         key = (platform, user_id)
         if key not in self._languages:
-            row = await self._first(
+            rows = await self._read(
                 sa.select(users.c.lang).where(
                     users.c.platform == platform, users.c.user_id == user_id
                 )
             )
             if len(self._languages) >= 100_000:
                 self._languages.clear()
-            self._languages[key] = row[0] if row else None
+            self._languages[key] = rows[0].lang if rows else None
         return self._languages[key]
 
     async def set_language(self, platform: str, user_id: str, lang: str) -> None:
@@ -77,12 +49,11 @@ class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
         insert = self._insert(users).values(
             platform=platform, user_id=user_id, lang=lang, created_at=time.time()
         )
-        async with self._transaction() as db:
-            await db.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["platform", "user_id"], set_={"lang": insert.excluded.lang}
-                )
+        await self._write(
+            insert.on_conflict_do_update(
+                index_elements=["platform", "user_id"], set_={"lang": insert.excluded.lang}
             )
+        )
         self._languages[(platform, user_id)] = lang
 
     # predictions and feedback
@@ -101,23 +72,18 @@ class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
     ) -> int:
         """Record one sentiment answer (its text's hash computed unless given); returns its id
         for the feedback buttons."""
-        async with self._transaction() as db:
-            result = await db.execute(
-                sa.insert(predictions)
-                .values(
-                    platform=platform,
-                    user_id=user_id,
-                    chat_id=chat_id,
-                    text=text,
-                    text_hash=text_hash or hash_text(text),
-                    label=label,
-                    probabilities=json.dumps(probabilities),
-                    head_version=head_version,
-                    created_at=time.time(),
-                )
-                .returning(_p.id)
-            )
-            return int(result.scalar_one())
+        prediction = sa.insert(predictions).values(
+            platform=platform,
+            user_id=user_id,
+            chat_id=chat_id,
+            text=text,
+            text_hash=text_hash or hash_text(text),
+            label=label,
+            probabilities=json.dumps(probabilities),
+            head_version=head_version,
+            created_at=time.time(),
+        )
+        return int((await self._write(prediction.returning(_p.id))).scalar_one())
 
     async def add_feedback(
         self,
@@ -144,15 +110,13 @@ class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
             ).one_or_none()
             if found is None or (chat_id is not None and tuple(found[:2]) != (platform, chat_id)):
                 return "missing"
-            existing = (
-                await db.execute(
-                    sa.select(_f.label).where(
-                        _f.prediction_id == prediction_id,
-                        _f.platform == platform,
-                        _f.user_id == user_id,
-                    )
+            existing = await db.scalar(
+                sa.select(_f.label).where(
+                    _f.prediction_id == prediction_id,
+                    _f.platform == platform,
+                    _f.user_id == user_id,
                 )
-            ).scalar_one_or_none()
+            )
             if existing == label:
                 return "unchanged"
             vote = self._insert(feedback).values(
@@ -172,35 +136,28 @@ class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
             remembered = None if features is None else features(found.text_hash)
             if remembered is not None:
                 encoder, vector = remembered
-                row = feature_row(found.text_hash, encoder, vector, now)
-                await db.execute(self._feature_upsert(), [row])
+                await db.execute(
+                    self._features_upsert(), [_feature_row(found.text_hash, encoder, vector, now)]
+                )
             return "created" if existing is None else "changed"
 
     async def feedback_votes(self) -> list[tuple[str, str, str, str]]:
         """Every vote as (text, label, platform, user id), newest first."""
-        rows = await self._rows(
+        rows = await self._read(
             sa.select(_p.text, _f.label, _f.platform, _f.user_id)
             .select_from(feedback.join(predictions, _p.id == _f.prediction_id))
             .order_by(_f.updated_at.desc(), _f.id.desc())
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def prediction_text(self, prediction_id: int) -> str | None:
-        """The text a prediction was made for."""
-        row = await self._first(sa.select(_p.text).where(_p.id == prediction_id))
-        return row[0] if row else None
-
     async def feedback_count(self, since: float = 0.0) -> int:
         """Votes cast or changed after `since` (a UNIX time)."""
-        row = await self._first(
-            sa.select(sa.func.count()).select_from(feedback).where(_f.updated_at > since)
-        )
-        assert row is not None
-        return int(row[0])
+        query = sa.select(sa.func.count()).select_from(feedback).where(_f.updated_at > since)
+        return int((await self._read(query))[0][0])
 
     async def feedback_rows(self) -> list[dict[str, Any]]:
         """Every vote with its text and the bot's answer, for export."""
-        rows = await self._rows(
+        rows = await self._read(
             sa.select(
                 _f.prediction_id,
                 _p.text,
@@ -215,15 +172,13 @@ class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
             .select_from(feedback.join(predictions, _p.id == _f.prediction_id))
             .order_by(_f.id)
         )
-        return [dict(row) for row in rows]
+        return [row._asdict() for row in rows]
 
     async def forget_user(self, platform: str, user_id: str) -> ForgetResult:
         """Delete a user's predictions, votes and language, and features only they needed."""
         theirs = sa.and_(_p.platform == platform, _p.user_id == user_id)
         async with self._transaction() as db:
-            hashes = list(
-                (await db.execute(sa.select(_p.text_hash).where(theirs).distinct())).scalars()
-            )
+            hashes = (await db.scalars(sa.select(_p.text_hash).where(theirs).distinct())).all()
             voted = await db.execute(
                 sa.delete(feedback).where(
                     sa.or_(
@@ -239,49 +194,78 @@ class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
             self._languages.pop((platform, user_id), None)
             removed = 0
             for key in hashes:
-                still_needed = (
+                still_voted = (
                     sa.select(sa.literal(1))
                     .select_from(predictions.join(feedback, _f.prediction_id == _p.id))
                     .where(_p.text_hash == key)
                 )
                 result = await db.execute(
-                    sa.delete(feature_cache).where(
-                        feature_cache.c.text_hash == key, ~sa.exists(still_needed)
-                    )
+                    sa.delete(features).where(_fc.text_hash == key, ~sa.exists(still_voted))
                 )
                 removed += result.rowcount
             return ForgetResult(predicted.rowcount, voted.rowcount, removed)
 
     async def stats(self) -> dict[str, Any]:
         """Counts for /stats: predictions, votes per label, last retrain run."""
-        row = await self._first(sa.select(sa.func.count()).select_from(predictions))
-        assert row is not None
-        votes = {label: 0 for label in LABELS}
-        for label, count in await self._rows(
-            sa.select(_f.label, sa.func.count()).group_by(_f.label)
-        ):
-            votes[label] = count
-        return {"predictions": row[0], "feedback": votes, "last_run": await self.last_run()}
+        total = await self._read(sa.select(sa.func.count()).select_from(predictions))
+        votes = dict.fromkeys(LABELS, 0)
+        votes.update(await self._read(sa.select(_f.label, sa.func.count()).group_by(_f.label)))
+        return {"predictions": total[0][0], "feedback": votes, "last_run": await self.last_run()}
+
+    # encoder features: text hash + encoder key -> float32 vector
+
+    async def get_features(self, feature_key: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors for the given text hashes (missing ones are simply absent)."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            rows = await self._read(
+                sa.select(_fc.text_hash, _fc.vector).where(
+                    _fc.encoder == feature_key, _fc.text_hash.in_(wanted[start : start + _CHUNK])
+                )
+            )
+            found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
+        return found
+
+    async def put_features(self, feature_key: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Store vectors in one transaction (existing ones for the same text are replaced)."""
+        if vectors:
+            now = time.time()
+            rows = [_feature_row(key, feature_key, vector, now) for key, vector in vectors.items()]
+            await self._write(self._features_upsert(), rows)
+
+    async def count_features(self, feature_key: str) -> int:
+        """How many texts have vectors for this encoder key."""
+        query = sa.select(sa.func.count()).select_from(features).where(_fc.encoder == feature_key)
+        return int((await self._read(query))[0][0])
+
+    def _features_upsert(self) -> Any:
+        """INSERT of feature rows that replaces a text's earlier vector for the same encoder."""
+        insert = self._insert(features)
+        replaced = ("dim", "vector", "created_at")
+        return insert.on_conflict_do_update(
+            index_elements=["text_hash", "encoder"],
+            set_={name: insert.excluded[name] for name in replaced},
+        )
 
     # audit and maintenance
 
     async def audit(self, platform: str, user_id: str, action: str, detail: str = "") -> None:
         """Record an admin action."""
-        async with self._transaction() as db:
-            await db.execute(
-                sa.insert(audit).values(
-                    platform=platform,
-                    user_id=user_id,
-                    action=action,
-                    detail=detail,
-                    created_at=time.time(),
-                )
+        await self._write(
+            sa.insert(audit).values(
+                platform=platform,
+                user_id=user_id,
+                action=action,
+                detail=detail,
+                created_at=time.time(),
             )
+        )
 
     async def audit_log(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest audit entries."""
-        rows = await self._rows(sa.select(audit).order_by(audit.c.id.desc()).limit(limit))
-        return [dict(row) for row in rows]
+        rows = await self._read(sa.select(audit).order_by(audit.c.id.desc()).limit(limit))
+        return [row._asdict() for row in rows]
 
     async def backup(self, destination: Path) -> None:
         """A consistent copy of a SQLite database (online backup API); PostgreSQL: pg_dump."""
@@ -289,6 +273,16 @@ class Store(FeaturesMixin, CoordinationMixin, VersionsMixin, RunsMixin):
             raise NotImplementedError("back up PostgreSQL with pg_dump (see docs/storage.md)")
         destination.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_sqlite_backup, self.path, destination)
+
+
+def _feature_row(text_hash: str, feature_key: str, vector: np.ndarray, now: float) -> dict:
+    return {
+        "text_hash": text_hash,
+        "encoder": feature_key,
+        "dim": int(vector.shape[-1]),
+        "vector": np.asarray(vector, np.float32).tobytes(),
+        "created_at": now,
+    }
 
 
 def _sqlite_backup(source: Path, destination: Path) -> None:

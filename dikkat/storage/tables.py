@@ -1,11 +1,17 @@
-"""The tables as SQLAlchemy Core `MetaData`: schema version 4, head blobs (0005), and the
-shared-work tables of version 5 (0006), prediction ids never reused (0007, version 6)."""
+"""Every table as SQLAlchemy Core `MetaData`: the schema at the newest Alembic revision."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+
+def _partial_index(name: str, column: str, where: str, *, unique: bool = False) -> sa.Index:
+    """An index over the rows `where` holds, on both dialects."""
+    condition = sa.text(where)
+    return sa.Index(name, column, unique=unique, sqlite_where=condition, postgresql_where=condition)
+
 
 users = sa.Table(
     "users",
@@ -30,7 +36,7 @@ predictions = sa.Table(
     sa.Column("head_version", sa.Integer),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Index("predictions_user", "platform", "user_id"),
-    sqlite_autoincrement=True,  # revision 0007: an id carried by a button is never reused
+    sqlite_autoincrement=True,  # an id carried by a button is never reused
 )
 
 feedback = sa.Table(
@@ -78,13 +84,7 @@ model_versions = sa.Table(
     sa.Column("sha256", sa.Text),
     sa.Column("problem", sa.Text),
     sa.CheckConstraint("status IN ('candidate', 'active', 'retired', 'rejected')"),
-    sa.Index(
-        "one_active_head_per_encoder",
-        "encoder",
-        unique=True,
-        sqlite_where=sa.text("status = 'active'"),
-        postgresql_where=sa.text("status = 'active'"),
-    ),
+    _partial_index("one_active_head_per_encoder", "encoder", "status = 'active'", unique=True),
 )
 
 retrain_runs = sa.Table(
@@ -104,23 +104,10 @@ retrain_runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("owner", sa.Text),
     sa.Column("lease_until", sa.Double),
-    sa.Column("slot", sa.Text),  # revision 0006: the cron slot a run was started for
-    # revision 0005: the database itself refuses a second running run
-    sa.Index(
-        "one_running_run",
-        "status",
-        unique=True,
-        sqlite_where=sa.text("status = 'running'"),
-        postgresql_where=sa.text("status = 'running'"),
-    ),
-    # revision 0006: and a second run of one cron slot
-    sa.Index(
-        "one_run_per_slot",
-        "slot",
-        unique=True,
-        sqlite_where=sa.text("slot IS NOT NULL"),
-        postgresql_where=sa.text("slot IS NOT NULL"),
-    ),
+    sa.Column("slot", sa.Text),  # the cron slot a run was started for
+    # the database itself refuses a second running run, and a second run of one cron slot
+    _partial_index("one_running_run", "status", "status = 'running'", unique=True),
+    _partial_index("one_run_per_slot", "slot", "slot IS NOT NULL", unique=True),
 )
 
 audit = sa.Table(
@@ -134,7 +121,7 @@ audit = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
 )
 
-# revision 0005: head weights live in the database so that every host sees them
+# head weights live in the database so that every host sees them
 head_blobs = sa.Table(
     "head_blobs",
     metadata,
@@ -149,7 +136,7 @@ head_blobs = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
 )
 
-# revision 0006 (SQLite user_version 5): webhook updates claimed once across replicas
+# webhook updates claimed once across replicas
 telegram_updates = sa.Table(
     "telegram_updates",
     metadata,
@@ -160,7 +147,7 @@ telegram_updates = sa.Table(
     sa.Index("telegram_updates_received", "received_at"),
 )
 
-# revision 0006: `/retrain` on any frontend leaves a request that the one trainer takes
+# `/retrain` on any frontend leaves a request that the one trainer takes
 retrain_requests = sa.Table(
     "retrain_requests",
     metadata,
@@ -169,10 +156,5 @@ retrain_requests = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("taken_at", sa.Double),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("retrain_runs.id")),
-    sa.Index(
-        "retrain_requests_untaken",
-        "id",
-        sqlite_where=sa.text("taken_at IS NULL"),
-        postgresql_where=sa.text("taken_at IS NULL"),
-    ),
+    _partial_index("retrain_requests_untaken", "id", "taken_at IS NULL"),
 )

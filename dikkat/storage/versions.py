@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dikkat.storage.engine import StoreBase
-from dikkat.storage.records import ModelVersion, Superseded, VersionStatus, version_from_row
+from dikkat.storage.records import ModelVersion, Superseded, VersionStatus
 from dikkat.storage.tables import head_blobs, model_versions
 
 HEAD_CHANNEL = "dikkat_head"  # PostgreSQL NOTIFY channel: payload "<encoder> <version id>"
@@ -34,37 +34,27 @@ class VersionsMixin(StoreBase):
         blob: bytes | None = None,
     ) -> int:
         """Register a head (with its file's SHA-256); 'active' retires the current active head.
-
         With `blob` (the .pt bytes) the weights are stored in the same transaction."""
         now = time.time()
-        digest = hashlib.sha256(blob).hexdigest() if blob is not None else None
-        sha256 = sha256 or digest
+        digest = None if blob is None else hashlib.sha256(blob).hexdigest()
+        active = status == VersionStatus.ACTIVE
+        version = sa.insert(model_versions).values(
+            encoder=encoder,
+            dim=dim,
+            path=path,
+            metrics=json.dumps(metrics),
+            status=VersionStatus.CANDIDATE if active else str(status),
+            source=source,
+            created_at=now,
+            sha256=sha256 or digest,
+        )
         async with self._transaction() as db:
-            if status == VersionStatus.ACTIVE:
-                await self._lock_encoder(db, encoder)
-                await _retire_active(db, encoder)
-            version_id = (
-                await db.execute(
-                    sa.insert(model_versions)
-                    .values(
-                        encoder=encoder,
-                        dim=dim,
-                        path=path,
-                        metrics=json.dumps(metrics),
-                        status=str(status),
-                        source=source,
-                        created_at=now,
-                        activated_at=now if status == VersionStatus.ACTIVE else None,
-                        sha256=sha256,
-                    )
-                    .returning(_mv.id)
-                )
-            ).scalar_one()
+            version_id = int((await db.execute(version.returning(_mv.id))).scalar_one())
             if blob is not None:
                 await _put_blob(db, version_id, blob, now, digest)
-            if status == VersionStatus.ACTIVE:
-                await self._notify_head(db, encoder, version_id)
-            return int(version_id)
+            if active:
+                await self._activate(db, version_id, encoder, now=now)
+            return version_id
 
     async def activate_version(
         self, version_id: int, *, expected_active: int | None = None
@@ -74,102 +64,91 @@ class VersionsMixin(StoreBase):
         With `expected_active`, raise Superseded unless that version is still the active one
         (checked in the same transaction)."""
         async with self._transaction() as db:
-            encoder = (
-                await db.execute(sa.select(_mv.encoder).where(_mv.id == version_id))
-            ).scalar_one_or_none()
+            encoder = await db.scalar(sa.select(_mv.encoder).where(_mv.id == version_id))
             if encoder is None:
                 raise KeyError(version_id)
-            await self._lock_encoder(db, encoder)
-            if expected_active is not None:
-                current = (
-                    await db.execute(
-                        sa.select(_mv.id).where(_mv.encoder == encoder, _mv.status == "active")
-                    )
-                ).scalar_one_or_none()
-                if current != expected_active:
-                    raise Superseded(
-                        f"the active head is #{current if current else '-'}, not #{expected_active}"
-                    )
-            await _retire_active(db, encoder)
-            await db.execute(
-                sa.update(model_versions)
-                .where(_mv.id == version_id)
-                .values(status="active", activated_at=time.time())
-            )
-            await self._notify_head(db, encoder, version_id)
+            await self._activate(db, version_id, encoder, expected_active, now=time.time())
         version = await self.get_version(version_id)
         assert version is not None
         return version
 
     async def set_version_status(self, version_id: int, status: str) -> None:
         """Mark a candidate rejected (or any non-active status)."""
-        async with self._transaction() as db:
-            await db.execute(
-                sa.update(model_versions).where(_mv.id == version_id).values(status=str(status))
-            )
+        await self._write(
+            sa.update(model_versions).where(_mv.id == version_id).values(status=str(status))
+        )
 
     async def mark_unloadable(self, version_id: int, problem: str) -> None:
         """Record why a version's file cannot be served; an active one is retired."""
         retire = sa.case((_mv.status == "active", "retired"), else_=_mv.status)
-        async with self._transaction() as db:
-            await db.execute(
-                sa.update(model_versions)
-                .where(_mv.id == version_id)
-                .values(problem=problem, status=retire)
-            )
+        await self._write(
+            sa.update(model_versions)
+            .where(_mv.id == version_id)
+            .values(problem=problem, status=retire)
+        )
 
     async def get_version(self, version_id: int) -> ModelVersion | None:
         """One version by id."""
-        row = await self._first(sa.select(model_versions).where(_mv.id == version_id))
-        return version_from_row(row) if row else None
+        found = await self._versions(_mv.id == version_id)
+        return found[0] if found else None
 
     async def active_version(self, encoder: str) -> ModelVersion | None:
         """The head that serves this encoder now."""
-        row = await self._first(
-            sa.select(model_versions).where(_mv.encoder == encoder, _mv.status == "active")
-        )
-        return version_from_row(row) if row else None
+        found = await self._versions(_mv.encoder == encoder, _mv.status == "active")
+        return found[0] if found else None
 
     async def list_versions(self, encoder: str | None = None) -> list[ModelVersion]:
-        """Versions, newest first."""
-        query = sa.select(model_versions).order_by(_mv.id.desc())
-        if encoder is not None:
-            query = query.where(_mv.encoder == encoder)
-        return [version_from_row(row) for row in await self._rows(query)]
+        """Versions (of `encoder`, or every one), newest first."""
+        return await self._versions(*([] if encoder is None else [_mv.encoder == encoder]))
+
+    async def _versions(self, *where: Any) -> list[ModelVersion]:
+        query = sa.select(model_versions).where(*where).order_by(_mv.id.desc())
+        return [ModelVersion.from_row(row) for row in await self._read(query)]
 
     async def put_head_blob(self, version_id: int, blob: bytes) -> str:
         """Store (or replace) a version's head weights; returns their SHA-256."""
         async with self._transaction() as db:
-            found = await db.execute(sa.select(_mv.id).where(_mv.id == version_id))
-            if found.scalar_one_or_none() is None:
+            if await db.scalar(sa.select(_mv.id).where(_mv.id == version_id)) is None:
                 raise KeyError(version_id)
             return await _put_blob(db, version_id, blob, time.time())
 
     async def get_head_blob(self, version_id: int) -> bytes | None:
         """A version's head weights, None when only a file path was registered."""
-        row = await self._first(
+        rows = await self._read(
             sa.select(head_blobs.c.data).where(head_blobs.c.version_id == version_id)
         )
-        return bytes(row[0]) if row else None
+        return bytes(rows[0].data) if rows else None
 
-    async def _lock_encoder(self, db: AsyncConnection, encoder: str) -> None:
-        """PostgreSQL: one head change per encoder at a time (SQLite writes are serial anyway)."""
+    async def _activate(
+        self,
+        db: AsyncConnection,
+        version_id: int,
+        encoder: str,
+        expected_active: int | None = None,
+        *,
+        now: float,
+    ) -> None:
+        """Retire the encoder's active head and make `version_id` active (Superseded when the
+        active head is not `expected_active`, if given). PostgreSQL: one head change per encoder
+        at a time, and listeners are told on commit (SQLite writes are serial anyway)."""
         if not self._sqlite:
             key = int.from_bytes(hashlib.sha256(encoder.encode()).digest()[:8], "big", signed=True)
             await db.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-
-    async def _notify_head(self, db: AsyncConnection, encoder: str, version_id: int) -> None:
-        """PostgreSQL: tell listeners (on commit) which head is active now."""
+        active = sa.and_(_mv.encoder == encoder, _mv.status == "active")
+        if expected_active is not None:
+            current = await db.scalar(sa.select(_mv.id).where(active))
+            if current != expected_active:
+                raise Superseded(
+                    f"the active head is #{current if current else '-'}, not #{expected_active}"
+                )
+        await db.execute(sa.update(model_versions).where(active).values(status="retired"))
+        await db.execute(
+            sa.update(model_versions)
+            .where(_mv.id == version_id)
+            .values(status="active", activated_at=now)
+        )
         if not self._sqlite:
             await db.execute(sa.select(sa.func.pg_notify(HEAD_CHANNEL, f"{encoder} {version_id}")))
-
-
-async def _retire_active(db: AsyncConnection, encoder: str) -> None:
-    await db.execute(
-        sa.update(model_versions)
-        .where(_mv.encoder == encoder, _mv.status == "active")
-        .values(status="retired")
-    )
 
 
 async def _put_blob(

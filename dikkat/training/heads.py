@@ -23,7 +23,8 @@ from dikkat.models.head import (
     save_head,
 )
 from dikkat.storage.feature_cache import FeatureCache
-from dikkat.storage.store import ModelVersion, Store, VersionStatus
+from dikkat.storage.records import ModelVersion, VersionStatus
+from dikkat.storage.store import Store
 from dikkat.training.candidate import evaluation_metrics, train_candidate
 from dikkat.training.promotion import fixed_metrics
 from dikkat.training.rehearsal import Rehearsal, load_rehearsal, rehearsal_path

@@ -15,17 +15,11 @@ from dikkat.config import Settings
 from dikkat.hashing import text_hash
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import HeadLoadError, SentimentHead, save_head
+from dikkat.storage.coordination import LEASE_S
 from dikkat.storage.errors import StoreError
 from dikkat.storage.feature_cache import FeatureCache
-from dikkat.storage.store import (
-    LEASE_S,
-    ModelVersion,
-    RetrainRun,
-    RunStatus,
-    Store,
-    Superseded,
-    VersionStatus,
-)
+from dikkat.storage.records import ModelVersion, RetrainRun, RunStatus, Superseded, VersionStatus
+from dikkat.storage.store import Store
 from dikkat.training.background import train_head_in_worker
 from dikkat.training.candidate import train_candidate
 from dikkat.training.heads import (

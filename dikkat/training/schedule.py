@@ -9,7 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dikkat.config import cron_slot, cron_trigger
 from dikkat.storage.errors import StoreError
-from dikkat.storage.store import RunInProgress, SlotTaken
+from dikkat.storage.records import RunInProgress, SlotTaken
 from dikkat.training.retrain import RetrainJob
 
 log = logging.getLogger(__name__)

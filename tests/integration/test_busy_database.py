@@ -90,14 +90,14 @@ async def test_a_thousand_votes_from_fifty_users_at_once_are_all_stored(bot) -> 
     ]
     replies = await asyncio.gather(*(bot.router.handle_button(p) for p in presses))
     assert all("Teşekkürler" in r.text for r in replies), {r.text for r in replies}
-    rows = await bot.store._all("SELECT COUNT(*) AS n FROM feedback")
-    assert rows[0]["n"] == 1000
-    kept = await bot.store._all(
+    rows = await bot.store._read("SELECT COUNT(*) AS n FROM feedback")
+    assert rows[0].n == 1000
+    kept = await bot.store._read(
         "SELECT COUNT(DISTINCT p.text) AS n FROM features f JOIN predictions p "
-        "ON f.text_hash = p.text_hash AND f.encoder = ? WHERE p.text LIKE 'metin %'",
-        (bot.service.feature_key,),
+        "ON f.text_hash = p.text_hash AND f.encoder = :key WHERE p.text LIKE 'metin %'",
+        {"key": bot.service.feature_key},
     )
-    assert kept[0]["n"] == 5  # stored with the votes, in the same transaction
+    assert kept[0].n == 5  # stored with the votes, in the same transaction
 
 
 async def test_reads_answer_while_another_process_holds_the_write_lock(bot) -> None:
@@ -144,8 +144,8 @@ async def test_a_vote_that_cannot_be_written_in_time_is_answered_politely(bot) -
             ButtonPress("telegram", "v", "c", f"fb:{second}:positive")
         )
     assert "tekrar deneyin" in reply.text and "ters gitti" not in reply.text
-    votes = await bot.store._all("SELECT prediction_id, label FROM feedback ORDER BY id")
-    assert [(v["prediction_id"], v["label"]) for v in votes] == [(first, "negative")]
+    votes = await bot.store._read("SELECT prediction_id, label FROM feedback ORDER BY id")
+    assert [tuple(v) for v in votes] == [(first, "negative")]
     again = await bot.router.handle_button(
         ButtonPress("telegram", "v", "c", f"fb:{second}:positive")
     )

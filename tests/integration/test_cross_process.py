@@ -46,8 +46,9 @@ async def test_the_bot_serves_a_head_that_another_process_activated(bot) -> None
     assert bot.service.head_version == second
     reply = await bot.router.handle(Request("telegram", "5", "chat", "sentiment", "güzel"))
     prediction = int(reply.buttons[0].data.split(":")[1])
-    rows = await bot.store._all("SELECT head_version FROM predictions WHERE id = ?", (prediction,))
-    assert rows[0]["head_version"] == second
+    query = "SELECT head_version FROM predictions WHERE id = :id"
+    rows = await bot.store._read(query, {"id": prediction})
+    assert rows[0].head_version == second
 
 
 async def test_an_unservable_active_head_is_not_swapped_in(bot) -> None:

@@ -8,7 +8,7 @@ from held_retrain import signal_when_held
 
 from dikkat.bot.commands.admin import outcome_text
 from dikkat.bot.types import ButtonPress, Reply, Request
-from dikkat.storage.store import RunInProgress
+from dikkat.storage.records import RunInProgress
 from dikkat.training import candidate as candidate_module
 from dikkat.training import retrain as retrain_module
 from dikkat.training.promotion import fixed_metrics
@@ -91,8 +91,9 @@ async def test_promotion_hot_swaps_and_results_carry_the_new_version(bot) -> Non
     assert bot.service.head_version == run.candidate_version
     reply = await bot.router.handle(request("sentiment", "güzel"))
     prediction = int(reply.buttons[0].data.split(":")[1])
-    rows = await bot.store._all("SELECT head_version FROM predictions WHERE id = ?", (prediction,))
-    assert rows[0]["head_version"] == run.candidate_version
+    query = "SELECT head_version FROM predictions WHERE id = :id"
+    rows = await bot.store._read(query, {"id": prediction})
+    assert rows[0].head_version == run.candidate_version
     models = (await bot.router.handle(request("models"))).text
     assert f"✅ #{run.candidate_version}" in models and "#1" in models
 

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 
+from dikkat.storage import coordination
 from dikkat.storage.records import RunInProgress
 from dikkat.storage.store import Store
 
@@ -20,10 +21,10 @@ async def race(url: str, attempts: int, start_at: float, mode: str) -> None:
     store = await Store.open(url, upgrade=False, pool_size=10)
     if mode == "index_only":  # skip the SELECT: only the partial unique index stands in the way
 
-        async def sees_nothing(self: Store, db: object) -> None:
+        async def sees_nothing(db: object, slot: object) -> None:
             return None
 
-        Store._running_id = sees_nothing  # type: ignore[method-assign]
+        coordination._refusal = sees_nothing
     await asyncio.gather(*(store.ping() for _ in range(10)))  # warm the pool
     await asyncio.sleep(max(0.0, start_at - time.time()))
     results = await asyncio.gather(

@@ -23,7 +23,8 @@ async def shared(db_url: str, settings, minilm_encoder, seed_features_db: Path):
     key = minilm_encoder.feature_key
     source, target = await Store.open(seed_features_db), await Store.open(db_url)
     try:
-        rows = await source._all("SELECT text_hash, vector FROM features WHERE encoder = ?", (key,))
+        query = "SELECT text_hash, vector FROM features WHERE encoder = :key"
+        rows = await source._read(query, {"key": key})
         await target.put_features(key, {h: np.frombuffer(blob, np.float32) for h, blob in rows})
     finally:
         await source.close()

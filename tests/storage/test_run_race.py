@@ -47,7 +47,7 @@ async def test_200_concurrent_starts_from_two_processes_start_one_run(
         assert [result["other"] for result in results] == [[], []]
         assert len(won) == 1, results
         assert sum(result["refused"] for result in results) == 199
-        rows = await store._all("SELECT id, status FROM retrain_runs")
-        assert [(row["id"], row["status"]) for row in rows] == [(won[0], "running")]
+        rows = await store._read("SELECT id, status FROM retrain_runs")
+        assert [tuple(row) for row in rows] == [(won[0], "running")]
     finally:
         await store.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_store import dead_owner
 
+from dikkat.storage import coordination
 from dikkat.storage.legacy_schema import MIGRATIONS, SCHEMA_VERSION, migration_script
 from dikkat.storage.migrate import head_revision
 from dikkat.storage.records import RunInProgress, SlotTaken
@@ -45,16 +46,16 @@ async def test_a_released_or_abandoned_claim_is_taken_again(store: Store) -> Non
     await store.release_telegram_update(1)  # processing failed: the re-sent update runs
     assert await store.record_telegram_update(1)
     assert await store.record_telegram_update(2)
-    await store._execute(
-        "UPDATE telegram_updates SET owner = ? WHERE update_id = 2", (dead_owner(),)
+    await store._write(
+        "UPDATE telegram_updates SET owner = :owner WHERE update_id = 2", {"owner": dead_owner()}
     )
     assert await store.record_telegram_update(2)  # its process died on this host
     assert not await store.record_telegram_update(2)  # now ours, still processing
     assert await store.record_telegram_update(3)
-    await store._execute("UPDATE telegram_updates SET owner = 'elsewhere:1' WHERE update_id = 3")
+    await store._write("UPDATE telegram_updates SET owner = 'elsewhere:1' WHERE update_id = 3")
     assert not await store.record_telegram_update(3)  # another host's live claim
     assert await store.record_telegram_update(3, claim_s=-1)  # ... until it is too old
-    await store._execute("UPDATE telegram_updates SET owner = 'elsewhere:1' WHERE update_id = 1")
+    await store._write("UPDATE telegram_updates SET owner = 'elsewhere:1' WHERE update_id = 1")
     await store.release_telegram_update(1)  # only our own claim is released
     assert not await store.record_telegram_update(1)
 
@@ -63,8 +64,9 @@ async def test_old_updates_are_pruned(store: Store) -> None:
     for update_id in (1, 2, 3):
         assert await store.record_telegram_update(update_id)
         await store.finish_telegram_update(update_id)
-    await store._execute(
-        "UPDATE telegram_updates SET received_at = ? WHERE update_id < 3", (time.time() - 7200,)
+    await store._write(
+        "UPDATE telegram_updates SET received_at = :t WHERE update_id < 3",
+        {"t": time.time() - 7200},
     )
     assert await store.prune_telegram_updates(3600) == 2
     assert await store.prune_telegram_updates(3600) == 0
@@ -101,19 +103,19 @@ async def test_the_database_refuses_a_second_run_of_a_slot(
     run = await store.start_run("cron", None, slot="s")
     await store.finish_run(run, status="promoted")
 
-    original = Store._slot_run
+    original = coordination._refusal
     calls = []
 
     async def misses_once(db, slot):  # the race: both checked before either inserted
         calls.append(slot)
         return None if len(calls) == 1 else await original(db, slot)
 
-    monkeypatch.setattr(Store, "_slot_run", staticmethod(misses_once))
+    monkeypatch.setattr(coordination, "_refusal", misses_once)
     with pytest.raises(SlotTaken, match=f"#{run}"):  # the unique index refused the insert
         await store.start_run("cron", None, slot="s")
     assert len(calls) == 2
-    rows = await store._all("SELECT id FROM retrain_runs WHERE slot = 's'")
-    assert [row["id"] for row in rows] == [run]
+    rows = await store._read("SELECT id FROM retrain_runs WHERE slot = 's'")
+    assert [row.id for row in rows] == [run]
 
 
 # retrain requests
@@ -128,9 +130,9 @@ async def test_requests_are_taken_oldest_first_and_once(store: Store) -> None:
     await store.attach_request_run(first, run)
     assert await store.take_retrain_request() == (second, "discord:2")
     assert await store.take_retrain_request() is None
-    rows = await store._all("SELECT id, run_id, taken_at FROM retrain_requests ORDER BY id")
-    assert [(r["id"], r["run_id"]) for r in rows] == [(first, run), (second, None)]
-    assert all(r["taken_at"] is not None for r in rows)
+    rows = await store._read("SELECT id, run_id, taken_at FROM retrain_requests ORDER BY id")
+    assert [(r.id, r.run_id) for r in rows] == [(first, run), (second, None)]
+    assert all(r.taken_at is not None for r in rows)
 
 
 # races between processes
@@ -163,7 +165,7 @@ async def test_concurrent_deliveries_from_two_processes_claim_each_update_once(
         claimed = race(db_url, "updates", 400)
         everything = sorted(claimed[0] + claimed[1])
         assert everything == list(range(400)), [len(c) for c in claimed]  # none twice
-        done = await store._all("SELECT COUNT(*) FROM telegram_updates WHERE done_at IS NOT NULL")
+        done = await store._read("SELECT COUNT(*) FROM telegram_updates WHERE done_at IS NOT NULL")
         assert done[0][0] == 400
     finally:
         await store.close()

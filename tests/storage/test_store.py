@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dikkat.hashing import text_hash
+from dikkat.storage import coordination
 from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.legacy_schema import MIGRATIONS
 from dikkat.storage.migrate import head_revision
@@ -51,7 +52,7 @@ async def test_new_database_is_at_the_newest_revision(store: Store) -> None:
 
 
 async def test_an_unknown_newer_revision_is_refused(store: Store, db_url: str) -> None:
-    await store._execute("UPDATE alembic_version SET version_num = '9999'")
+    await store._write("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(RuntimeError, match="newer"):
         await Store.open(db_url)
 
@@ -78,8 +79,7 @@ async def test_feedback_created_changed_unchanged_missing(store: Store) -> None:
     assert await store.add_feedback(pid, "telegram", "u2", "positive") == "unchanged"
     assert await store.add_feedback(pid, "telegram", "u2", "negative") == "changed"
     assert await store.add_feedback(9999, "telegram", "u2", "negative") == "missing"
-    assert [row["label"] for row in await store.feedback_rows()] == ["negative"]
-    assert await store.prediction_text(pid) == "güzel"
+    assert [(r["text"], r["label"]) for r in await store.feedback_rows()] == [("güzel", "negative")]
     assert await store.feedback_count() == 1
     with pytest.raises(ValueError):
         await store.add_feedback(pid, "telegram", "u2", "great")
@@ -156,9 +156,9 @@ async def test_forget_deletes_only_that_users_data(store: Store) -> None:
     assert await store.get_language("telegram", "me") is None
     rows = await store.feedback_rows()
     assert [(r["user_id"], r["text"]) for r in rows] == [("them", "onların metni")]
-    kept = await store._all("SELECT text_hash, dim, vector FROM features")
-    assert [(r["text_hash"], r["dim"]) for r in kept] == [(text_hash("onların metni"), 4)]
-    assert np.frombuffer(kept[0]["vector"], np.float32).tolist() == [1.0] * 4
+    kept = await store._read("SELECT text_hash, dim, vector FROM features")
+    assert [(r.text_hash, r.dim) for r in kept] == [(text_hash("onların metni"), 4)]
+    assert np.frombuffer(kept[0].vector, np.float32).tolist() == [1.0] * 4
 
 
 async def test_language_is_upserted(store: Store) -> None:
@@ -224,7 +224,10 @@ async def test_runs_are_recorded_and_a_crashed_owners_run_is_marked_failed(
     run = await store.start_run("admin", "telegram:1")
     await store.finish_run(run, status="promoted", n_feedback=3, metrics_after={"macro_f1": 0.7})
     stuck = await store.start_run("cron", None)
-    await store._execute("UPDATE retrain_runs SET owner = ? WHERE id = ?", (dead_owner(), stuck))
+    await store._write(
+        "UPDATE retrain_runs SET owner = :owner WHERE id = :id",
+        {"owner": dead_owner(), "id": stuck},
+    )
     assert await store.fail_unfinished_runs() == 1
     assert (await store.get_run(stuck)).status == "failed"
     finished = await store.get_run(run)
@@ -244,7 +247,7 @@ async def test_a_live_run_survives_other_processes_until_its_lease_expires(
             await other.start_run("cli", "cli")
         assert (await other.get_run(live)).status == "running"
         await store.renew_lease(live)
-        await store._execute("UPDATE retrain_runs SET lease_until = 0 WHERE id = ?", (live,))
+        await store._write("UPDATE retrain_runs SET lease_until = 0 WHERE id = :id", {"id": live})
         reclaimed_by_new_run = await other.start_run("cli", "cli")
         assert (await other.get_run(live)).status == "failed"
         assert (await other.get_run(reclaimed_by_new_run)).status == "running"
@@ -270,15 +273,15 @@ async def test_the_database_refuses_a_second_running_run(
 ) -> None:
     run = await store.start_run("admin", "telegram:1")
 
-    async def sees_nothing(self, db) -> None:  # the race: both checked before either inserted
+    async def sees_nothing(db, slot) -> None:  # the race: both checked before either inserted
         return None
 
-    monkeypatch.setattr(Store, "_running_id", sees_nothing)
+    monkeypatch.setattr(coordination, "_refusal", sees_nothing)
     with pytest.raises(RunInProgress):
         await store.start_run("cli", "cli")
     monkeypatch.undo()
-    rows = await store._all("SELECT id FROM retrain_runs WHERE status = 'running'")
-    assert [row["id"] for row in rows] == [run]
+    rows = await store._read("SELECT id FROM retrain_runs WHERE status = 'running'")
+    assert [row.id for row in rows] == [run]
 
 
 async def test_concurrent_writers_never_see_database_locked(db_url: str) -> None:

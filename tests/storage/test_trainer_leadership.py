@@ -140,7 +140,10 @@ async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
     async with App(trainer_settings, encoder=minilm_encoder) as trainer:
         store = trainer.store
         dead = await store.start_run("cron", None)  # a run its (dead) leader never finished
-        await store._execute("UPDATE retrain_runs SET owner = ? WHERE id = ?", (dead_owner(), dead))
+        await store._write(
+            "UPDATE retrain_runs SET owner = :owner WHERE id = :id",
+            {"owner": dead_owner(), "id": dead},
+        )
         frontend = RetrainRequests(store, minilm_encoder.feature_key)
         request_id = await frontend.start("admin", "telegram:1")
         stop = asyncio.Event()
@@ -172,7 +175,9 @@ async def test_a_new_leader_leaves_a_live_run_of_another_process_alone(
     async with App(trainer_settings, encoder=minilm_encoder) as trainer:
         store = trainer.store
         live = await store.start_run("cli", "cli")  # a `dikkat retrain` elsewhere, lease renewed
-        await store._execute("UPDATE retrain_runs SET owner = 'elsewhere:1' WHERE id = ?", (live,))
+        await store._write(
+            "UPDATE retrain_runs SET owner = 'elsewhere:1' WHERE id = :id", {"id": live}
+        )
         await RetrainRequests(store, minilm_encoder.feature_key).start("admin", "telegram:1")
         stop = asyncio.Event()
         leading = asyncio.create_task(

@@ -59,7 +59,8 @@ async def _runs(url: str) -> list:
 
     store = await Store.open(url)
     try:
-        return await store._all("SELECT id, status, slot, error FROM retrain_runs ORDER BY id")
+        query = "SELECT id, status, slot, error FROM retrain_runs ORDER BY id"
+        return [row._asdict() for row in await store._read(query)]
     finally:
         await store.close()
 

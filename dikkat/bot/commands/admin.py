@@ -10,15 +10,15 @@ from typing import Any, Protocol
 from dikkat.bot.i18n import LABEL_NAMES, STATUS_NAMES, t
 from dikkat.bot.types import Reply, Request, parse_id
 from dikkat.inference.backend import InferenceBackend
-from dikkat.storage.store import (
+from dikkat.storage.records import (
     LABELS,
     ModelVersion,
     RetrainRun,
     RunInProgress,
     RunStatus,
-    Store,
     VersionStatus,
 )
+from dikkat.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from dikkat.bot.types import Button, ButtonPress, Reply, Request, parse_id
 from dikkat.bot.validation import InvalidInput, clean_text
 from dikkat.inference.backend import InferenceBackend
 from dikkat.storage.errors import StoreBusy, StoreError
-from dikkat.storage.store import LABELS, Store
+from dikkat.storage.records import LABELS
+from dikkat.storage.store import Store
 
 log = logging.getLogger(__name__)
 
