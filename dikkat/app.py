@@ -23,6 +23,7 @@ from dikkat.models.sorter import Sorter
 from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.migrate import shown_url, sqlite_path, sqlite_url
 from dikkat.storage.store import Store
+from dikkat.storage.versions import HeadNotifications
 from dikkat.training.head_sync import ActiveHeadWatcher
 from dikkat.training.heads import ensure_active_head
 from dikkat.training.retrain import RetrainJob
@@ -246,8 +247,6 @@ async def _head_notifications(settings: Settings) -> Any:
     url = database_url(settings)
     if sqlite_path(url) is not None:
         return None
-    from dikkat.storage.notify import HeadNotifications  # asyncpg: the `scale` extra
-
     return await HeadNotifications.listen(url)
 
 

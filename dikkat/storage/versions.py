@@ -1,9 +1,12 @@
-"""Head versions in the Store: register, activate, retire, list, and their weights (blobs)."""
+"""Head versions in the Store: register, activate, retire, list, their weights (blobs), and the
+PostgreSQL NOTIFY / LISTEN that tells other processes a head was activated."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 
@@ -11,11 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dikkat.storage.engine import StoreBase
+from dikkat.storage.migrate import asyncpg_dsn
 from dikkat.storage.records import ModelVersion, Superseded, VersionStatus
 from dikkat.storage.tables import head_blobs, model_versions
 
 HEAD_CHANNEL = "dikkat_head"  # PostgreSQL NOTIFY channel: payload "<encoder> <version id>"
 _mv = model_versions.c
+log = logging.getLogger(__name__)
 
 
 class VersionsMixin(StoreBase):
@@ -59,10 +64,8 @@ class VersionsMixin(StoreBase):
     async def activate_version(
         self, version_id: int, *, expected_active: int | None = None
     ) -> ModelVersion:
-        """Make a version the active head of its encoder (the old one is retired).
-
-        With `expected_active`, raise Superseded unless that version is still the active one
-        (checked in the same transaction)."""
+        """Make a version the active head of its encoder (the old one is retired); with
+        `expected_active`, Superseded unless that version is still the active one."""
         async with self._transaction() as db:
             encoder = await db.scalar(sa.select(_mv.encoder).where(_mv.id == version_id))
             if encoder is None:
@@ -128,9 +131,8 @@ class VersionsMixin(StoreBase):
         *,
         now: float,
     ) -> None:
-        """Retire the encoder's active head and make `version_id` active (Superseded when the
-        active head is not `expected_active`, if given). PostgreSQL: one head change per encoder
-        at a time, and listeners are told on commit (SQLite writes are serial anyway)."""
+        """`activate_version` in `db`. PostgreSQL: one head change per encoder at a time (SQLite
+        writes are serial anyway), and listeners are told on commit."""
         if not self._sqlite:
             key = int.from_bytes(hashlib.sha256(encoder.encode()).digest()[:8], "big", signed=True)
             await db.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
@@ -163,3 +165,32 @@ async def _put_blob(
         )
     )
     return digest
+
+
+class HeadNotifications:
+    """A LISTEN connection of its own; `changed` is set whenever a head version is activated."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self.changed = asyncio.Event()
+
+    @classmethod
+    async def listen(cls, url: str) -> HeadNotifications:
+        """LISTEN on `url` (a postgresql+asyncpg:// URL; asyncpg comes with the `scale` extra)."""
+        import asyncpg
+
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        notifications = cls(connection)
+        await connection.add_listener(HEAD_CHANNEL, notifications._on_notify)
+        return notifications
+
+    def _on_notify(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        log.debug("head change notified: %s", payload)
+        self.changed.set()
+
+    async def close(self) -> None:
+        """Stop listening."""
+        try:
+            await self._connection.remove_listener(HEAD_CHANNEL, self._on_notify)
+        finally:
+            await self._connection.close()
