@@ -14,7 +14,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from dikkat.storage.errors import StoreError, store_errors
+from dikkat.storage.errors import StoreError, first_line, store_errors
 from dikkat.storage.legacy_schema import BUSY_TIMEOUT_MS, PRAGMAS
 from dikkat.storage.migrate import (
     current_revision,
@@ -27,6 +27,8 @@ from dikkat.storage.migrate import (
 from dikkat.storage.records import DatabaseOpenError
 
 Statement = sa.Executable | str  # a str is raw SQL with :named binds
+# what keeps a database from opening: a bad URL, a missing driver, the file, the server
+_OPEN_ERRORS = (exc.ArgumentError, ImportError, OSError, sqlite3.Error, exc.DBAPIError)
 
 
 class StoreBase:
@@ -49,36 +51,27 @@ class StoreBase:
         url = sqlite_url(url) if isinstance(url, Path) else url
         path = sqlite_path(url)
         shown = shown_url(url) if path is None else str(path)
+        store = None
         try:
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                writer, reader = _sqlite_engines(url)
-            else:
-                writer = reader = create_async_engine(
-                    url, pool_size=pool_size, max_overflow=pool_size
-                )
-        except (exc.ArgumentError, ImportError, OSError) as error:
-            raise DatabaseOpenError(open_hint(shown, error, sqlite=path is not None)) from error
-        store = cls(url, writer, reader)
-        try:
+            store = cls(url, *_engines(url, path, pool_size))
             revision = await store._revision()
-            if revision != head_revision() and upgrade:
-                await upgrade_async(url)
-            elif revision != head_revision():
+            if revision != head_revision() and not upgrade:
                 raise DatabaseOpenError(
                     f"the database {shown} is at schema revision {revision or 'none'}, this "
                     f"Dikkat needs {head_revision()}: run `dikkat db upgrade`"
                 )
+            if revision != head_revision():
+                await upgrade_async(url)
             await store.ping()
+            return store
         except BaseException as error:
-            await store.close()
-            if isinstance(error, StoreError) and error.__cause__ is not None:
-                error = error.__cause__
-            if isinstance(error, exc.DBAPIError | OSError | sqlite3.Error):
-                hint = open_hint(shown, error, sqlite=path is not None)
-                raise DatabaseOpenError(hint) from error
+            if store is not None:
+                await store.close()
+            cause = error.__cause__ if isinstance(error, StoreError) else error
+            if isinstance(cause, _OPEN_ERRORS):
+                hint = open_hint(shown, cause, sqlite=path is not None)
+                raise DatabaseOpenError(hint) from cause
             raise
-        return store
 
     async def close(self) -> None:
         """Close every pooled connection (pending writes are already committed)."""
@@ -109,6 +102,17 @@ class StoreBase:
         """An INSERT that knows ON CONFLICT on this dialect."""
         return (sqlite.insert if self._sqlite else postgresql.insert)(table)
 
+    def _upsert(self, table: sa.Table, keys: tuple[str, ...], replaced: tuple[str, ...]) -> Any:
+        """An INSERT that replaces the `replaced` columns of a row whose `keys` exist already."""
+        insert = self._insert(table)
+        excluded = {name: insert.excluded[name] for name in replaced}
+        return insert.on_conflict_do_update(index_elements=keys, set_=excluded)
+
+    async def _count(self, table: sa.Table, *where: Any) -> int:
+        """How many rows of `table` match `where`."""
+        query = sa.select(sa.func.count()).select_from(table).where(*where)
+        return int((await self._read(query))[0][0])
+
     async def _revision(self) -> str | None:
         async with store_errors(), self._reader.connect() as conn:
             return await conn.run_sync(current_revision)
@@ -133,8 +137,13 @@ class StoreBase:
             return await db.execute(statement, params)
 
 
-def _sqlite_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
-    """A one-connection writer (BEGIN IMMEDIATE) and a query-only reader, both in WAL mode."""
+def _engines(url: str, path: Path | None, pool_size: int) -> tuple[AsyncEngine, AsyncEngine]:
+    """The writer and the reader. SQLite: a one-connection writer (BEGIN IMMEDIATE) and a
+    query-only reader, both in WAL mode; PostgreSQL: one pool for both."""
+    if path is None:
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        return engine, engine
+    path.parent.mkdir(parents=True, exist_ok=True)
     writer = create_async_engine(url, pool_size=1, max_overflow=0)
     reader = create_async_engine(url, pool_size=2, max_overflow=0, isolation_level="AUTOCOMMIT")
     pragmas = (*PRAGMAS, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -154,8 +163,7 @@ def _sqlite_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
 
 def open_hint(shown: str, error: BaseException, *, sqlite: bool) -> str:
     """One line for a database that cannot be opened: which one, what went wrong, what to do."""
-    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-    text = lines[0] if lines else type(error).__name__
+    text = first_line(error)
     if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
         advice = "make the file and its folder writable for this user"
     elif "not a database" in text or "malformed" in text:

@@ -70,5 +70,10 @@ async def store_errors() -> AsyncIterator[None]:
         kind = classify(error)
         if kind is None:
             raise
-        first_line = (str(getattr(error, "orig", None) or error).strip().splitlines() or [""])[0]
-        raise kind(first_line or type(error).__name__) from error
+        raise kind(first_line(error)) from error
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of what the driver said (SQLAlchemy's wrapper looked through)."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0] if lines and lines[0] else type(error).__name__

@@ -20,6 +20,7 @@ from dikkat.storage.tables import audit, features, feedback, predictions, users
 from dikkat.storage.versions import VersionsMixin
 
 _p, _f, _fc = predictions.c, feedback.c, features.c
+_VOTES = feedback.join(predictions, _p.id == _f.prediction_id)
 _CHUNK = 500  # text hashes per features query
 # A text hash -> (encoder key, vector) when the caller still has the text's features.
 FeatureLookup = Callable[[str], tuple[str, np.ndarray] | None]
@@ -34,11 +35,7 @@ class Store(CoordinationMixin, VersionsMixin):
         """The language a user chose with /lang, if any (remembered after the first read)."""
         key = (platform, user_id)
         if key not in self._languages:
-            rows = await self._read(
-                sa.select(users.c.lang).where(
-                    users.c.platform == platform, users.c.user_id == user_id
-                )
-            )
+            rows = await self._read(sa.select(users.c.lang).where(_of(users, platform, user_id)))
             if len(self._languages) >= 100_000:
                 self._languages.clear()
             self._languages[key] = rows[0].lang if rows else None
@@ -46,13 +43,9 @@ class Store(CoordinationMixin, VersionsMixin):
 
     async def set_language(self, platform: str, user_id: str, lang: str) -> None:
         """Remember a user's language."""
-        insert = self._insert(users).values(
-            platform=platform, user_id=user_id, lang=lang, created_at=time.time()
-        )
+        upsert = self._upsert(users, ("platform", "user_id"), ("lang",))
         await self._write(
-            insert.on_conflict_do_update(
-                index_elements=["platform", "user_id"], set_={"lang": insert.excluded.lang}
-            )
+            upsert.values(platform=platform, user_id=user_id, lang=lang, created_at=time.time())
         )
         self._languages[(platform, user_id)] = lang
 
@@ -95,10 +88,8 @@ class Store(CoordinationMixin, VersionsMixin):
         *,
         chat_id: str | None = None,
     ) -> FeedbackOutcome:
-        """Record or change one user's vote on a prediction, and in the same transaction the
-        voted text's features when `features(text_hash)` gives them (encoder key, vector): one
-        read and one write per vote. With `chat_id`, a prediction made in another chat or on
-        another platform is "missing"."""
+        """Record or change a user's vote, with the text's features from `features(text_hash)`
+        in the same transaction; "missing" for a prediction from another `chat_id` or platform."""
         if label not in LABELS:
             raise ValueError(f"unknown label {label!r}")
         now = time.time()
@@ -112,48 +103,42 @@ class Store(CoordinationMixin, VersionsMixin):
                 return "missing"
             existing = await db.scalar(
                 sa.select(_f.label).where(
-                    _f.prediction_id == prediction_id,
-                    _f.platform == platform,
-                    _f.user_id == user_id,
+                    _f.prediction_id == prediction_id, _of(feedback, platform, user_id)
                 )
             )
             if existing == label:
                 return "unchanged"
-            vote = self._insert(feedback).values(
-                prediction_id=prediction_id,
-                platform=platform,
-                user_id=user_id,
-                label=label,
-                created_at=now,
-                updated_at=now,
+            vote = self._upsert(
+                feedback, ("prediction_id", "platform", "user_id"), ("label", "updated_at")
             )
             await db.execute(
-                vote.on_conflict_do_update(
-                    index_elements=["prediction_id", "platform", "user_id"],
-                    set_={"label": vote.excluded.label, "updated_at": vote.excluded.updated_at},
+                vote.values(
+                    prediction_id=prediction_id,
+                    platform=platform,
+                    user_id=user_id,
+                    label=label,
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             remembered = None if features is None else features(found.text_hash)
             if remembered is not None:
-                encoder, vector = remembered
-                await db.execute(
-                    self._features_upsert(), [_feature_row(found.text_hash, encoder, vector, now)]
-                )
+                row = _feature_row(found.text_hash, *remembered, now)
+                await db.execute(self._features_upsert(), [row])
             return "created" if existing is None else "changed"
 
     async def feedback_votes(self) -> list[tuple[str, str, str, str]]:
         """Every vote as (text, label, platform, user id), newest first."""
         rows = await self._read(
             sa.select(_p.text, _f.label, _f.platform, _f.user_id)
-            .select_from(feedback.join(predictions, _p.id == _f.prediction_id))
+            .select_from(_VOTES)
             .order_by(_f.updated_at.desc(), _f.id.desc())
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def feedback_count(self, since: float = 0.0) -> int:
         """Votes cast or changed after `since` (a UNIX time)."""
-        query = sa.select(sa.func.count()).select_from(feedback).where(_f.updated_at > since)
-        return int((await self._read(query))[0][0])
+        return await self._count(feedback, _f.updated_at > since)
 
     async def feedback_rows(self) -> list[dict[str, Any]]:
         """Every vote with its text and the bot's answer, for export."""
@@ -169,48 +154,36 @@ class Store(CoordinationMixin, VersionsMixin):
                 _f.updated_at,
                 _p.head_version,
             )
-            .select_from(feedback.join(predictions, _p.id == _f.prediction_id))
+            .select_from(_VOTES)
             .order_by(_f.id)
         )
         return [row._asdict() for row in rows]
 
     async def forget_user(self, platform: str, user_id: str) -> ForgetResult:
         """Delete a user's predictions, votes and language, and features only they needed."""
-        theirs = sa.and_(_p.platform == platform, _p.user_id == user_id)
+        theirs = _of(predictions, platform, user_id)
         async with self._transaction() as db:
             hashes = (await db.scalars(sa.select(_p.text_hash).where(theirs).distinct())).all()
+            on_theirs = _f.prediction_id.in_(sa.select(_p.id).where(theirs))
             voted = await db.execute(
-                sa.delete(feedback).where(
-                    sa.or_(
-                        sa.and_(_f.platform == platform, _f.user_id == user_id),
-                        _f.prediction_id.in_(sa.select(_p.id).where(theirs)),
-                    )
-                )
+                sa.delete(feedback).where(sa.or_(_of(feedback, platform, user_id), on_theirs))
             )
             predicted = await db.execute(sa.delete(predictions).where(theirs))
-            await db.execute(
-                sa.delete(users).where(users.c.platform == platform, users.c.user_id == user_id)
-            )
+            await db.execute(sa.delete(users).where(_of(users, platform, user_id)))
             self._languages.pop((platform, user_id), None)
             removed = 0
             for key in hashes:
-                still_voted = (
-                    sa.select(sa.literal(1))
-                    .select_from(predictions.join(feedback, _f.prediction_id == _p.id))
-                    .where(_p.text_hash == key)
-                )
-                result = await db.execute(
-                    sa.delete(features).where(_fc.text_hash == key, ~sa.exists(still_voted))
-                )
-                removed += result.rowcount
+                still_voted = sa.exists().select_from(_VOTES).where(_p.text_hash == key)
+                orphan = sa.delete(features).where(_fc.text_hash == key, ~still_voted)
+                removed += (await db.execute(orphan)).rowcount
             return ForgetResult(predicted.rowcount, voted.rowcount, removed)
 
     async def stats(self) -> dict[str, Any]:
         """Counts for /stats: predictions, votes per label, last retrain run."""
-        total = await self._read(sa.select(sa.func.count()).select_from(predictions))
         votes = dict.fromkeys(LABELS, 0)
         votes.update(await self._read(sa.select(_f.label, sa.func.count()).group_by(_f.label)))
-        return {"predictions": total[0][0], "feedback": votes, "last_run": await self.last_run()}
+        predicted = await self._count(predictions)
+        return {"predictions": predicted, "feedback": votes, "last_run": await self.last_run()}
 
     # encoder features: text hash + encoder key -> float32 vector
 
@@ -236,17 +209,10 @@ class Store(CoordinationMixin, VersionsMixin):
 
     async def count_features(self, feature_key: str) -> int:
         """How many texts have vectors for this encoder key."""
-        query = sa.select(sa.func.count()).select_from(features).where(_fc.encoder == feature_key)
-        return int((await self._read(query))[0][0])
+        return await self._count(features, _fc.encoder == feature_key)
 
     def _features_upsert(self) -> Any:
-        """INSERT of feature rows that replaces a text's earlier vector for the same encoder."""
-        insert = self._insert(features)
-        replaced = ("dim", "vector", "created_at")
-        return insert.on_conflict_do_update(
-            index_elements=["text_hash", "encoder"],
-            set_={name: insert.excluded[name] for name in replaced},
-        )
+        return self._upsert(features, ("text_hash", "encoder"), ("dim", "vector", "created_at"))
 
     # audit and maintenance
 
@@ -273,6 +239,11 @@ class Store(CoordinationMixin, VersionsMixin):
             raise NotImplementedError("back up PostgreSQL with pg_dump (see docs/storage.md)")
         destination.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(_sqlite_backup, self.path, destination)
+
+
+def _of(table: sa.Table, platform: str, user_id: str) -> sa.ColumnElement[bool]:
+    """The rows of one user in a table with platform and user_id columns."""
+    return sa.and_(table.c.platform == platform, table.c.user_id == user_id)
 
 
 def _feature_row(text_hash: str, feature_key: str, vector: np.ndarray, now: float) -> dict:
