@@ -35,8 +35,8 @@ def owner_gone(owner: str | None) -> bool:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except PermissionError:
-        return False
+    except PermissionError:  # alive, another user's
+        pass
     return False
 
 
@@ -48,14 +48,9 @@ class CoordinationMixin(StoreBase):
     async def start_run(
         self, trigger: str, requested_by: str | None, *, slot: str | None = None
     ) -> int:
-        """Record that a run started, owned by this process; returns its id.
-
-        One run at a time across processes: a running run blocks a new one while its owner
-        renews its lease (the partial unique index `one_running_run` refuses a racing second
-        insert); a run whose lease expired, or whose owner died on this host, is failed first.
-        A `slot` (one cron firing) starts at most one run ever: a second start of the same slot
-        raises SlotTaken, whatever the first one's status (index `one_run_per_slot`).
-        """
+        """Record that a run started, owned by this process; its id. RunInProgress while another
+        run renews its lease (an expired or dead owner's run is failed first); SlotTaken when
+        `slot` (one cron firing) ever ran. Partial unique indexes refuse a racing insert too."""
         now = time.time()
         try:
             async with self._transaction() as db:
@@ -169,23 +164,14 @@ class CoordinationMixin(StoreBase):
     async def record_telegram_update(
         self, update_id: int, *, claim_s: float = TELEGRAM_CLAIM_S
     ) -> bool:
-        """Claim a webhook update for this process: True the first time `update_id` is seen
-        (process it, then `finish_telegram_update`), False for a re-sent duplicate.
-
-        A duplicate of an update whose claim is abandoned (its owner died on this host, or
-        it is older than `claim_s` and unfinished) or was released is claimed again: True.
-        Atomic across processes: INSERT ... ON CONFLICT DO NOTHING, then the row count; a
-        take-over only applies if the claim did not change since it was read.
-        """
+        """Claim a webhook update: True the first time `update_id` is seen (process it, then
+        `finish_telegram_update`) and for a released or abandoned claim (unfinished, older than
+        `claim_s` or its owner dead on this host); False for a duplicate. Atomic across
+        processes: an insert that ignores a conflict, or a take-over of the claim as it was read."""
         now = time.time()
+        this_update = _tu.update_id == update_id
         async with self._transaction() as db:
-            row = (
-                await db.execute(
-                    sa.select(_tu.owner, _tu.received_at, _tu.done_at).where(
-                        _tu.update_id == update_id
-                    )
-                )
-            ).first()
+            row = (await db.execute(sa.select(telegram_updates).where(this_update))).first()
             if row is None:
                 claim = (
                     self._insert(telegram_updates)
@@ -196,7 +182,7 @@ class CoordinationMixin(StoreBase):
                 claim = (
                     sa.update(telegram_updates)
                     .where(
-                        _tu.update_id == update_id,
+                        this_update,
                         _tu.done_at.is_(None),
                         _tu.received_at == row.received_at,
                         _tu.owner.is_not_distinct_from(row.owner),
@@ -209,11 +195,8 @@ class CoordinationMixin(StoreBase):
 
     async def finish_telegram_update(self, update_id: int) -> None:
         """The update was processed: later deliveries of it are duplicates for good."""
-        await self._write(
-            sa.update(telegram_updates)
-            .where(_tu.update_id == update_id)
-            .values(done_at=time.time())
-        )
+        done = sa.update(telegram_updates).where(_tu.update_id == update_id)
+        await self._write(done.values(done_at=time.time()))
 
     async def release_telegram_update(self, update_id: int) -> None:
         """Processing failed: forget this process's claim, so that the re-sent update is
