@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,21 +17,15 @@ __all__ = ["FeatureCache"]
 T = TypeVar("T")
 
 
+@dataclass
 class FeatureCache:
     """Blocking get/put of one encoder key's vectors in a Store that runs on an event loop in
     another thread (the App's loop, or a private one for offline tools)."""
 
-    def __init__(
-        self,
-        store: Store,
-        feature_key: str,
-        loop: asyncio.AbstractEventLoop,
-        owned_thread: threading.Thread | None = None,
-    ) -> None:
-        self.feature_key = feature_key
-        self._store = store
-        self._loop = loop
-        self._owned_thread = owned_thread
+    store: Store
+    feature_key: str
+    loop: asyncio.AbstractEventLoop
+    owned_thread: threading.Thread | None = None  # the private loop's, if this cache opened it
 
     @classmethod
     def of(cls, store: Store, feature_key: str) -> FeatureCache:
@@ -52,35 +47,31 @@ class FeatureCache:
 
     def close(self) -> None:
         """Close a Store this cache opened itself (a view leaves its Store alone)."""
-        if self._owned_thread is None:
+        if self.owned_thread is None:
             return
         try:
-            self._call(self._store.close())
+            self._call(self.store.close())
         finally:
-            _stop(self._loop, self._owned_thread)
-            self._owned_thread = None
+            _stop(self.loop, self.owned_thread)
+            self.owned_thread = None
 
     def get_many(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors for the given text hashes (missing ones are simply absent)."""
-        return self._call(self._store.get_features(self.feature_key, list(hashes)))
+        return self._call(self.store.get_features(self.feature_key, list(hashes)))
 
     def put_many(self, vectors: dict[str, np.ndarray]) -> None:
         """Store vectors in one transaction (existing entries are replaced)."""
-        self._call(self._store.put_features(self.feature_key, vectors))
-
-    def count(self) -> int:
-        """How many texts have vectors for this encoder key."""
-        return self._call(self._store.count_features(self.feature_key))
+        self._call(self.store.put_features(self.feature_key, vectors))
 
     def _call(self, work: Coroutine[Any, Any, T]) -> T:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self._loop:
+        if running is self.loop:
             work.close()
             raise RuntimeError("FeatureCache blocks: call it from a worker thread, not the loop")
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
 
 def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
