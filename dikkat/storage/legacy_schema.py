@@ -3,6 +3,9 @@ files made before Alembic managed the database, and revisions 0006/0007 reuse tw
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
     # 1: users, predictions and their feedback
@@ -146,14 +149,25 @@ PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON", "PRAGMA sync
 BUSY_TIMEOUT_MS = 10_000
 
 
-def pending_migrations(current_version: int) -> list[tuple[int, str]]:
-    """The (target version, script) pairs still to run from `current_version`."""
-    if current_version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {current_version} is newer than this Dikkat "
-            f"({SCHEMA_VERSION}); upgrade Dikkat instead of downgrading the database"
-        )
-    return [(i + 1, MIGRATIONS[i]) for i in range(current_version, SCHEMA_VERSION)]
+def adopt(path: Path, upto: int) -> None:
+    """Bring a file of the aiosqlite Store to at least version `upto`, one atomic script at a
+    time; a file that Alembic manages already is left alone."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        for pragma in PRAGMAS:
+            conn.execute(pragma)
+        managed = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if managed:
+            return
+        if version > SCHEMA_VERSION:
+            raise too_new("version", version, SCHEMA_VERSION)
+        for target in range(version + 1, upto + 1):
+            conn.executescript(migration_script(target, MIGRATIONS[target - 1]))
+    finally:
+        conn.close()
 
 
 def migration_script(target_version: int, script: str) -> str:
@@ -162,4 +176,12 @@ def migration_script(target_version: int, script: str) -> str:
     return (
         f"PRAGMA foreign_keys = OFF;\nBEGIN IMMEDIATE;\n{script}\n"
         f"PRAGMA user_version = {target_version};\nCOMMIT;\nPRAGMA foreign_keys = ON;"
+    )
+
+
+def too_new(kind: str, found: object, known: object) -> RuntimeError:
+    """What to say about a database that a newer Dikkat made."""
+    return RuntimeError(
+        f"database schema {kind} {found} is newer than this Dikkat ({known}); "
+        "upgrade Dikkat instead of downgrading the database"
     )

@@ -1,12 +1,11 @@
 """Schema upgrades with Alembic, one at a time per database (a PostgreSQL advisory lock, a file
-lock next to a SQLite file); SQLite files of the aiosqlite Store are adopted first."""
+lock next to a SQLite file); files of the aiosqlite Store are adopted first (legacy_schema)."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
 import os
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -20,12 +19,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, make_url, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from dikkat.storage.legacy_schema import (
-    BUSY_TIMEOUT_MS,
-    PRAGMAS,
-    migration_script,
-    pending_migrations,
-)
+from dikkat.storage.legacy_schema import BUSY_TIMEOUT_MS, adopt, too_new
 
 SCRIPT_LOCATION = "dikkat.storage:migrations"
 FIRST_REVISION = "0004"  # the legacy schema at user_version 4
@@ -93,7 +87,7 @@ async def upgrade_async(url: str) -> str:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             async with _file_lock(path.with_name(path.name + ".migrate.lock")):
-                await asyncio.to_thread(_adopt_sqlite, path)
+                await asyncio.to_thread(adopt, path, LEGACY_VERSION)
                 async with engine.connect() as conn:
                     return await conn.run_sync(_run_alembic)
         # a session lock, released when this unpooled connection closes
@@ -116,42 +110,16 @@ async def _file_lock(path: Path) -> AsyncIterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _adopt_sqlite(path: Path) -> None:
-    """Bring a file made by the aiosqlite Store (user_version 0..SCHEMA_VERSION) to at least
-    version 4 with its scripts, each one atomic; a file already managed by Alembic is left alone.
-    Revisions 0006 and 0007 then skip their script where the file already ran it."""
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    try:
-        for pragma in PRAGMAS:
-            conn.execute(pragma)
-        managed = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-        ).fetchone()
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if managed:
-            return
-        for target, script in pending_migrations(version):
-            if target > LEGACY_VERSION:
-                break
-            conn.executescript(migration_script(target, script))
-    finally:
-        conn.close()
-
-
 def _run_alembic(conn: Connection) -> str:
     """Stamp an adopted SQLite file at the first revision, then upgrade to head."""
     config = alembic_config()
     config.attributes["connection"] = conn
     current = current_revision(conn)
     if current is not None and current != head_revision():
-        scripts = ScriptDirectory.from_config(config)
         try:
-            scripts.get_revision(current)
+            ScriptDirectory.from_config(config).get_revision(current)
         except CommandError as error:
-            raise RuntimeError(
-                f"database schema revision {current} is newer than this Dikkat "
-                f"({head_revision()}); upgrade Dikkat instead of downgrading the database"
-            ) from error
+            raise too_new("revision", current, head_revision()) from error
     if conn.in_transaction():
         conn.commit()
     if current is None and conn.dialect.name == "sqlite":

@@ -185,10 +185,11 @@ async def test_a_file_at_0005_with_script_5_applied_then_upgrades_to_0006(tmp_pa
     from alembic import command
     from sqlalchemy import create_engine
 
-    from dikkat.storage.migrate import _adopt_sqlite, alembic_config
+    from dikkat.storage.legacy_schema import adopt
+    from dikkat.storage.migrate import alembic_config
 
     path = tmp_path / "r5.db"
-    _adopt_sqlite(path)  # schema 4 ...
+    adopt(path, 4)  # schema 4 ...
     engine = create_engine(f"sqlite:///{path}")
     try:
         with engine.connect() as conn:
