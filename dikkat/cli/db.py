@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
@@ -49,7 +50,7 @@ def upgrade(
     target = url or default_url()
     shown = shown_url(target)
     try:
-        revision = upgrade_database(target)
+        revision = asyncio.run(upgrade_database(target))
     except Exception as error:  # one line, no traceback, no password
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         typer.echo(f"cannot upgrade {shown}: {message}", err=True)

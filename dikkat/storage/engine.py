@@ -22,8 +22,8 @@ from dikkat.storage.migrate import (
     shown_url,
     sqlite_path,
     sqlite_url,
-    upgrade_async,
 )
+from dikkat.storage.migrate import upgrade as upgrade_schema
 from dikkat.storage.records import DatabaseOpenError
 
 Statement = sa.Executable | str  # a str is raw SQL with :named binds
@@ -61,7 +61,7 @@ class StoreBase:
                     f"Dikkat needs {head_revision()}: run `dikkat db upgrade`"
                 )
             if revision != head_revision():
-                await upgrade_async(url)
+                await upgrade_schema(url)
             await store.ping()
             return store
         except BaseException as error:
@@ -95,8 +95,7 @@ class StoreBase:
             raise NotImplementedError("PRAGMA is SQLite's")
         async with store_errors(), self._write_lock, self._writer.connect() as conn:
             result = await conn.exec_driver_sql(pragma)
-            row = result.first() if result.returns_rows else None
-            return None if row is None else row[0]
+            return result.scalar() if result.returns_rows else None
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that knows ON CONFLICT on this dialect."""

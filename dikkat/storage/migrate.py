@@ -63,8 +63,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def asyncpg_dsn(url: str) -> str:
-    """A postgresql+asyncpg URL as asyncpg itself takes it (for LISTEN and advisory locks on a
-    connection of their own)."""
+    """A postgresql+asyncpg URL as asyncpg itself takes it (LISTEN, leadership lock)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -73,13 +72,8 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(url: str) -> str:
-    """Bring the database at `url` to the newest revision; safe from several processes at once."""
-    return asyncio.run(upgrade_async(url))
-
-
-async def upgrade_async(url: str) -> str:
-    """`upgrade` for a running event loop; returns the revision reached."""
+async def upgrade(url: str) -> str:
+    """Bring the database at `url` to the newest revision (returned), one process at a time."""
     path = sqlite_path(url)
     options = {"timeout": BUSY_TIMEOUT_MS / 1000} if path is not None else {}
     engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=options)

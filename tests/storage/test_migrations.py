@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ from typer.testing import CliRunner
 from dikkat.cli.db import db_app
 from dikkat.hashing import text_hash
 from dikkat.storage.legacy_schema import MIGRATIONS, PRAGMAS
-from dikkat.storage.migrate import head_revision, upgrade, upgrade_async
+from dikkat.storage.migrate import head_revision, upgrade
 from dikkat.storage.records import DatabaseOpenError, SlotTaken
 from dikkat.storage.store import Store
 
@@ -239,7 +240,7 @@ async def test_postgres_tables_match_the_declared_metadata(pg_url: str) -> None:
 
     from dikkat.storage.tables import metadata
 
-    await upgrade_async(pg_url)
+    await upgrade(pg_url)
     engine = create_async_engine(pg_url)
     try:
         async with engine.connect() as conn:
@@ -285,12 +286,12 @@ def test_an_upgrade_with_nothing_to_do_runs_no_migration_and_writes_nothing(
         migrate, "command", SimpleNamespace(upgrade=recorded("upgrade"), stamp=recorded("stamp"))
     )
     url = f"sqlite+aiosqlite:///{tmp_path / 'quick.db'}"
-    assert upgrade(url) == head_revision()
+    assert asyncio.run(upgrade(url)) == head_revision()
     assert "upgrade" in commands  # the first time the migrations run, and we see them
     assert any(statement.strip().startswith("CREATE TABLE") for statement in statements)
     commands.clear()
     statements.clear()
-    assert upgrade(url) == head_revision()
+    assert asyncio.run(upgrade(url)) == head_revision()
     assert commands == []
     assert statements  # the trace still sees the connections
     writes = [s for s in statements if s not in PRAGMAS and not READ_ONLY_SQL.match(s.strip())]

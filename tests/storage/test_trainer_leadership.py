@@ -208,11 +208,11 @@ async def _finished_for(store, requested_by: str) -> bool:
 
 
 async def test_a_schema_upgrade_does_not_wait_for_the_trainer_leader(pg_url: str, settings) -> None:
-    from dikkat.storage.migrate import upgrade_async
+    from dikkat.storage.migrate import upgrade
 
     leader = Leadership(settings.model_copy(update={"database_url": SecretStr(pg_url)}))
     await leader.acquire()
     try:  # the leader holds its lock for as long as it leads; a migration must not need it
-        await asyncio.wait_for(upgrade_async(pg_url), HANG_S)
+        await asyncio.wait_for(upgrade(pg_url), HANG_S)
     finally:
         await leader.release()
