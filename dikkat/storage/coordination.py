@@ -48,9 +48,8 @@ class CoordinationMixin(StoreBase):
     async def start_run(
         self, trigger: str, requested_by: str | None, *, slot: str | None = None
     ) -> int:
-        """Record that a run started, owned by this process; its id. RunInProgress while another
-        run renews its lease (an expired or dead owner's run is failed first); SlotTaken when
-        `slot` (one cron firing) ever ran. Partial unique indexes refuse a racing insert too."""
+        """Start a run owned by this process; its id. RunInProgress while another renews its lease
+        (a lapsed one is failed first), SlotTaken if `slot` ever ran; unique indexes back both."""
         now = time.time()
         try:
             async with self._transaction() as db:
@@ -123,8 +122,7 @@ class CoordinationMixin(StoreBase):
         return RetrainRun.from_row(rows[0]) if rows else None
 
     async def fail_unfinished_runs(self) -> int:
-        """Mark runs abandoned by a crash or kill as failed (called at start-up); a run that
-        another live process is still renewing is left alone."""
+        """Fail runs left by a crash or kill (at start-up); a run still renewed is left alone."""
         async with self._transaction() as db:
             return await _reclaim_abandoned(db, time.time())
 
@@ -138,9 +136,8 @@ class CoordinationMixin(StoreBase):
         return int((await self._write(request.returning(_rq.id))).scalar_one())
 
     async def take_retrain_request(self) -> tuple[int, str] | None:
-        """Claim the oldest request nobody took yet: (id, requested_by), or None. Two
-        concurrent takers never get the same request (PostgreSQL: FOR UPDATE SKIP LOCKED, so
-        the second takes the next one instead of waiting; SQLite: one writer at a time)."""
+        """Claim the oldest untaken request: (id, requested_by), or None. Never one request twice:
+        PostgreSQL skips rows another taker locked (SKIP LOCKED), SQLite has one writer."""
         oldest = sa.select(_rq.id).where(_rq.taken_at.is_(None)).order_by(_rq.id).limit(1)
         if not self._sqlite:
             oldest = oldest.with_for_update(skip_locked=True)
@@ -164,10 +161,8 @@ class CoordinationMixin(StoreBase):
     async def record_telegram_update(
         self, update_id: int, *, claim_s: float = TELEGRAM_CLAIM_S
     ) -> bool:
-        """Claim a webhook update: True the first time `update_id` is seen (process it, then
-        `finish_telegram_update`) and for a released or abandoned claim (unfinished, older than
-        `claim_s` or its owner dead on this host); False for a duplicate. Atomic across
-        processes: an insert that ignores a conflict, or a take-over of the claim as it was read."""
+        """Claim a webhook update (then process it and `finish_telegram_update`): False for a
+        duplicate, unless its claim was released or is older than `claim_s` or its owner dead."""
         now = time.time()
         this_update = _tu.update_id == update_id
         async with self._transaction() as db:
@@ -199,8 +194,7 @@ class CoordinationMixin(StoreBase):
         await self._write(done.values(done_at=time.time()))
 
     async def release_telegram_update(self, update_id: int) -> None:
-        """Processing failed: forget this process's claim, so that the re-sent update is
-        processed (by whichever process receives it)."""
+        """Processing failed: drop this process's claim, so that whoever gets it re-sent runs it."""
         await self._write(
             sa.delete(telegram_updates).where(
                 _tu.update_id == update_id, _tu.done_at.is_(None), _tu.owner == OWNER

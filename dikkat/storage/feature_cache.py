@@ -13,7 +13,6 @@ import numpy as np
 
 from dikkat.storage.store import Store
 
-__all__ = ["FeatureCache"]
 T = TypeVar("T")
 
 

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +259,5 @@ def _feature_row(text_hash: str, feature_key: str, vector: np.ndarray, now: floa
 
 def _sqlite_backup(source: Path, destination: Path) -> None:
     """sqlite3's online backup from a connection of its own."""
-    with sqlite3.connect(source) as src, sqlite3.connect(destination) as dst:
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(destination)) as dst:
         src.backup(dst)
-    src.close()
-    dst.close()

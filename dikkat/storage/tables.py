@@ -43,12 +43,7 @@ feedback = sa.Table(
     "feedback",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "prediction_id",
-        sa.Integer,
-        sa.ForeignKey("predictions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    sa.Column("prediction_id", sa.ForeignKey("predictions.id", ondelete="CASCADE"), nullable=False),
     sa.Column("platform", sa.Text, nullable=False),
     sa.Column("user_id", sa.Text, nullable=False),
     sa.Column("label", sa.Text, nullable=False),
@@ -100,7 +95,7 @@ retrain_runs = sa.Table(
     sa.Column("n_train", sa.Integer, nullable=False, server_default="0"),
     sa.Column("metrics_before", sa.Text),
     sa.Column("metrics_after", sa.Text),
-    sa.Column("candidate_version", sa.Integer, sa.ForeignKey("model_versions.id")),
+    sa.Column("candidate_version", sa.ForeignKey("model_versions.id")),
     sa.Column("error", sa.Text),
     sa.Column("owner", sa.Text),
     sa.Column("lease_until", sa.Double),
@@ -126,10 +121,7 @@ head_blobs = sa.Table(
     "head_blobs",
     metadata,
     sa.Column(
-        "version_id",
-        sa.Integer,
-        sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
-        primary_key=True,
+        "version_id", sa.ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
     ),
     sa.Column("sha256", sa.Text, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
@@ -155,6 +147,6 @@ retrain_requests = sa.Table(
     sa.Column("requested_by", sa.Text, nullable=False),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("taken_at", sa.Double),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("retrain_runs.id")),
+    sa.Column("run_id", sa.ForeignKey("retrain_runs.id")),
     _partial_index("retrain_requests_untaken", "id", "taken_at IS NULL"),
 )

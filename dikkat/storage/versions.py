@@ -56,9 +56,9 @@ class VersionsMixin(StoreBase):
         async with self._transaction() as db:
             version_id = int((await db.execute(version.returning(_mv.id))).scalar_one())
             if blob is not None:
-                await _put_blob(db, version_id, blob, now, digest)
+                await self._put_blob(db, version_id, blob, digest, now)
             if active:
-                await self._activate(db, version_id, encoder, now=now)
+                await self._activate(db, version_id, encoder, now, None)
             return version_id
 
     async def activate_version(
@@ -70,7 +70,7 @@ class VersionsMixin(StoreBase):
             encoder = await db.scalar(sa.select(_mv.encoder).where(_mv.id == version_id))
             if encoder is None:
                 raise KeyError(version_id)
-            await self._activate(db, version_id, encoder, expected_active, now=time.time())
+            await self._activate(db, version_id, encoder, time.time(), expected_active)
         version = await self.get_version(version_id)
         assert version is not None
         return version
@@ -110,10 +110,12 @@ class VersionsMixin(StoreBase):
 
     async def put_head_blob(self, version_id: int, blob: bytes) -> str:
         """Store (or replace) a version's head weights; returns their SHA-256."""
+        digest = hashlib.sha256(blob).hexdigest()
         async with self._transaction() as db:
             if await db.scalar(sa.select(_mv.id).where(_mv.id == version_id)) is None:
                 raise KeyError(version_id)
-            return await _put_blob(db, version_id, blob, time.time())
+            await self._put_blob(db, version_id, blob, digest, time.time())
+        return digest
 
     async def get_head_blob(self, version_id: int) -> bytes | None:
         """A version's head weights, None when only a file path was registered."""
@@ -123,13 +125,7 @@ class VersionsMixin(StoreBase):
         return bytes(rows[0].data) if rows else None
 
     async def _activate(
-        self,
-        db: AsyncConnection,
-        version_id: int,
-        encoder: str,
-        expected_active: int | None = None,
-        *,
-        now: float,
+        self, db: AsyncConnection, version_id: int, encoder: str, now: float, expected: int | None
     ) -> None:
         """`activate_version` in `db`. PostgreSQL: one head change per encoder at a time (SQLite
         writes are serial anyway), and listeners are told on commit."""
@@ -137,11 +133,11 @@ class VersionsMixin(StoreBase):
             key = int.from_bytes(hashlib.sha256(encoder.encode()).digest()[:8], "big", signed=True)
             await db.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
         active = sa.and_(_mv.encoder == encoder, _mv.status == "active")
-        if expected_active is not None:
+        if expected is not None:
             current = await db.scalar(sa.select(_mv.id).where(active))
-            if current != expected_active:
+            if current != expected:
                 raise Superseded(
-                    f"the active head is #{current if current else '-'}, not #{expected_active}"
+                    f"the active head is #{current if current else '-'}, not #{expected}"
                 )
         await db.execute(sa.update(model_versions).where(active).values(status="retired"))
         await db.execute(
@@ -152,19 +148,14 @@ class VersionsMixin(StoreBase):
         if not self._sqlite:
             await db.execute(sa.select(sa.func.pg_notify(HEAD_CHANNEL, f"{encoder} {version_id}")))
 
-
-async def _put_blob(
-    db: AsyncConnection, version_id: int, blob: bytes, now: float, digest: str | None = None
-) -> str:
-    """Store a head's bytes (replacing any earlier copy); `digest` is their SHA-256 if known."""
-    digest = digest or hashlib.sha256(blob).hexdigest()
-    await db.execute(sa.delete(head_blobs).where(head_blobs.c.version_id == version_id))
-    await db.execute(
-        sa.insert(head_blobs).values(
-            version_id=version_id, sha256=digest, data=blob, created_at=now
+    async def _put_blob(
+        self, db: AsyncConnection, version_id: int, blob: bytes, digest: str, now: float
+    ) -> None:
+        """Store a head's bytes and their SHA-256, replacing any earlier copy."""
+        upsert = self._upsert(head_blobs, ("version_id",), ("sha256", "data", "created_at"))
+        await db.execute(
+            upsert.values(version_id=version_id, sha256=digest, data=blob, created_at=now)
         )
-    )
-    return digest
 
 
 class HeadNotifications:
