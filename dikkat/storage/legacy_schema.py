@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -168,6 +169,21 @@ def adopt(path: Path, upto: int) -> None:
             conn.executescript(migration_script(target, MIGRATIONS[target - 1]))
     finally:
         conn.close()
+
+
+def run_in_revision(bind: Any, target: int, *, rebuilds: str | None = None) -> None:
+    """Inside an Alembic revision on SQLite: the scripts from the file's user_version up to
+    `target`, statement by statement in the revision's transaction; a file there already is kept."""
+    version = int(bind.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+    if version >= target:
+        return
+    if rebuilds and bind.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        raise RuntimeError(f"the {rebuilds} rebuild needs foreign keys off (they would cascade)")
+    for script in MIGRATIONS[version:target]:
+        for statement in script.split(";"):
+            if statement.strip():
+                bind.exec_driver_sql(statement)
+    bind.exec_driver_sql(f"PRAGMA user_version = {target}")
 
 
 def migration_script(target_version: int, script: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from dikkat.storage.legacy_schema import run_in_revision
+
 revision = "0004"
 down_revision = None
 branch_labels = None
@@ -18,7 +20,7 @@ depends_on = None
 def upgrade() -> None:
     """Create the version-4 schema (on SQLite: exactly the legacy scripts, user_version 4)."""
     if op.get_bind().dialect.name == "sqlite":
-        _sqlite_legacy()
+        run_in_revision(op.get_bind(), 4)  # a version-5 file stays 5
         return
     op.create_table(
         "users",
@@ -115,20 +117,6 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text, nullable=False, server_default=""),
         sa.Column("created_at", sa.Double, nullable=False),
     )
-
-
-def _sqlite_legacy() -> None:
-    """Run the legacy scripts 1-4 (storage.legacy_schema) not yet applied, statement by statement
-    (`upgrade()` in migrate.py does this atomically per script before stamping 0004)."""
-    from dikkat.storage.legacy_schema import MIGRATIONS
-
-    bind = op.get_bind()
-    version = int(bind.exec_driver_sql("PRAGMA user_version").scalar() or 0)
-    for script in MIGRATIONS[version:4]:
-        for statement in script.split(";"):
-            if statement.strip():
-                bind.exec_driver_sql(statement)
-    bind.exec_driver_sql(f"PRAGMA user_version = {max(version, 4)}")  # a v5 file stays 5
 
 
 def downgrade() -> None:

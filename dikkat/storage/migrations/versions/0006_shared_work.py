@@ -10,18 +10,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from dikkat.storage.legacy_schema import run_in_revision
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-SCHEMA_VERSION = 5  # the dikkat.storage.legacy_schema version this revision corresponds to
-
 
 def upgrade() -> None:
     """Add the version-5 tables and index (on SQLite: exactly the legacy script 5)."""
     if op.get_bind().dialect.name == "sqlite":
-        _sqlite_script()
+        run_in_revision(op.get_bind(), 5)  # unless the aiosqlite Store already ran script 5
         return
     op.create_table(
         "telegram_updates",
@@ -53,22 +53,6 @@ def upgrade() -> None:
         ["id"],
         postgresql_where=sa.text("taken_at IS NULL"),
     )
-
-
-def _sqlite_script() -> None:
-    """Run script 5 of storage.legacy_schema unless the aiosqlite Store already did (a file it
-    opened after this database was at 0005, or a version-5 file adopted), then user_version 5:
-    that Store and this revision built the same tables."""
-    from dikkat.storage.legacy_schema import MIGRATIONS
-
-    bind = op.get_bind()
-    version = int(bind.exec_driver_sql("PRAGMA user_version").scalar() or 0)
-    if version >= SCHEMA_VERSION:
-        return
-    for statement in MIGRATIONS[SCHEMA_VERSION - 1].split(";"):
-        if statement.strip():
-            bind.exec_driver_sql(statement)
-    bind.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def downgrade() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
+from dikkat.storage.legacy_schema import run_in_revision
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -20,20 +22,8 @@ SCHEMA_VERSION = 6  # the dikkat.storage.legacy_schema version this revision cor
 def upgrade() -> None:
     """On SQLite rebuild `predictions` with AUTOINCREMENT (script 6 of storage.legacy_schema).
     PostgreSQL's SERIAL sequence never hands out an id twice already: nothing to do there."""
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    from dikkat.storage.legacy_schema import MIGRATIONS
-
-    bind = op.get_bind()
-    version = int(bind.exec_driver_sql("PRAGMA user_version").scalar() or 0)
-    if version >= SCHEMA_VERSION:
-        return
-    if bind.exec_driver_sql("PRAGMA foreign_keys").scalar():
-        raise RuntimeError("the predictions rebuild needs foreign keys off (they would cascade)")
-    for statement in MIGRATIONS[SCHEMA_VERSION - 1].split(";"):
-        if statement.strip():
-            bind.exec_driver_sql(statement)
-    bind.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if op.get_bind().dialect.name == "sqlite":
+        run_in_revision(op.get_bind(), SCHEMA_VERSION, rebuilds="predictions")
 
 
 def downgrade() -> None:
