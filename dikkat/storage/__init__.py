@@ -1,1 +1,1 @@
-"""SQLite storage: schema migrations, the async Store and the synchronous feature cache."""
+"""Dikkat's state on SQLite or PostgreSQL: the async Store, its migrations, the feature cache."""

@@ -233,14 +233,8 @@ async def _reclaim_abandoned(db: AsyncConnection, now: float) -> int:
         if lease_until is not None and lease_until >= now and not owner_gone(owner):
             continue
         # unchanged lease: a renewal that committed in between keeps the run alive
-        result = await db.execute(
-            sa.update(retrain_runs)
-            .where(
-                _rr.id == run_id,
-                _rr.status == "running",
-                _rr.lease_until.is_not_distinct_from(lease_until),
-            )
-            .values(status="failed", finished_at=now, error=INTERRUPTED)
-        )
+        same_lease = _rr.lease_until.is_not_distinct_from(lease_until)
+        fail = sa.update(retrain_runs).where(_rr.id == run_id, _rr.status == "running", same_lease)
+        result = await db.execute(fail.values(status="failed", finished_at=now, error=INTERRUPTED))
         reclaimed += result.rowcount
     return reclaimed

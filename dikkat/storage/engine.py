@@ -89,8 +89,7 @@ class StoreBase:
         return (await self._read("SELECT 1"))[0][0] == 1
 
     async def sqlite_pragma(self, pragma: str) -> Any:
-        """Run a PRAGMA on the SQLite writer connection (its busy timeout or page limit, for
-        benchmarks and tests); its first value, if it returns one."""
+        """A PRAGMA on the SQLite writer connection (benchmarks, tests); its first value, if any."""
         if self._write_lock is None:
             raise NotImplementedError("PRAGMA is SQLite's")
         async with store_errors(), self._write_lock, self._writer.connect() as conn:
@@ -129,8 +128,8 @@ class StoreBase:
             return list((await conn.execute(statement, params)).all())
 
     async def _write(self, statement: Statement, params: Any = None) -> sa.CursorResult:
-        """Run one statement (with a list of `params`: once per item) in its own transaction;
-        its result is buffered, readable after the commit."""
+        """One statement (once per item of a `params` list) in its own transaction; its result is
+        buffered, readable after the commit."""
         statement = sa.text(statement) if isinstance(statement, str) else statement
         async with self._transaction() as db:
             return await db.execute(statement, params)

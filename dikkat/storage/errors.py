@@ -26,7 +26,7 @@ class StoreUnavailable(StoreError):
 
 # PostgreSQL SQLSTATEs: deadlock, lock not available, statement timeout, too many connections
 _BUSY_STATES = frozenset({"40P01", "55P03", "57014", "53300"})
-_FULL_STATES = frozenset({"53100"})  # disk full
+_DISK_FULL = "53100"
 
 
 def classify(error: BaseException) -> type[StoreError] | None:
@@ -47,7 +47,7 @@ def classify(error: BaseException) -> type[StoreError] | None:
     state = str(getattr(cause, "sqlstate", None) or "")
     if state in _BUSY_STATES:
         return StoreBusy
-    if state in _FULL_STATES:
+    if state == _DISK_FULL:
         return StoreFull
     if state.startswith(("08", "57P")):  # connection exception, shutdown, cannot connect now
         return StoreUnavailable

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,8 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from dikkat.storage.legacy_schema import BUSY_TIMEOUT_MS, adopt, too_new
 
 SCRIPT_LOCATION = "dikkat.storage:migrations"
-FIRST_REVISION = "0004"  # the legacy schema at user_version 4
-LEGACY_VERSION = 4  # adoption runs the legacy scripts up to here, then stamps FIRST_REVISION
+FIRST_REVISION = "0004"  # legacy user_version 4: adoption runs the scripts up to it, stamps it
 MIGRATION_LOCK_KEY = 0x64696B6D  # "dikm": one schema upgrade at a time per database
 
 
@@ -80,10 +77,14 @@ async def upgrade(url: str) -> str:
     try:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            async with _file_lock(path.with_name(path.name + ".migrate.lock")):
-                await asyncio.to_thread(adopt, path, LEGACY_VERSION)
+            lock = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+                await asyncio.to_thread(adopt, path, int(FIRST_REVISION))
                 async with engine.connect() as conn:
                     return await conn.run_sync(_run_alembic)
+            finally:
+                os.close(lock)  # releases the flock
         # a session lock, released when this unpooled connection closes
         async with engine.connect() as conn:
             await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
@@ -91,17 +92,6 @@ async def upgrade(url: str) -> str:
             return await conn.run_sync(_run_alembic)
     finally:
         await engine.dispose()
-
-
-@asynccontextmanager
-async def _file_lock(path: Path) -> AsyncIterator[None]:
-    """Hold an exclusive fcntl lock on `path` (created if needed); waits in a thread."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _run_alembic(conn: Connection) -> str:

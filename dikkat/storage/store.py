@@ -95,18 +95,12 @@ class Store(CoordinationMixin, VersionsMixin):
             raise ValueError(f"unknown label {label!r}")
         now = time.time()
         async with self._transaction() as db:
-            found = (
-                await db.execute(
-                    sa.select(_p.platform, _p.chat_id, _p.text_hash).where(_p.id == prediction_id)
-                )
-            ).one_or_none()
+            query = sa.select(_p.platform, _p.chat_id, _p.text_hash).where(_p.id == prediction_id)
+            found = (await db.execute(query)).one_or_none()
             if found is None or (chat_id is not None and tuple(found[:2]) != (platform, chat_id)):
                 return "missing"
-            existing = await db.scalar(
-                sa.select(_f.label).where(
-                    _f.prediction_id == prediction_id, _of(feedback, platform, user_id)
-                )
-            )
+            theirs = sa.and_(_f.prediction_id == prediction_id, _of(feedback, platform, user_id))
+            existing = await db.scalar(sa.select(_f.label).where(theirs))
             if existing == label:
                 return "unchanged"
             vote = self._upsert(
@@ -166,9 +160,8 @@ class Store(CoordinationMixin, VersionsMixin):
         async with self._transaction() as db:
             hashes = (await db.scalars(sa.select(_p.text_hash).where(theirs).distinct())).all()
             on_theirs = _f.prediction_id.in_(sa.select(_p.id).where(theirs))
-            voted = await db.execute(
-                sa.delete(feedback).where(sa.or_(_of(feedback, platform, user_id), on_theirs))
-            )
+            votes = sa.or_(_of(feedback, platform, user_id), on_theirs)
+            voted = await db.execute(sa.delete(feedback).where(votes))
             predicted = await db.execute(sa.delete(predictions).where(theirs))
             await db.execute(sa.delete(users).where(_of(users, platform, user_id)))
             self._languages.pop((platform, user_id), None)
@@ -192,12 +185,9 @@ class Store(CoordinationMixin, VersionsMixin):
         """Stored vectors for the given text hashes (missing ones are simply absent)."""
         wanted = list(dict.fromkeys(hashes))
         found: dict[str, np.ndarray] = {}
+        query = sa.select(_fc.text_hash, _fc.vector).where(_fc.encoder == feature_key)
         for start in range(0, len(wanted), _CHUNK):
-            rows = await self._read(
-                sa.select(_fc.text_hash, _fc.vector).where(
-                    _fc.encoder == feature_key, _fc.text_hash.in_(wanted[start : start + _CHUNK])
-                )
-            )
+            rows = await self._read(query.where(_fc.text_hash.in_(wanted[start : start + _CHUNK])))
             found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
         return found
 

@@ -71,9 +71,7 @@ class VersionsMixin(StoreBase):
             if encoder is None:
                 raise KeyError(version_id)
             await self._activate(db, version_id, encoder, time.time(), expected_active)
-        version = await self.get_version(version_id)
-        assert version is not None
-        return version
+        return (await self._versions(_mv.id == version_id))[0]
 
     async def set_version_status(self, version_id: int, status: str) -> None:
         """Mark a candidate rejected (or any non-active status)."""
@@ -84,11 +82,8 @@ class VersionsMixin(StoreBase):
     async def mark_unloadable(self, version_id: int, problem: str) -> None:
         """Record why a version's file cannot be served; an active one is retired."""
         retire = sa.case((_mv.status == "active", "retired"), else_=_mv.status)
-        await self._write(
-            sa.update(model_versions)
-            .where(_mv.id == version_id)
-            .values(problem=problem, status=retire)
-        )
+        version = sa.update(model_versions).where(_mv.id == version_id)
+        await self._write(version.values(problem=problem, status=retire))
 
     async def get_version(self, version_id: int) -> ModelVersion | None:
         """One version by id."""
@@ -140,11 +135,8 @@ class VersionsMixin(StoreBase):
                     f"the active head is #{current if current else '-'}, not #{expected}"
                 )
         await db.execute(sa.update(model_versions).where(active).values(status="retired"))
-        await db.execute(
-            sa.update(model_versions)
-            .where(_mv.id == version_id)
-            .values(status="active", activated_at=now)
-        )
+        version = sa.update(model_versions).where(_mv.id == version_id)
+        await db.execute(version.values(status="active", activated_at=now))
         if not self._sqlite:
             await db.execute(sa.select(sa.func.pg_notify(HEAD_CHANNEL, f"{encoder} {version_id}")))
 
