@@ -29,10 +29,10 @@ class StubEncoder:
 
 
 def setup():
-    from dikkat.storage.features import FeatureCache
+    from dikkat.storage.feature_cache import FeatureCache
     from dikkat.training.data import load_labelled_csv
     from dikkat.training.seed_head import PUBLIC_SETS
     enc = StubEncoder()
-    cache = FeatureCache(FEATURES_DB, enc.feature_key)
+    cache = FeatureCache.open(FEATURES_DB, enc.feature_key)
     frames = {s.file: load_labelled_csv(DATA / s.file) for s in PUBLIC_SETS}
     return enc, cache, frames
