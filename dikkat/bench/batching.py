@@ -22,12 +22,14 @@ import torch
 from tqdm import tqdm
 
 from dikkat.app import App
-from dikkat.bench.batching_ceiling import Ceiling
+from dikkat.bench.batching_ceiling import Ceiling, tokens_per_s
 from dikkat.bench.batching_load import (
-    Server,
+    Answered,
+    Prepared,
     ServiceOpener,
     ServiceServer,
     Unbatched,
+    Window,
     closed_loop,
     paired_single,
     prepare,
@@ -36,7 +38,7 @@ from dikkat.bench.batching_load import (
 from dikkat.bench.batching_overload import overload
 from dikkat.bench.batching_plot import write_plot
 from dikkat.bench.batching_report import evaluate_targets, format_table
-from dikkat.bench.common import loadavg, machine_info, write_json
+from dikkat.bench.common import loadavg, machine_info, ratio, write_json
 from dikkat.bench.lengths import request_texts
 from dikkat.config import Settings
 from dikkat.inference.service import InferenceService
@@ -74,11 +76,18 @@ _DEFAULTS = product_defaults()
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """Load shape and batcher options of one benchmark run (full-run values by default)."""
+    """Load shape and batcher options of one benchmark run (full-run values by default).
+
+    At each concurrency point the unbatched server gets one window of `duration_s`; the batched
+    service and the ceiling get `windows` windows each of `duration_s / windows`, taken in turn
+    (batched first in even windows, the ceiling first in odd ones). The ceiling's batch size is
+    the best of a sweep that gives each size `ceiling_budget_s` twice.
+    """
 
     concurrency: tuple[int, ...] = (1, 8, 64, 256)
     warmup_s: float = 2.0
     duration_s: float = 12.0
+    windows: int = 4
     sample_size: int = 3000
     seed: int = 0
     max_batch_size: int = int(_DEFAULTS["max_batch_size"])
@@ -87,7 +96,7 @@ class BenchSettings:
     max_queue: int = int(_DEFAULTS["max_queue"])
     min_padding_efficiency: float = float(_DEFAULTS["min_padding_efficiency"])
     ceiling_sizes: tuple[int, ...] = (8, 16, 32, 64)
-    ceiling_budget_s: float = 4.0
+    ceiling_budget_s: float = 3.0
     paired_s: float = 8.0
     overload_factor: float = 4.0
     overload_duration_s: float = 8.0
@@ -103,19 +112,27 @@ class BenchSettings:
             raise ValueError("durations must be positive")
         if self.sample_size < 1 or not self.ceiling_sizes or min(self.ceiling_sizes) < 1:
             raise ValueError("sample_size and ceiling_sizes must be positive")
+        if self.windows < 1:
+            raise ValueError("windows must be at least 1")
 
     @classmethod
     def quick(cls) -> BenchSettings:
-        """Every concurrency point kept, shorter windows: under a minute on 2 CPU cores."""
+        """Every concurrency point kept, shorter windows: about a minute on 2 CPU cores."""
         return cls(
             warmup_s=0.25,
-            duration_s=1.75,
+            duration_s=2.0,
+            windows=2,
             sample_size=600,
             ceiling_sizes=(16, 32),
             ceiling_budget_s=0.5,
             paired_s=1.5,
             overload_duration_s=1.5,
         )
+
+    @property
+    def window_s(self) -> float:
+        """Seconds of one batched or ceiling window."""
+        return self.duration_s / self.windows
 
     def service_options(self, max_queue: int) -> dict[str, Any]:
         """The Settings fields of the service under test."""
@@ -162,35 +179,34 @@ async def _measure(
     settings: BenchSettings,
     step: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Ceiling sweep, the load points and paired c=1 on one service; overload on another."""
+    """Ceiling sweep, the load points (ceiling and batched in turn) and paired c=1 on one
+    service; overload on another."""
     async with open_service(settings.service_options(settings.max_queue)) as service:
         pipeline = service.sentiment_pipeline
         prepared = prepare(pipeline, texts)
         ceiling = Ceiling(pipeline, prepared)
         try:
             await asyncio.to_thread(ceiling.warm_up)
-            sweep = []
-            for size in settings.ceiling_sizes:
-                step(f"ceiling sweep b={size}")
-                budget = settings.ceiling_budget_s
-                sweep.append(await asyncio.to_thread(ceiling.measure, size, budget, None))
+            step("ceiling sweep")
+            sweep = await asyncio.to_thread(
+                ceiling.sweep, settings.ceiling_sizes, settings.ceiling_budget_s
+            )
             best = max(sweep, key=lambda r: r["throughput_rps"])["batch_size"]
-            rows = []
+            rows, interleaved, ceiling_total = [], [], Window()
             for c in settings.concurrency:
                 step(f"unbatched c={c}")
                 unbatched = Unbatched(pipeline)
                 try:
-                    rows.append(await _point("unbatched", unbatched, texts, c, settings))
+                    answered = await closed_loop(
+                        unbatched, texts, c, settings.warmup_s, settings.duration_s
+                    )
                 finally:
                     await unbatched.close()
-                step(f"batched c={c}")
-                batched = ServiceServer(service)
-                rows.append(await _point("batched", batched, texts, c, settings))
-                rows[-1]["cost_ms"] = prepared.tokenize_ms
-                await service.sentiment(texts[0])  # queues behind the batch still running
-                step(f"ceiling c={c}")
-                budget = settings.ceiling_budget_s
-                rows.append(await asyncio.to_thread(ceiling.measure, best, budget, c))
+                rows.append(_row("unbatched", c, answered))
+                point = await _in_turn(service, ceiling, texts, prepared, c, best, settings, step)
+                rows.extend(point.rows)
+                interleaved.append(point.summary)
+                ceiling_total = ceiling_total + point.ceiling
         finally:
             ceiling.close()
         step("paired c=1")
@@ -209,21 +225,102 @@ async def _measure(
         )
     return {
         "results": rows,
-        "ceiling": {"best_batch_size": best, "sweep": sweep},
+        "ceiling": {
+            "best_batch_size": best,
+            "sweep": sweep,
+            "all_windows": ceiling.row(ceiling_total, best, None),
+        },
+        "interleaved": interleaved,
         "paired_c1": paired,
         "overload": flood,
         "prepared": prepared,
     }
 
 
-async def _point(
-    mode: str, server: Server, texts: Sequence[str], concurrency: int, settings: BenchSettings
-) -> dict[str, Any]:
-    latencies, window = await closed_loop(
-        server, texts, concurrency, settings.warmup_s, settings.duration_s
+@dataclass(frozen=True)
+class _Point:
+    rows: list[dict[str, Any]]  # batched, then ceiling
+    summary: dict[str, Any]  # the windows and their ratios
+    ceiling: Window  # the ceiling's windows added up
+
+
+async def _in_turn(
+    service: InferenceService,
+    ceiling: Ceiling,
+    texts: Sequence[str],
+    prepared: Prepared,
+    concurrency: int,
+    size: int,
+    settings: BenchSettings,
+    step: Callable[[str], None],
+) -> _Point:
+    """Batched and ceiling windows taken in turn at one concurrency, and their ratio per window.
+
+    A window's ratio compares real tokens per second, the unit both share whichever texts a
+    window happened to hold.
+    """
+    server = ServiceServer(service)
+    batched_total, ceiling_total = Answered(), Window()
+    windows = []
+
+    async def batched(label: str) -> Answered:
+        step(f"batched c={concurrency} {label}")
+        answered = await closed_loop(
+            server, texts, concurrency, settings.warmup_s, settings.window_s
+        )
+        await service.sentiment(texts[0])  # queues behind the batch still running
+        return answered
+
+    async def raw(label: str) -> Window:
+        step(f"ceiling c={concurrency} {label}")
+        return await asyncio.to_thread(ceiling.window, size, settings.window_s)
+
+    for w in range(settings.windows):
+        label, ceiling_first = f"window {w + 1}/{settings.windows}", w % 2 == 1
+        if ceiling_first:
+            window = await raw(label)
+        answered = await batched(label)
+        if not ceiling_first:
+            window = await raw(label)
+        batched_total, ceiling_total = batched_total + answered, ceiling_total + window
+        batched_tps, ceiling_tps = answered.tokens_per_s(prepared.costs), tokens_per_s(window)
+        windows.append(
+            {
+                "first": "ceiling" if ceiling_first else "batched",
+                "batched_rps": round(answered.throughput, 3),
+                "ceiling_rps": round(ceiling.throughput(window), 3),
+                "batched_tokens_per_s": round(batched_tps, 1),
+                "ceiling_tokens_per_s": round(ceiling_tps, 1),
+                "ratio": ratio(batched_tps, ceiling_tps),
+            }
+        )
+    ratios = [w["ratio"] for w in windows if w["ratio"] is not None]
+    summary = {
+        "concurrency": concurrency,
+        "batch_size": size,
+        "window_s": settings.window_s,
+        "windows": windows,
+        "ratio_median": round(float(np.median(ratios)), 3) if ratios else None,
+        "ratio_min": min(ratios, default=None),
+        "ratio_max": max(ratios, default=None),
+    }
+    rows = [
+        _row("batched", concurrency, batched_total, cost_ms=prepared.tokenize_ms),
+        ceiling.row(ceiling_total, size, concurrency),
+    ]
+    return _Point(rows, summary, ceiling_total)
+
+
+def _row(mode: str, concurrency: int, answered: Answered, **extra: object) -> dict[str, Any]:
+    return row(
+        mode,
+        concurrency,
+        answered.throughput,
+        answered.latencies,
+        answered.counters,
+        requests=len(answered.latencies),
+        **extra,
     )
-    throughput = len(latencies) / settings.duration_s
-    return row(mode, concurrency, throughput, latencies, window, requests=len(latencies))
 
 
 def run_benchmark(
@@ -238,7 +335,7 @@ def run_benchmark(
     """Every mode, concurrency and the overload test on services from `open_service`; the JSON
     report."""
     machine = machine_info(**(info or {}))
-    phases = len(settings.ceiling_sizes) + 3 * len(settings.concurrency) + 2
+    phases = 2 + len(settings.concurrency) * (1 + 2 * settings.windows) + 2
     with tqdm(total=phases, desc="bench batching", file=sys.stderr, disable=not progress) as bar:
         started = [False]
 

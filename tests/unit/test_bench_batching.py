@@ -3,6 +3,7 @@ timings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import unicodedata
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from dikkat.bench.batching import (
     write_plot,
 )
 from dikkat.bench.batching_ceiling import spread_order
+from dikkat.bench.batching_load import Window, closed_loop
 from dikkat.bench.common import ratio
 from dikkat.bench.lengths import LENGTH_QUANTILES, WORDS, request_texts, synthetic_texts
 from dikkat.models.encoder import SentenceEncoder
@@ -61,11 +63,16 @@ TINY = BenchSettings(
 
 
 @pytest.fixture(scope="module")
-def report(make_tiny_bert, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """One run on services that App builds around a 2-layer, 32-wide BERT (no shipped head:
-    App trains one on the seed corpus, once for the run)."""
-    folder = make_tiny_bert(sorted(set(WORDS) | {_normalised(w) for w in WORDS}))
-    encoder = SentenceEncoder.from_pretrained(folder, "tiny-bert", max_length=64)
+def tiny_bert(make_tiny_bert) -> Path:
+    """A 2-layer, 32-wide BERT that knows every word of the synthetic texts."""
+    return make_tiny_bert(sorted(set(WORDS) | {_normalised(w) for w in WORDS}))
+
+
+@pytest.fixture(scope="module")
+def report(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """One run on services that App builds around the tiny BERT (no shipped head: App trains
+    one on the seed corpus, once for the run)."""
+    encoder = SentenceEncoder.from_pretrained(tiny_bert, "tiny-bert", max_length=64)
     texts, _ = request_texts(TINY.sample_size, TINY.seed, fake_word_tokens, use_shared=False)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # two intra-op threads on a busy 2-core machine are much slower
@@ -184,3 +191,49 @@ def test_settings_validate_early() -> None:
         BenchSettings(duration_s=0)
     quick = BenchSettings.quick()
     assert quick.concurrency == (1, 8, 64, 256)
+
+
+def test_ceiling_and_batched_windows_are_taken_in_turn(report: dict) -> None:
+    assert [p["concurrency"] for p in report["interleaved"]] == list(TINY.concurrency)
+    for point in report["interleaved"]:
+        firsts = [w["first"] for w in point["windows"]]
+        assert firsts == ["batched", "ceiling"] * (TINY.windows // 2)
+        for w in point["windows"]:
+            assert w["batched_tokens_per_s"] > 0 and w["ceiling_tokens_per_s"] > 0
+            expected = w["batched_tokens_per_s"] / w["ceiling_tokens_per_s"]
+            assert w["ratio"] == pytest.approx(expected, rel=1e-2, abs=1e-3)
+        ratios = [w["ratio"] for w in point["windows"]]
+        assert point["ratio_median"] == pytest.approx(float(np.median(ratios)), abs=1e-3)
+        assert point["ratio_min"] <= point["ratio_median"] <= point["ratio_max"]
+    c64 = next(p for p in report["interleaved"] if p["concurrency"] == 64)
+    (target,) = [t for t in report["targets"] if t["target"].startswith("c=64 batched/ceiling")]
+    assert target["value"] == c64["ratio_median"]
+    ceiling_rows = [r for r in report["results"] if r["mode"] == "ceiling"]
+    assert all(r["batches"] >= TINY.windows for r in ceiling_rows)  # a window runs whole batches
+
+
+def test_a_closed_loop_window_closes_on_an_answer_after_its_duration() -> None:
+    class Echo:
+        """Answers after a loop turn; counts answers as its 'batches'."""
+
+        def __init__(self) -> None:
+            self.window = Window()
+
+        async def send(self, text: str) -> str:
+            await asyncio.sleep(0.001)
+            self.window.add_batch([len(text)], 0.0)
+            return text
+
+        def snapshot(self) -> Window:
+            return self.window.copy()
+
+    texts = ["bir", "iki", "üç"]
+    answered = asyncio.run(closed_loop(Echo(), texts, 2, 0.01, 0.05))
+    assert answered.seconds >= 0.05  # it closes on the first answer at or after the duration
+    assert answered.latencies and answered.throughput == len(answered.latencies) / answered.seconds
+    assert set(answered.texts) <= set(range(len(texts)))
+    # the counters run from the opening answer to the closing one: as many answers, shifted by one
+    assert answered.counters.stats.items == len(answered.latencies)
+    costs = [len(t) for t in texts]
+    expected = sum(costs[i] for i in answered.texts) / answered.seconds
+    assert answered.tokens_per_s(costs) == pytest.approx(expected)
