@@ -2,13 +2,18 @@
 
 This module holds the run's settings and its order; the parts live beside it: `batching_load`
 (servers and clients), `batching_ceiling`, `batching_overload`, `batching_report` (targets and
-tables) and `batching_plot`. The batched mode is the product: an InferenceService built by App.
+tables), `batching_plot` and `flops` (achieved GFLOP/s against the CPU's peak). The batched mode is
+the product: an InferenceService built by App. One run measures every encoder precision asked
+for, one after the other (`run_precisions`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import gc
+import importlib.util
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -37,21 +42,27 @@ from dikkat.bench.batching_load import (
 )
 from dikkat.bench.batching_overload import overload
 from dikkat.bench.batching_plot import write_plot
-from dikkat.bench.batching_report import evaluate_targets, format_table
-from dikkat.bench.common import loadavg, machine_info, ratio, write_json
+from dikkat.bench.batching_report import evaluate_targets, format_table, precision_summary
+from dikkat.bench.common import cpu_cores, loadavg, machine_info, ratio, write_json
+from dikkat.bench.encoder import start_times
+from dikkat.bench.flops import EncoderShape, fp32_peak
 from dikkat.bench.lengths import request_texts
 from dikkat.config import Settings
 from dikkat.inference.service import InferenceService
+from dikkat.models.device import resolve_device
 from dikkat.models.encoder import SentenceEncoder
+from dikkat.models.quantize import PRECISIONS
 from dikkat.models.sorter import Sorter
 
 __all__ = [
     "BenchSettings",
     "app_opener",
+    "default_precisions",
     "evaluate_targets",
     "format_table",
     "run_batching_benchmark",
     "run_benchmark",
+    "run_precisions",
     "write_json",
     "write_plot",
 ]
@@ -117,7 +128,8 @@ class BenchSettings:
 
     @classmethod
     def quick(cls) -> BenchSettings:
-        """Every concurrency point kept, shorter windows: about a minute on 2 CPU cores."""
+        """Every concurrency point kept, shorter windows: about a minute per precision on 2 CPU
+        cores, plus the encoder's two starts."""
         return cls(
             warmup_s=0.25,
             duration_s=2.0,
@@ -211,6 +223,7 @@ async def _measure(
             ceiling.close()
         step("paired c=1")
         paired = await paired_single(service, pipeline, texts, settings.paired_s)
+        compute = _compute(pipeline.encoder, prepared, ceiling.throughput(ceiling_total))
     step("overload")
     best_batched = max(r["throughput_rps"] for r in rows if r["mode"] == "batched")
     rate = settings.overload_factor * max(best_batched, 1.0)
@@ -233,6 +246,7 @@ async def _measure(
         "interleaved": interleaved,
         "paired_c1": paired,
         "overload": flood,
+        "compute": compute,
         "prepared": prepared,
     }
 
@@ -323,6 +337,28 @@ def _row(mode: str, concurrency: int, answered: Answered, **extra: object) -> di
     )
 
 
+def _compute(encoder: SentenceEncoder, prepared: Prepared, ceiling_rps: float) -> dict[str, Any]:
+    """FLOPs per text of the load and what the ceiling achieved, against the fp32 peak of the
+    cores the encoder computes on (its threads, at most the cores this process may use)."""
+    shape = EncoderShape.of(encoder.source.config())
+    flops = shape.flops_per_text(prepared.costs)
+    peak = fp32_peak(min(torch.get_num_threads(), cpu_cores()))
+    gflops = ceiling_rps * flops["total"] / 1e9
+    return {
+        "layers": shape.layers,
+        "hidden": shape.hidden,
+        "intermediate": shape.intermediate,
+        "non_embedding_params": shape.non_embedding_params,
+        "mflops_per_text": {k: round(v / 1e6, 2) for k, v in flops.items()},
+        "flops_counted": "2 x non-embedding parameters x tokens + attention 4 x L x T^2 x d",
+        "ceiling_rps": round(ceiling_rps, 3),
+        "ceiling_gflops": round(gflops, 2),
+        "ceiling_gflops_linear": round(ceiling_rps * flops["linear"] / 1e9, 2),
+        "fp32_peak": peak,
+        "share_of_fp32_peak": ratio(gflops, peak["gflops"]),
+    }
+
+
 def run_benchmark(
     open_service: ServiceOpener,
     texts: Sequence[str],
@@ -368,6 +404,64 @@ def run_benchmark(
     return report
 
 
+def run_precisions(
+    load: Callable[[str, Path], SentenceEncoder],
+    precisions: Sequence[str],
+    draw_texts: Callable[[SentenceEncoder], tuple[list[str], str]],
+    settings: BenchSettings,
+    scratch: Path,
+    *,
+    progress: bool = True,
+    info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`run_benchmark` once per precision, one after the other, on the encoder that
+    `load(precision, model_dir)` gives: its first start on a fresh folder under `scratch` and its
+    warm start are timed, and the warm one is measured (then dropped before the next).
+    `draw_texts` picks the request texts once, with the first encoder's tokenizer.
+
+    The report: `precisions` (one run_benchmark report each, less the shared machine and
+    settings blocks, plus its start times and runtime) and `summary` (a row per precision).
+    """
+    machine = machine_info(**(info or {}))
+    parts: dict[str, dict[str, Any]] = {}
+    shared: dict[str, Any] = {}
+    texts: list[str] | None = None
+    source = ""
+    sorter: Sorter | None = None
+    for precision in precisions:
+        times, encoder = start_times(
+            functools.partial(load, precision), scratch / precision / "start"
+        )
+        if texts is None:
+            texts, source = draw_texts(encoder)
+        sorter = sorter or Sorter.from_checkpoint(device=str(encoder.device))
+        opener = app_opener(encoder, scratch / precision, sorter=sorter)
+        part = run_benchmark(opener, texts, settings, progress=progress, source=source)
+        shared = part.pop("settings")
+        part_machine = part.pop("machine")
+        parts[precision] = {
+            "precision": encoder.precision,  # fp32 where int8 does not apply (a GPU)
+            "runtime": encoder.runtime,
+            "encoder": encoder.encoder_id,
+            "device": str(encoder.device),
+            "max_length": encoder.max_length,
+            "feature_key": encoder.feature_key,
+            "head": _head_note(encoder),
+            "start": times,
+            "loadavg": [part_machine["loadavg_start"], part_machine["loadavg_end"]],
+            **part,
+        }
+        del encoder, opener
+        gc.collect()
+    machine["loadavg_end"] = loadavg()
+    return {
+        "precisions": parts,
+        "summary": precision_summary(parts),
+        "machine": machine,
+        "settings": {**shared, "precisions": list(precisions)},
+    }
+
+
 def _head_note(encoder: SentenceEncoder) -> str:
     from dikkat.models.head import default_head_path
 
@@ -375,34 +469,62 @@ def _head_note(encoder: SentenceEncoder) -> str:
     return f"shipped head {path.name}" if path else "head trained at start-up on the seed corpus"
 
 
-def run_batching_benchmark(
-    *, quick: bool, json_path: Path | None, plot_path: Path | None, progress: bool = True
-) -> dict[str, Any]:
-    """`dikkat bench batching` on the offline encoder; writes json/plot when asked.
+def default_precisions(device: str | torch.device = "auto") -> tuple[str, ...]:
+    """fp32, and int8 where it would run as it ships: on CPU, with ctranslate2 installed.
 
-    Sets torch's intra-op threads for the process (a CLI command owns its process).
+    Without ctranslate2, int8 is torch's dynamic quantization, which the product does not
+    recommend (it loses macro-F1); on a GPU the int8 setting is ignored. Both can still be asked
+    for by name.
+    """
+    on_cpu = resolve_device(str(device)).type == "cpu"
+    return ("fp32", "int8") if on_cpu and importlib.util.find_spec("ctranslate2") else ("fp32",)
+
+
+def run_batching_benchmark(
+    *,
+    quick: bool,
+    json_path: Path | None,
+    plot_path: Path | None,
+    precisions: Sequence[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """`dikkat bench batching` on the offline encoder, once per precision (default:
+    `default_precisions()`); writes json/plot when asked.
+
+    Each precision's encoder is started twice on a fresh model folder in a scratch directory
+    (first start: the e5 folder built from its image and, for int8, the conversion; warm start:
+    the load alone) and the warm one is measured. Sets torch's intra-op threads for the process
+    (a CLI command owns its process).
     """
     from dikkat.models.loading import load_encoder
 
     settings = BenchSettings.quick() if quick else BenchSettings()
     torch.set_num_threads(settings.torch_threads)
-    encoder = load_encoder(
-        "offline", max_length=128, pooling="mean", device="auto", model_dir=Settings().model_dir
-    )
-    info = {
-        "device": str(encoder.device),
-        "encoder": encoder.encoder_id,
-        "max_length": encoder.max_length,
-        "head": _head_note(encoder),
-    }
+    chosen = tuple(precisions or default_precisions())
+    for name in chosen:
+        if name not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {name!r}")
 
-    def word_tokens(word: str) -> int:
-        return len(encoder.tokenizer(word, add_special_tokens=False)["input_ids"])
+    def load(precision: str, model_dir: Path) -> SentenceEncoder:
+        return load_encoder(
+            "offline",
+            max_length=128,
+            pooling="mean",
+            device="auto",
+            model_dir=model_dir,
+            precision=precision,
+        )
 
-    texts, source = request_texts(settings.sample_size, settings.seed, word_tokens)
+    def draw_texts(encoder: SentenceEncoder) -> tuple[list[str], str]:
+        def word_tokens(word: str) -> int:
+            return len(encoder.tokenizer(word, add_special_tokens=False)["input_ids"])
+
+        return request_texts(settings.sample_size, settings.seed, word_tokens)
+
     with tempfile.TemporaryDirectory(prefix="dikkat-bench-batching-") as scratch:
-        opener = app_opener(encoder, Path(scratch))
-        report = run_benchmark(opener, texts, settings, progress=progress, info=info, source=source)
+        report = run_precisions(
+            load, chosen, draw_texts, settings, Path(scratch), progress=progress
+        )
     report["settings"]["quick"] = quick
     if json_path is not None:
         write_json(report, json_path)
