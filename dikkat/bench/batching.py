@@ -343,7 +343,7 @@ def _compute(encoder: SentenceEncoder, prepared: Prepared, ceiling_rps: float) -
     shape = EncoderShape.of(encoder.source.config())
     flops = shape.flops_per_text(prepared.costs)
     peak = fp32_peak(min(torch.get_num_threads(), cpu_cores()))
-    gflops = ceiling_rps * flops["total"] / 1e9
+    gflops = round(ceiling_rps * flops["total"] / 1e9, 2)
     return {
         "layers": shape.layers,
         "hidden": shape.hidden,
@@ -352,7 +352,7 @@ def _compute(encoder: SentenceEncoder, prepared: Prepared, ceiling_rps: float) -
         "mflops_per_text": {k: round(v / 1e6, 2) for k, v in flops.items()},
         "flops_counted": "2 x non-embedding parameters x tokens + attention 4 x L x T^2 x d",
         "ceiling_rps": round(ceiling_rps, 3),
-        "ceiling_gflops": round(gflops, 2),
+        "ceiling_gflops": gflops,
         "ceiling_gflops_linear": round(ceiling_rps * flops["linear"] / 1e9, 2),
         "fp32_peak": peak,
         "share_of_fp32_peak": ratio(gflops, peak["gflops"]),

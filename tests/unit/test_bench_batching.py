@@ -322,7 +322,7 @@ def test_the_summary_has_a_row_per_precision(by_precision: tuple) -> None:
         assert row["batched_over_ceiling_c64_windows"] == [w["ratio"] for w in c64["windows"]]
         assert row["batched_over_ceiling_met"] == (c64["ratio_median"] >= 0.90)
         assert row["first_start_s"] == part["start"]["first_start_s"]
-        assert row["ceiling_rps"] > 0 and row["ceiling_gflops"] > 0
+        assert row["ceiling_rps"] > 0 and row["ceiling_gflops"] >= 0  # GFLOP/s to 0.01
         assert row["runtime"] == part["runtime"]
 
 
@@ -341,7 +341,8 @@ def test_achieved_gflops_count_the_models_own_parameters(by_precision: tuple, ti
         parts = per_text["linear"] + per_text["attention"]
         assert per_text["total"] == pytest.approx(parts, abs=0.011)  # each rounded to 0.01
         gflops = compute["ceiling_rps"] * per_text["total"] / 1000
-        assert compute["ceiling_gflops"] == pytest.approx(gflops, rel=1e-2)
+        # MFLOP per text rounded to 0.01 (0.4% of the tiny BERT's), GFLOP/s to 0.01
+        assert compute["ceiling_gflops"] == pytest.approx(gflops, rel=1e-2, abs=0.01)
         assert compute["ceiling_rps"] == part["ceiling"]["all_windows"]["throughput_rps"]
         peak = compute["fp32_peak"]["gflops"]
         if peak:
