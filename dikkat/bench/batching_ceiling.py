@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,15 +12,15 @@ import torch
 
 from dikkat.bench.batching_load import Pipeline, Prepared, Window, row
 
-__all__ = ["Ceiling", "spread_order"]
+__all__ = ["Ceiling", "spread_order", "tokens_per_s"]
 
 
 class Ceiling:
     """Pre-formed batches of the already tokenized texts, on one worker thread.
 
     Runs on one worker thread like the batcher's forward calls, so the modes differ only in
-    batching; `measure` is called next to each concurrency point so slow drift in machine load
-    hits the ceiling and the batcher alike.
+    batching. A measurement is short and is taken in turn with the product's (`window`), so
+    drifting machine load hits the ceiling and the batcher alike.
     """
 
     def __init__(self, pipeline: Pipeline, prepared: Prepared) -> None:
@@ -35,17 +36,20 @@ class Ceiling:
         spread = self._order[:: max(1, len(self._order) // 8)]
         self._executor.submit(self._run, [spread], 0.0).result()
 
-    def measure(self, size: int, budget_s: float, concurrency: int | None) -> dict[str, Any]:
-        """Sorted batches of `size` for budget_s, in an order whose every prefix spans all lengths.
+    def window(self, size: int, budget_s: float) -> Window:
+        """Sorted batches of `size`, back to back until budget_s has passed, in an order whose
+        every prefix spans all lengths (blocks until done).
 
-        The same batches in the same order each time, so repeated measurements do the same work.
+        The same batches in the same order each time, so repeated windows do the same work; the
+        window's time is that of the whole batches it ran.
         """
         chunks = [self._order[i : i + size] for i in range(0, len(self._order), size)]
         chunks = [chunks[j] for j in spread_order(len(chunks))]
-        window = self._executor.submit(self._run, chunks, budget_s).result()
+        return self._executor.submit(self._run, chunks, budget_s).result()
+
+    def row(self, window: Window, size: int, concurrency: int | None) -> dict[str, Any]:
+        """The report row of one window, or of several added up."""
         s = window.stats
-        # A short budget runs a few batches: rate their real tokens/s at the load's mean length.
-        throughput = s.real_tokens / window.compute_s / self._mean_tokens
         extra = {
             "cost_ms": None,
             "queue_wait_ms": None,
@@ -53,7 +57,20 @@ class Ceiling:
             "batches": s.batches,
             "measured_rps": round(s.batch_items / window.compute_s, 3),
         }
-        return row("ceiling", concurrency, throughput, [], window, **extra)
+        return row("ceiling", concurrency, self.throughput(window), [], window, **extra)
+
+    def throughput(self, window: Window) -> float:
+        """Texts per second at the load's mean length: a few batches, whichever lengths they
+        hold, rated by their real tokens per second."""
+        return tokens_per_s(window) / self._mean_tokens
+
+    def sweep(self, sizes: Sequence[int], budget_s: float) -> list[dict[str, Any]]:
+        """A row per batch size: two windows each, the sizes in one order then the reverse, so
+        a steady drift in machine speed weighs on every size alike."""
+        windows = {size: Window() for size in sizes}
+        for size in [*sizes, *reversed(sizes)]:
+            windows[size] = windows[size] + self.window(size, budget_s)
+        return [self.row(windows[size], size, None) for size in sizes]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -88,3 +105,8 @@ def spread_order(n: int) -> list[int]:
         if k > 4 * n:  # the remaining few (rounding collisions) in order
             order += [i for i in range(n) if i not in seen]
     return order
+
+
+def tokens_per_s(window: Window) -> float:
+    """Real tokens per second of compute in a ceiling window."""
+    return window.stats.real_tokens / window.compute_s if window.compute_s else 0.0

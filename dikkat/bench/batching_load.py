@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from dikkat.inference.service import InferenceService
 
 __all__ = [
     "SENTIMENT_BATCHER",
+    "Answered",
     "Pipeline",
     "Prepared",
     "ServiceOpener",
@@ -107,6 +107,11 @@ class Window:
         names = [f.name for f in dataclasses.fields(BatcherStats)]
         stats = BatcherStats(**{n: getattr(self.stats, n) - getattr(other.stats, n) for n in names})
         return Window(stats, self.wait_s - other.wait_s, self.compute_s - other.compute_s)
+
+    def __add__(self, other: Window) -> Window:
+        names = [f.name for f in dataclasses.fields(BatcherStats)]
+        stats = BatcherStats(**{n: getattr(self.stats, n) + getattr(other.stats, n) for n in names})
+        return Window(stats, self.wait_s + other.wait_s, self.compute_s + other.compute_s)
 
     def copy(self) -> Window:
         """A snapshot that later counting does not change."""
@@ -224,42 +229,84 @@ class ServiceServer:
         )
 
 
+@dataclass
+class Answered:
+    """One closed-loop window: the answers completed in it, for which texts, and the server's
+    counters over it."""
+
+    latencies: list[float] = field(default_factory=list)
+    texts: list[int] = field(default_factory=list)  # index into the texts, one per answer
+    counters: Window = field(default_factory=Window)
+    seconds: float = 0.0
+
+    def __add__(self, other: Answered) -> Answered:
+        return Answered(
+            self.latencies + other.latencies,
+            self.texts + other.texts,
+            self.counters + other.counters,
+            self.seconds + other.seconds,
+        )
+
+    @property
+    def throughput(self) -> float:
+        """Answers per second."""
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def tokens_per_s(self, costs: Sequence[int]) -> float:
+        """Real tokens of the answered texts per second (costs: each text's token count)."""
+        return sum(costs[i] for i in self.texts) / self.seconds if self.seconds else 0.0
+
+
 async def closed_loop(
     server: Server, texts: Sequence[str], concurrency: int, warmup_s: float, duration_s: float
-) -> tuple[list[float], Window]:
-    """`concurrency` clients, each sending its next request when the previous answer arrives.
+) -> Answered:
+    """`concurrency` clients, each sending its next request when the previous answer arrives;
+    texts are sent in order from the first, so windows of one length do comparable work.
 
-    Latencies are those of requests that complete inside the measurement window (after warm-up).
+    The window opens at the first answer after the warm-up and closes at the first answer
+    `duration_s` later, which is left out: it spans whole batch cycles, so a window of a few
+    batches counts none of them partly (answers come a batch at a time).
     """
     counter = itertools.count()
-    window = [math.inf, math.inf]
-    latencies: list[float] = []
+    answered = Answered()
+    opened: list[float] = []  # the first answer after the warm-up, then the one that closes
+    armed, closed = asyncio.Event(), asyncio.Event()
+    before = Window()
 
     async def client() -> None:
+        nonlocal before
         while True:
-            text = texts[next(counter) % len(texts)]
+            i = next(counter) % len(texts)
             started = time.perf_counter()
-            await server.send(text)
+            await server.send(texts[i])
             done = time.perf_counter()
-            if window[0] <= done <= window[1]:
-                latencies.append(done - started)
+            if not armed.is_set() or closed.is_set():
+                continue
+            if not opened:
+                opened.append(done)
+                before = server.snapshot()
+            elif done - opened[0] >= duration_s:
+                answered.counters = server.snapshot() - before
+                answered.seconds = done - opened[0]
+                closed.set()
+                continue
+            answered.latencies.append(done - started)
+            answered.texts.append(i)
 
     tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
+    waiter = asyncio.create_task(closed.wait())
     try:
         await asyncio.sleep(warmup_s)
-        before = server.snapshot()
-        window[0] = time.perf_counter()
-        window[1] = window[0] + duration_s
-        await asyncio.sleep(duration_s)
-        counters = server.snapshot() - before
+        armed.set()
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
+        for task in (*tasks, waiter):
             task.cancel()
-        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*tasks, waiter, return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, Exception)]
     if errors:
         raise errors[0]
-    return latencies, counters
+    return answered
 
 
 async def paired_single(

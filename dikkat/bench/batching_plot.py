@@ -1,4 +1,4 @@
-"""The batching figure: throughput and latency against concurrency, per mode."""
+"""The batching figure: throughput and latency against concurrency, per mode (and precision)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,34 @@ __all__ = ["write_plot"]
 
 
 def write_plot(report: dict[str, Any], path: Path) -> Path:
-    """PNG: throughput vs concurrency per mode (ceiling as a line) and p99 latency."""
+    """PNG: throughput vs concurrency per mode (ceiling as a line) and p99 latency; a row of the
+    two per precision for a report of several."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    parts = report.get("precisions") or {"": report}
+    fig = Figure(figsize=(10, 4.2 * len(parts)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(parts), 2, squeeze=False)
+    for (name, part), (ax_tp, ax_lat) in zip(parts.items(), axes, strict=True):
+        _plot_part(part, ax_tp, ax_lat)
+        if name:
+            ax_tp.set_title(f"{name} ({part['runtime']})", fontsize=9, loc="left")
+    m = report["machine"]
+    fig.suptitle(
+        f"Dynamic batching on {m['cpu_cores']} CPU cores, torch threads {m['torch_threads']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=110)
+    return path
+
+
+def _plot_part(report: dict[str, Any], ax_tp: Any, ax_lat: Any) -> None:
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig = Figure(figsize=(10, 4.2))
-    FigureCanvasAgg(fig)
-    ax_tp, ax_lat = fig.subplots(1, 2)
     rows = report["results"]
     ceiling = sorted(
         ((r["concurrency"], r["throughput_rps"]) for r in rows if r["mode"] == "ceiling"),
@@ -61,13 +81,3 @@ def write_plot(report: dict[str, Any], path: Path) -> Path:
     # plain numbers: the log formatter writes mathtext, and dikkat.viz turns mathtext off
     ax_lat.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax_lat.yaxis.set_minor_formatter(NullFormatter())
-    m = report["machine"]
-    fig.suptitle(
-        f"Dynamic batching on {m['cpu_cores']} CPU cores, torch threads {m['torch_threads']}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=110)
-    return path

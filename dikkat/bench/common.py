@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 __all__ = [
+    "cpu_cores",
     "cpu_seconds",
     "fmt",
     "loadavg",

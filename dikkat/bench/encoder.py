@@ -11,6 +11,7 @@ present, the macro-F1 of heads trained with the shipped recipe on each precision
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -41,7 +42,7 @@ from dikkat.models.encoder import SentenceEncoder, TokenizedText
 from dikkat.models.loading import load_encoder
 from dikkat.models.quantize import PRECISIONS
 
-__all__ = ["EncoderBenchConfig", "format_report", "run_encoder_benchmark"]
+__all__ = ["EncoderBenchConfig", "format_report", "run_encoder_benchmark", "start_times"]
 
 SPEEDUP_TARGET = 1.7  # int8 ceiling / fp32 ceiling
 RSS_TARGET = 0.30  # int8 RSS at least this much lower
@@ -177,6 +178,23 @@ def rss_after_load(precision: str, model_dir: Path) -> dict[str, float]:
     )
     found = json.loads(done.stdout.strip().splitlines()[-1])
     return {key: round(value, 1) for key, value in found.items()}
+
+
+def start_times(
+    load: Callable[[Path], SentenceEncoder], model_dir: Path
+) -> tuple[dict[str, float], SentenceEncoder]:
+    """Seconds to an encoder from `load` on a fresh `model_dir` (first start: whatever the load
+    builds there, such as the e5 folder or the int8 conversion, then the load itself), then on the
+    same folder again (warm start: the load alone), in this process (imports already done). The
+    warm encoder is returned for use; the first one is dropped before the warm load."""
+    started = time.perf_counter()
+    load(model_dir)
+    first = time.perf_counter() - started
+    gc.collect()
+    started = time.perf_counter()
+    encoder = load(model_dir)
+    warm = time.perf_counter() - started
+    return {"first_start_s": round(first, 1), "warm_start_s": round(warm, 1)}, encoder
 
 
 def quality(

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from dikkat.bench.common import loadavg, machine_info, write_json
+from dikkat.bench.encoder import start_times
 from dikkat.bench.lengths import shared_data_dirs
 from dikkat.bench.sentiment_recipes import compare_recipes, format_recipes
 from dikkat.models.encoder import SentenceEncoder
@@ -108,20 +109,6 @@ def throughput(encoder: SentenceEncoder, texts: list[str], batch_size: int = 32)
     }
 
 
-def start_times(scratch: Path) -> dict[str, float]:
-    """Seconds to get the offline encoder on a fresh model dir (build + load), then warm (load)."""
-    model_dir = scratch / "fresh-models"
-    started = time.perf_counter()
-    load_encoder("offline", device="cpu", model_dir=model_dir)
-    first = time.perf_counter() - started
-    started = time.perf_counter()
-    load_encoder("offline", device="cpu", model_dir=model_dir)
-    return {
-        "first_start_s": round(first, 1),
-        "warm_start_s": round(time.perf_counter() - started, 1),
-    }
-
-
 def _encoders(
     model_dir: Path, include_berturk: bool
 ) -> list[tuple[str, Callable[[], SentenceEncoder]]]:
@@ -159,7 +146,10 @@ def run_sentiment_benchmark(
     }
     say("TF-IDF baseline")
     report["in_domain"] = {"char TF-IDF 2-5 + logistic regression": tfidf_baseline(train, test)}
-    report["start"] = start_times(scratch)
+    report["start"] = start_times(  # the times only: the warm encoder is dropped here
+        lambda folder: load_encoder("offline", device="cpu", model_dir=folder),
+        scratch / "fresh-models",
+    )[0]
     say(f"offline encoder: first start {report['start']['first_start_s']} s")
     berturk = _berturk_cached()
     report["encoders"] = {}
