@@ -49,7 +49,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "filelock", "matplotlib", "PIL", "aiosqlite")
+# alembic: its INFO lines come on every open; the store logs an upgrade in one line itself
+QUIET_LOGGERS = (
+    *("httpx", "httpcore", "urllib3", "filelock", "matplotlib", "PIL", "aiosqlite"),
+    "alembic",
+)
 
 
 def configure_logging(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,8 @@ from sqlalchemy import Connection, make_url, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from dikkat.storage.legacy_schema import BUSY_TIMEOUT_MS, adopt, too_new
+
+log = logging.getLogger(__name__)
 
 SCRIPT_LOCATION = "dikkat.storage:migrations"
 FIRST_REVISION = "0004"  # legacy user_version 4: adoption runs the scripts up to it, stamps it
@@ -112,4 +115,7 @@ def _run_alembic(conn: Connection) -> str:
         command.upgrade(config, "head")
     if conn.in_transaction():
         conn.commit()
-    return current_revision(conn) or ""
+    upgraded = current_revision(conn) or ""
+    if upgraded != current:
+        log.info("database schema upgraded: %s -> %s", current or "new", upgraded)
+    return upgraded
