@@ -91,12 +91,15 @@ def train_sentiment_command(
     typer.echo(f"head: {outcome.head_path}\ncurves: {outcome.curves_path}")
 
 
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="folder with the public sets (default: ../shared/data/sentiment)"),
+]
+
+
 @train_app.command("seed-head")
 def train_seed_head_command(
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="folder with the public sets (default: ../shared/data/sentiment)"),
-    ] = None,
+    data_dir: DataDir = None,
     seed_only: Annotated[
         bool, typer.Option("--seed-only", help="train on the seed corpus alone")
     ] = False,
@@ -104,25 +107,14 @@ def train_seed_head_command(
 ) -> None:
     """Train the shipped head: seed corpus (training part) + the MIT-licensed public sets."""
     from dikkat.app import database_url
-    from dikkat.bench.lengths import shared_data_dirs
     from dikkat.models.head import head_file_name, save_head, shipped_heads_dir
     from dikkat.storage.feature_cache import FeatureCache
     from dikkat.training.metrics import format_report
     from dikkat.training.rehearsal import rehearsal_path, save_rehearsal
-    from dikkat.training.seed_head import missing_training_sets, train_seed_head
+    from dikkat.training.seed_head import train_seed_head
 
-    folder = None
-    if not seed_only:
-        candidates = [data_dir] if data_dir is not None else shared_data_dirs()
-        folder = next((c for c in candidates if not missing_training_sets(c)), None)
-        if folder is None:
-            missing = ", ".join(missing_training_sets(candidates[0]))
-            typer.echo(
-                f"cannot train: {missing} not found in {candidates[0]}; "
-                "pass --data-dir, or --seed-only for a head from the seed corpus alone",
-                err=True,
-            )
-            raise typer.Exit(2)
+    seed_only_hint = ", or --seed-only for a head from the seed corpus alone"
+    folder = None if seed_only else _public_sets_folder(data_dir, seed_only_hint)
     settings = load_settings()
     encoder = encoder_for(settings)
     cache = FeatureCache.open(database_url(settings), encoder.feature_key)
@@ -136,8 +128,55 @@ def train_seed_head_command(
         typer.echo(f"== {name}\n{format_report(metrics)}")
     typer.echo(f"head: {path}")
     if report.rehearsal is not None:
-        buffer = save_rehearsal(report.rehearsal, rehearsal_path(path))
+        buffer = rehearsal_path(path, encoder.precision_tag)
+        save_rehearsal(report.rehearsal, buffer)
         typer.echo(f"rehearsal buffer: {buffer} ({len(report.rehearsal)} rows of features)")
+
+
+@train_app.command("rehearsal")
+def train_rehearsal_command(
+    data_dir: DataDir = None,
+    head: Annotated[
+        Path | None, typer.Option(help="the head it goes beside (default: the package asset)")
+    ] = None,
+) -> None:
+    """Write the shipped head's rehearsal buffer for the configured encoder and precision (the
+    rows `train seed-head` keeps), so retrains at that precision rehearse without a new head."""
+    from dikkat.app import database_url
+    from dikkat.models.head import head_file_name, shipped_heads_dir
+    from dikkat.storage.feature_cache import FeatureCache
+    from dikkat.training.rehearsal import rehearsal_path, save_rehearsal
+    from dikkat.training.seed_head import rehearsal_buffer, seed_head_data
+
+    data, _, _ = seed_head_data(_public_sets_folder(data_dir))
+    settings = load_settings()
+    encoder = encoder_for(settings)
+    cache = FeatureCache.open(database_url(settings), encoder.feature_key)
+    try:
+        buffer = rehearsal_buffer(data, encoder, cache, seed=0)
+    finally:
+        cache.close()
+    head_path = head or shipped_heads_dir() / head_file_name(encoder.encoder_id)
+    path = save_rehearsal(buffer, rehearsal_path(head_path, encoder.precision_tag))
+    typer.echo(f"rehearsal buffer: {path} ({len(buffer)} rows of {encoder.feature_key} features)")
+
+
+def _public_sets_folder(data_dir: Path | None, hint: str = "") -> Path:
+    """The folder holding every trainable public set; exits with a clear message if none does."""
+    from dikkat.bench.lengths import shared_data_dirs
+    from dikkat.training.seed_head import missing_training_sets
+
+    candidates = [data_dir] if data_dir is not None else shared_data_dirs()
+    folder = next((c for c in candidates if not missing_training_sets(c)), None)
+    if folder is None:
+        missing = ", ".join(missing_training_sets(candidates[0]))
+        typer.echo(
+            f"cannot train: {missing} not found in {candidates[0]}; "
+            f"pass --data-dir with them{hint}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return folder
 
 
 @evaluate_app.command("sentiment")

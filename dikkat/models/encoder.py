@@ -167,9 +167,15 @@ class SentenceEncoder:
         precisions or int8 runtimes never mix."""
         key = f"{self.encoder_id}|{self.pooling}|{self.max_length}"
         key = f"{key}|{self.text_prefix}" if self.text_prefix else key
+        return f"{key}|{self.precision_tag}" if self.precision_tag else key
+
+    @property
+    def precision_tag(self) -> str:
+        """How the vectors are computed when not in fp32: `int8-ct2` (CTranslate2) or `int8`
+        (torch dynamic); empty for fp32."""
         if self.precision == "fp32":
-            return key
-        return f"{key}|{self.precision}" + ("-ct2" if self._ct2 is not None else "")
+            return ""
+        return self.precision + ("-ct2" if self._ct2 is not None else "")
 
     def tokenize(self, text: str) -> TokenizedText:
         """Token ids of one text, truncated to max_length, and whether the cut dropped tokens."""

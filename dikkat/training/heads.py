@@ -15,6 +15,7 @@ from dikkat.models.checksum import file_sha256
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.head import (
     HeadLoadError,
+    HeadMeta,
     HeadMismatchError,
     SentimentHead,
     default_head_path,
@@ -31,6 +32,8 @@ from dikkat.training.rehearsal import Rehearsal, load_rehearsal, rehearsal_path
 from dikkat.training.sentiment import make_meta
 
 log = logging.getLogger(__name__)
+
+RELEARN_REQUESTER = "start-up (relearn the stored votes)"
 
 
 def load_head_for(
@@ -67,7 +70,8 @@ class ShippedReference:
         except (HeadLoadError, HeadMismatchError) as error:
             log.warning("the shipped head %s cannot be used as a reference: %s", path.name, error)
             head = None
-        return cls(head, load_rehearsal(rehearsal_path(path), encoder.feature_key))
+        buffer = rehearsal_path(path, encoder.precision_tag)
+        return cls(head, load_rehearsal(buffer, encoder.feature_key))
 
 
 def head_versions_dir(settings: Settings) -> Path:
@@ -151,7 +155,7 @@ async def ensure_active_head(
         head, source = report.head, "trained at start-up on the seed corpus"
         meta = make_meta(encoder, report.after, report.data, source=source)
     metrics = meta.metrics
-    if "macro_f1" not in metrics and "fixed" not in metrics:
+    if not _scored_on(meta, encoder) or ("macro_f1" not in metrics and "fixed" not in metrics):
         metrics = await asyncio.to_thread(evaluation_metrics, encoder, cache, head)
         meta.metrics = metrics
     path = head_versions_dir(settings) / f"{head_file_name(key)[:-3]}-{int(time.time())}.pt"
@@ -170,4 +174,29 @@ async def ensure_active_head(
         version,
         fixed_metrics(metrics)["macro_f1"],
     )
+    await _relearn_stored_votes(store, key)
     return head.to(encoder.device).eval(), version
+
+
+def _scored_on(meta: HeadMeta, encoder: SentenceEncoder) -> bool:
+    """Whether a head's recorded scores were measured on `encoder`'s features; heads saved
+    before their feature key was recorded were scored on fp32 features at their max length."""
+    recorded = meta.extra.get("features")
+    if recorded is not None:
+        return recorded == encoder.feature_key
+    return not encoder.precision_tag and meta.max_length == encoder.max_length
+
+
+async def _relearn_stored_votes(store: Store, key: str) -> None:
+    """A head just installed knows none of the users' votes (a new encoder or precision, or
+    every learnt head lost): ask the trainer to learn them again, judged like any retrain."""
+    votes = await store.feedback_count()
+    if votes:
+        request = await store.request_retrain(RELEARN_REQUESTER)
+        log.warning(
+            "the new head for %s has not learnt the %d stored votes: retrain request #%d left "
+            "for the trainer",
+            key,
+            votes,
+            request,
+        )

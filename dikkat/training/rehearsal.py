@@ -46,9 +46,11 @@ class Rehearsal:
         return Rehearsal(self.features[rows], self.labels[rows], self.encoder_key, self.sources)
 
 
-def rehearsal_path(head_path: Path) -> Path:
-    """Where the buffer of the head at `head_path` lies (beside it)."""
-    return head_path.with_name(head_path.name.removesuffix(".pt") + SUFFIX)
+def rehearsal_path(head_path: Path, precision_tag: str = "") -> Path:
+    """Where the buffer of the head at `head_path` lies (beside it), for features of the
+    precision `precision_tag` names (empty: fp32; see SentenceEncoder.precision_tag)."""
+    tag = f".{precision_tag}" if precision_tag else ""
+    return head_path.with_name(head_path.name.removesuffix(".pt") + tag + SUFFIX)
 
 
 def sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

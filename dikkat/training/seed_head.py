@@ -84,16 +84,11 @@ def missing_training_sets(data_dir: Path) -> list[str]:
     return [s.file for s in PUBLIC_SETS if s.trainable and not (data_dir / s.file).is_file()]
 
 
-def train_seed_head(
-    encoder: SentenceEncoder,
-    cache: FeatureCache | None,
+def seed_head_data(
     data_dir: Path | None,
-    *,
-    seed: int = 0,
-    progress: bool = True,
-) -> SeedHeadReport:
-    """Train from scratch on seed-train (+ the MIT sets when `data_dir` is given); never on
-    the retrain job's fixed evaluation quarter. Scores it there and on every other set present."""
+) -> tuple[pd.DataFrame, list[dict[str, Any]], pd.DataFrame]:
+    """(training rows, where they came from, the fixed evaluation quarter): seed-train plus the
+    trainable public sets in `data_dir`, without duplicates and without any evaluation text."""
     from dikkat.training.candidate import seed_split
 
     seed_train, evaluation = seed_split()
@@ -117,6 +112,20 @@ def train_seed_head(
                 )
     data = pd.concat(parts, ignore_index=True).drop_duplicates("text", keep="first")
     data = data[~data["text"].isin(set(evaluation["text"]))].reset_index(drop=True)
+    return data, sources, evaluation
+
+
+def train_seed_head(
+    encoder: SentenceEncoder,
+    cache: FeatureCache | None,
+    data_dir: Path | None,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> SeedHeadReport:
+    """Train from scratch on seed-train (+ the MIT sets when `data_dir` is given); never on
+    the retrain job's fixed evaluation quarter. Scores it there and on every other set present."""
+    data, sources, evaluation = seed_head_data(data_dir)
     result = train_with_shipped_recipe(data, encoder, cache, seed=seed, progress=progress)
     buffer = rehearsal_buffer(data, encoder, cache, seed) if data_dir is not None else None
     X_eval = features_for(evaluation["text"].tolist(), encoder, cache, progress=progress)

@@ -282,5 +282,5 @@ def make_meta(
         max_length=encoder.max_length,
         metrics=metrics,
         data_hash=data_hash(df),
-        extra=extra,
+        extra={"features": encoder.feature_key, **extra},
     )

@@ -9,9 +9,10 @@ import pytest
 
 from dikkat.bot.types import Request
 from dikkat.models.checksum import file_sha256
+from dikkat.models.encoder import SentenceEncoder
 from dikkat.storage.feature_cache import FeatureCache
 from dikkat.storage.store import Store
-from dikkat.training.heads import ensure_active_head
+from dikkat.training.heads import RELEARN_REQUESTER, ensure_active_head
 
 
 def flip_a_byte(path: Path) -> None:
@@ -91,3 +92,35 @@ async def test_rollback_to_a_damaged_version_is_refused_politely(bot) -> None:
     assert "bozuk" in reply.text and bot.service.head_version == 1
     assert "SHA-256" in (await bot.store.get_version(second)).problem
     assert "⚠️" in (await bot.router.handle(Request("telegram", "1", "chat", "models", ""))).text
+
+
+async def test_a_head_installed_for_new_features_asks_the_trainer_to_relearn_the_votes(
+    settings, minilm_encoder, store_and_cache
+) -> None:
+    store, cache = store_and_cache
+    await ensure_active_head(store, minilm_encoder, cache, settings)
+    assert await store.take_retrain_request() is None  # a new deployment: nothing to relearn
+    answer = await store.log_prediction(
+        platform="telegram", user_id="7", chat_id="c", text="bayıldım", label="negative",
+        probabilities={"negative": 0.6, "neutral": 0.2, "positive": 0.2}, head_version=1,
+    )  # fmt: skip
+    await store.add_feedback(answer, "telegram", "7", "positive")
+    await ensure_active_head(store, minilm_encoder, cache, settings)  # its head still loads
+    assert await store.take_retrain_request() is None
+
+    # the same encoder with other features (as a new precision or max length gives) has no head
+    shorter = SentenceEncoder(
+        minilm_encoder.tokenizer,
+        minilm_encoder.source,
+        minilm_encoder.encoder_id,
+        model=minilm_encoder.model,
+        max_length=64,
+    )
+    assert shorter.feature_key != minilm_encoder.feature_key
+    _, installed = await ensure_active_head(
+        store, shorter, FeatureCache.of(store, shorter.feature_key), settings
+    )
+    assert (await store.active_version(shorter.feature_key)).id == installed
+    assert (await store.take_retrain_request())[1] == RELEARN_REQUESTER
+    # its scores were measured on its own features, not copied from the 128-token ones
+    assert await store.count_features(shorter.feature_key) > 0

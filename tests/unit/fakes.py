@@ -13,6 +13,7 @@ class CountingEncoder:
     def __init__(self, dim: int = 8) -> None:
         self.encoder_id, self.dim, self.pooling, self.max_length = "fake", dim, "mean", 128
         self.feature_key = "fake|mean|128"
+        self.precision_tag = ""
         self.encoded: list[str] = []
 
     def tokenize(self, text: str) -> TokenizedText:

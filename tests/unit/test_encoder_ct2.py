@@ -15,6 +15,7 @@ import transformers
 from dikkat.models import ct2_encoder
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.source import ModelSource
+from dikkat.training.heads import ShippedReference
 
 pytest.importorskip("ctranslate2")
 
@@ -184,7 +185,9 @@ def test_without_ctranslate2_int8_falls_back_to_torch_with_one_log_line(
 
 
 @pytest.mark.slow
-def test_the_served_e5_encoder_on_ct2_int8_stays_close_to_fp32(e5_model_dir: Path) -> None:
+def test_the_served_e5_encoder_on_ct2_int8_stays_close_to_fp32_and_rehearses_in_int8(
+    e5_model_dir: Path,
+) -> None:
     from dikkat.models.loading import load_encoder
 
     fp32 = load_encoder("e5", device="cpu", model_dir=e5_model_dir)
@@ -194,3 +197,8 @@ def test_the_served_e5_encoder_on_ct2_int8_stays_close_to_fp32(e5_model_dir: Pat
     items = [fp32.tokenize(text) for text in texts]
     # about 0.9986 at the least on 512 store reviews (torch's dynamic int8: 0.948)
     assert _cosines(int8.encode_tokenized(items), fp32._encode_padded(items)).min() > 0.99
+    # its retrains rehearse on int8 features of the shipped buffer's rows, not on fp32 ones
+    shipped = ShippedReference.load(int8)
+    assert shipped.head is not None and shipped.rehearsal is not None
+    assert shipped.rehearsal.encoder_key == int8.feature_key
+    assert ShippedReference.load(fp32).rehearsal.encoder_key == fp32.feature_key

@@ -29,6 +29,8 @@ def buffer(n: int = 40, dim: int = 8) -> Rehearsal:
 def test_it_is_saved_beside_its_head_and_read_back_only_for_its_encoder(tmp_path: Path) -> None:
     path = rehearsal_path(tmp_path / "head-x.pt")
     assert path.name == "head-x.rehearsal.npz"
+    int8 = rehearsal_path(tmp_path / "head-x.pt", "int8-ct2")
+    assert int8.name == "head-x.int8-ct2.rehearsal.npz"
     original = buffer()
     save_rehearsal(original, path)
     loaded = load_rehearsal(path, "enc@1")

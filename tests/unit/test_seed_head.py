@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fakes import CountingEncoder
+from typer.testing import CliRunner
 
 from dikkat.models.e5_image import E5_ID
 from dikkat.models.head import default_head_path, load_head
@@ -81,3 +82,25 @@ def test_the_shipped_rehearsal_buffer_is_numbers_from_the_mit_sets_only() -> Non
     assert buffer is not None and len(buffer) == meta.extra["rehearsal"]["rows"] > 1000
     assert all("MIT" in source and "store_reviews" not in source for source in buffer.sources)
     assert set(buffer.labels) == {"negative", "positive"}
+
+
+def test_train_rehearsal_writes_the_buffer_of_the_configured_precision_beside_the_head(
+    settings, tmp_path: Path, monkeypatch
+) -> None:
+    import dikkat.cli.train as train_cli
+    from dikkat.cli import app
+
+    write_public_sets(tmp_path / "sets")
+    encoder = CountingEncoder()
+    encoder.precision_tag, encoder.feature_key = "int8-ct2", "fake|mean|128|int8-ct2"
+    monkeypatch.setattr(train_cli, "encoder_for", lambda _: encoder)
+    command = ["train", "rehearsal", "--head", str(tmp_path / "head-x.pt"), "--data-dir"]
+    result = CliRunner().invoke(app, [*command, str(tmp_path / "sets")])
+    assert result.exit_code == 0, result.output
+    buffer = load_rehearsal(tmp_path / "head-x.int8-ct2.rehearsal.npz", encoder.feature_key)
+    assert buffer is not None and set(buffer.labels) == {"negative", "positive"}
+    assert not any("store_reviews" in text for text in encoder.encoded)
+    assert not (tmp_path / "head-x.rehearsal.npz").exists()  # the fp32 buffer is untouched
+
+    missing = CliRunner().invoke(app, [*command, str(tmp_path)])
+    assert missing.exit_code == 2 and "tweets_aydin_binary.csv not found" in missing.output
