@@ -61,7 +61,7 @@ lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install 'uv==$(UV_VERSION)'
 	echo 'torch==$(TORCH_VERSION)+cpu' > $(VENV)/torch.constraint
-	$(LOCK_COMPILE) --extra dev --extra scale --extra int8 -o requirements-dev.lock
+	$(LOCK_COMPILE) --extra dev --extra scale -o requirements-dev.lock
 	$(LOCK_COMPILE) --extra scale --constraint requirements-dev.lock -o requirements-scale.lock
 	$(LOCK_COMPILE) --constraint requirements-dev.lock -o requirements.lock
 

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     sentiment_encoder: str = "auto"
     sentiment_max_length: int = Field(128, ge=8, le=512)
     sentiment_pooling: Literal["cls", "mean"] = "mean"
-    encoder_precision: Literal["fp32", "int8"] = "fp32"  # int8: CPU only; `dikkat bench encoder`
+    encoder_precision: Literal["auto", "fp32", "int8"] = "auto"  # auto: int8 (CPU) for e5
     hub_probe_timeout_s: float = Field(3.0, ge=0)
     device: str = "auto"
 

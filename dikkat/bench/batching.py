@@ -51,7 +51,7 @@ from dikkat.config import Settings
 from dikkat.inference.service import InferenceService
 from dikkat.models.device import resolve_device
 from dikkat.models.encoder import SentenceEncoder
-from dikkat.models.quantize import PRECISIONS
+from dikkat.models.precision import PRECISIONS
 from dikkat.models.sorter import Sorter
 
 __all__ = [
@@ -465,17 +465,13 @@ def run_precisions(
 def _head_note(encoder: SentenceEncoder) -> str:
     from dikkat.models.head import default_head_path
 
-    path = default_head_path(encoder.encoder_id, encoder.pooling)
+    path = default_head_path(encoder.encoder_id, encoder.pooling, encoder.precision_tag)
     return f"shipped head {path.name}" if path else "head trained at start-up on the seed corpus"
 
 
 def default_precisions(device: str | torch.device = "auto") -> tuple[str, ...]:
-    """fp32, and int8 where it would run as it ships: on CPU, with ctranslate2 installed.
-
-    Without ctranslate2, int8 is torch's dynamic quantization, which the product does not
-    recommend (it loses macro-F1); on a GPU the int8 setting is ignored. Both can still be asked
-    for by name.
-    """
+    """fp32, and int8 where it runs: on CPU, with ctranslate2 importable (elsewhere the int8
+    setting gives fp32, so measuring it again would only repeat fp32)."""
     on_cpu = resolve_device(str(device)).type == "cpu"
     return ("fp32", "int8") if on_cpu and importlib.util.find_spec("ctranslate2") else ("fp32",)
 

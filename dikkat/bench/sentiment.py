@@ -163,7 +163,7 @@ def run_sentiment_benchmark(
             scores = _head_on(encoder, cache, train, {"test": test}, progress)
             report["in_domain"][f"{encoder_id} + classic head"] = scores["test"]
             report["encoders"][encoder_id] = throughput(encoder, test["text"].tolist())
-            shipped = default_head_path(encoder.encoder_id, encoder.pooling)
+            shipped = default_head_path(encoder.encoder_id, encoder.pooling, encoder.precision_tag)
             if encoder_id == OFFLINE_ID:
                 say(f"{encoder_id}: cross-domain (leave one set out)")
                 cross = _cross_domain(encoder, cache, frames, shipped, progress)

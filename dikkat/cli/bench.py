@@ -41,7 +41,7 @@ def bench_batching(
     """Unbatched vs dynamic batching vs the raw ceiling, at 1-256 concurrent clients, + overload,
     per encoder precision."""
     from dikkat.bench.batching import format_table, run_batching_benchmark
-    from dikkat.models.quantize import PRECISIONS
+    from dikkat.models.precision import PRECISIONS
 
     load_settings(quiet=True)
     chosen = [p.strip() for p in precision.split(",") if p.strip()] if precision else None

@@ -114,7 +114,7 @@ def served_head(settings: Settings, encoder) -> tuple[Path | None, str]:
     if found is not None:
         version, path = found
         return path, f"active #{version.id} ({version.source})"
-    shipped = default_head_path(encoder.encoder_id, encoder.pooling)
+    shipped = default_head_path(encoder.encoder_id, encoder.pooling, encoder.precision_tag)
     if shipped is None:
         return None, "none"
     return shipped, f"shipped {shipped.name} (no active head in {settings.db_path} yet)"

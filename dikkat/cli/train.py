@@ -122,14 +122,13 @@ def train_seed_head_command(
         report = train_seed_head(encoder, cache, folder, progress=True)
     finally:
         cache.close()
-    path = out or shipped_heads_dir() / head_file_name(encoder.encoder_id)
+    path = out or shipped_heads_dir() / head_file_name(encoder.encoder_id, encoder.precision_tag)
     path = save_head(report.head, path, report.meta)
     for name, metrics in report.evaluations.items():
         typer.echo(f"== {name}\n{format_report(metrics)}")
     typer.echo(f"head: {path}")
     if report.rehearsal is not None:
-        buffer = rehearsal_path(path, encoder.precision_tag)
-        save_rehearsal(report.rehearsal, buffer)
+        buffer = save_rehearsal(report.rehearsal, rehearsal_path(path))  # beside its head
         typer.echo(f"rehearsal buffer: {buffer} ({len(report.rehearsal)} rows of features)")
 
 

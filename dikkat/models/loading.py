@@ -14,7 +14,7 @@ import torch
 from dikkat.models.device import resolve_device
 from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder
 from dikkat.models.encoder import DEFAULT_MODEL_DIR, POOLINGS, Pooling, SentenceEncoder
-from dikkat.models.quantize import PRECISIONS, Precision
+from dikkat.models.precision import PRECISION_SETTINGS, PrecisionSetting
 
 log = logging.getLogger(__name__)
 
@@ -124,20 +124,20 @@ def load_encoder(
     device: str | torch.device = "auto",
     probe_timeout_s: float = 3.0,
     model_dir: Path | None = None,
-    precision: Precision = "fp32",
+    precision: PrecisionSetting = "fp32",
 ) -> SentenceEncoder:
     """`auto`, `offline`/`e5`, `minilm`, a hub id, or a local folder.
 
     `auto` tries BERTurk (local cache, then the hub if it answers), then the packaged
     multilingual-e5-small (prepared once under `model_dir`), then the English MiniLM.
     `precision="int8"` runs the sentiment vectors on CTranslate2 int8 (converted once under
-    `model_dir/encoders`), or torch's dynamic int8 without ctranslate2; CPU only (ignored on a
-    GPU, with a log line).
+    `model_dir/encoders`); CPU only: on a GPU, or if CTranslate2 cannot run, fp32 with a log
+    line. `auto` is int8 for the encoders where int8 keeps quality (e5), else fp32.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision not in PRECISION_SETTINGS:
+        raise ValueError(f"precision must be one of {PRECISION_SETTINGS}, not {precision!r}")
     started = time.perf_counter()
     folder_root = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     options = dict(

@@ -62,7 +62,7 @@ class ShippedReference:
     @classmethod
     def load(cls, encoder: SentenceEncoder) -> ShippedReference:
         """What the package ships for `encoder`; a file that does not load counts as absent."""
-        path = default_head_path(encoder.encoder_id, encoder.pooling)
+        path = default_head_path(encoder.encoder_id, encoder.pooling, encoder.precision_tag)
         if path is None:
             return cls(None, None)
         try:
@@ -70,7 +70,8 @@ class ShippedReference:
         except (HeadLoadError, HeadMismatchError) as error:
             log.warning("the shipped head %s cannot be used as a reference: %s", path.name, error)
             head = None
-        buffer = rehearsal_path(path, encoder.precision_tag)
+        fp32_head = path.with_name(head_file_name(encoder.encoder_id))
+        buffer = rehearsal_path(fp32_head, encoder.precision_tag)  # this precision's features
         return cls(head, load_rehearsal(buffer, encoder.feature_key))
 
 
@@ -144,7 +145,7 @@ async def ensure_active_head(
                 log.warning("serving head #%d instead of the damaged #%d", version.id, active.id)
             return head, version.id
         log.error("no stored head for %s can be loaded; installing a new one", key)
-    shipped = default_head_path(encoder.encoder_id, encoder.pooling)
+    shipped = default_head_path(encoder.encoder_id, encoder.pooling, encoder.precision_tag)
     if shipped is not None:
         head, meta = await asyncio.to_thread(load_head, shipped, **checks)
         source = f"shipped {shipped.name}"

@@ -47,8 +47,9 @@ class Rehearsal:
 
 
 def rehearsal_path(head_path: Path, precision_tag: str = "") -> Path:
-    """Where the buffer of the head at `head_path` lies (beside it), for features of the
-    precision `precision_tag` names (empty: fp32; see SentenceEncoder.precision_tag)."""
+    """Where the buffer of the head at `head_path` lies (beside it); for another precision's
+    features (`precision_tag`, see SentenceEncoder.precision_tag) `head_path` is the fp32 head's,
+    and the buffer is named as that precision's head would be."""
     tag = f".{precision_tag}" if precision_tag else ""
     return head_path.with_name(head_path.name.removesuffix(".pt") + tag + SUFFIX)
 

@@ -132,7 +132,7 @@ def evaluate_from_csv(
     path = (
         Path(head_path)
         if head_path is not None
-        else default_head_path(encoder.encoder_id, encoder.pooling)
+        else default_head_path(encoder.encoder_id, encoder.pooling, encoder.precision_tag)
     )
     if path is None:
         raise FileNotFoundError(

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCKS = {
     "requirements.lock": (),
     "requirements-scale.lock": ("scale",),
-    "requirements-dev.lock": ("dev", "scale", "int8"),
+    "requirements-dev.lock": ("dev", "scale"),
 }
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 

@@ -10,7 +10,7 @@ from fakes import CountingEncoder
 from typer.testing import CliRunner
 
 from dikkat.models.e5_image import E5_ID
-from dikkat.models.head import default_head_path, load_head
+from dikkat.models.head import default_head_path, head_file_name, load_head
 from dikkat.training.candidate import seed_split
 from dikkat.training.rehearsal import load_rehearsal, rehearsal_path
 from dikkat.training.seed_head import PUBLIC_SETS, missing_training_sets, train_seed_head
@@ -104,3 +104,18 @@ def test_train_rehearsal_writes_the_buffer_of_the_configured_precision_beside_th
 
     missing = CliRunner().invoke(app, [*command, str(tmp_path)])
     assert missing.exit_code == 2 and "tweets_aydin_binary.csv not found" in missing.output
+
+
+def test_a_precision_gets_its_own_shipped_head_if_one_ships_else_the_fp32_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import dikkat.models.head as head_module
+
+    fp32 = default_head_path(E5_ID, "mean")
+    assert default_head_path(E5_ID, "mean", "int8-ct2") == fp32  # no int8-trained head ships
+    assert head_file_name(E5_ID, "int8-ct2") == "multilingual-e5-small-q4.int8-ct2.pt"
+    monkeypatch.setattr(head_module, "shipped_heads_dir", lambda: tmp_path)
+    for name in (head_file_name(E5_ID), head_file_name(E5_ID, "int8-ct2")):
+        (tmp_path / name).write_bytes(fp32.read_bytes())
+    assert default_head_path(E5_ID, None, "int8-ct2").name.endswith(".int8-ct2.pt")
+    assert default_head_path(E5_ID, None).name == "multilingual-e5-small-q4.pt"
