@@ -4,7 +4,7 @@
 into a temporary folder, then renamed into place) and reuses it on the next start while the source
 folder's fingerprint matches; the torch model is loaded only to convert. CTranslate2 quantizes the
 weights, embeddings included, and each row's activations at run time: about 4x fp32 torch on CPU
-with no macro-F1 loss on e5-small. `ct2_batch_cost` is its cost of a padded batch.
+with no macro-F1 loss on e5-small.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import math
 import re
 import shutil
 import tempfile
@@ -29,21 +28,6 @@ log = logging.getLogger(__name__)
 
 SUFFIX = "-ct2-int8"
 FINGERPRINT_FILE = "dikkat-source.sha256"
-
-
-PADDING_SHARE = 0.15  # a padding position costs this share of a real token
-ATTENTION_TOKENS = 800  # n * length**2 / this: attention's cost, in tokens, of n padded texts
-
-
-def ct2_batch_cost(costs: Sequence[int]) -> int:
-    """Token-equivalents a CTranslate2 forward spends on texts of these token counts, padded
-    together: the real tokens, a share for each padding position and the attention that
-    padding widens. Fitted on 560 timed batches of e5-small int8 (held-out R^2 0.98, where
-    longest x count fits 0.79): a padding position costs 0.15-0.27 of a real token."""
-    longest, real = max(costs), sum(costs)
-    widened = len(costs) * longest**2 - sum(c * c for c in costs)
-    padding = longest * len(costs) - real
-    return real + math.ceil(PADDING_SHARE * padding + widened / ATTENTION_TOKENS)
 
 
 class Ct2Unavailable(RuntimeError):

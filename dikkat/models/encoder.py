@@ -16,12 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from dikkat.models.ct2_encoder import (
-    Ct2Encoder,
-    Ct2Unavailable,
-    ct2_batch_cost,
-    load_int8_encoder,
-)
+from dikkat.models.ct2_encoder import Ct2Encoder, Ct2Unavailable, load_int8_encoder
 from dikkat.models.packing import Packing, pack, packed_tokens
 from dikkat.models.precision import Precision, PrecisionSetting, chosen_precision
 from dikkat.models.source import ModelSource
@@ -276,8 +271,6 @@ class SentenceEncoder:
 
     def padded_tokens(self, costs: Sequence[int]) -> int:
         """Tokens one forward computes for texts of these token counts (packed or padded)."""
-        if self._ct2 is not None:
-            return ct2_batch_cost(costs)
         if self.packs:
             return packed_tokens(costs)
         return max(costs) * len(costs)

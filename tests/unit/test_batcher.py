@@ -19,7 +19,6 @@ from dikkat.inference.batcher import (
     Overloaded,
     RequestTimedOut,
 )
-from dikkat.models.ct2_encoder import ct2_batch_cost
 from dikkat.models.packing import packed_tokens
 
 GUARD_S = 30.0  # only a broken batcher takes this long: it fails instead of hanging
@@ -537,25 +536,6 @@ async def test_the_cost_model_sets_the_token_budget_and_the_padding_figures() ->
     stats = batcher.stats
     assert stats.computed_tokens == packed_tokens([1]) + budget
     assert stats.padding_efficiency == (1 + sum(costs)) / stats.computed_tokens
-
-
-async def test_ctranslate2s_cheap_padding_lets_one_batch_take_a_wider_mix_of_lengths() -> None:
-    costs = [30, 24, 36, 20, 40, 28, 33, 22]  # review-like lengths, 20 to 40 tokens
-    batches = {}
-    for name, cost_model in (("padded", None), ("ctranslate2", ct2_batch_cost)):
-        model = Model(block_first=True)
-        batcher = DynamicBatcher(
-            model,
-            name=unique_name(),
-            max_batch_size=8,
-            max_wait_ms=0,
-            min_padding_efficiency=0.8,
-            padded_tokens=cost_model,
-        )
-        await run_costs_behind_a_blocked_batch(batcher, model, costs)
-        batches[name] = model.batches[1:]
-    assert len(batches["padded"]) > 1  # max x count: 40 x 8 wastes too much on 20-token texts
-    assert batches["ctranslate2"] == [sorted(costs, key=lambda c: (abs(c - 30), c))]
 
 
 async def test_capacity_check_refuses_before_any_work() -> None:

@@ -61,8 +61,7 @@ def test_ct2_int8_reports_padded_cost_and_its_own_feature_key(
     int8 = _load(tiny_folder, tmp_path)
     assert int8.runtime == "ctranslate2" and fp32.runtime == "torch"
     assert int8.packs is False  # CTranslate2 pads every text to the longest
-    assert int8.padded_tokens([7, 7, 7]) == 21  # no padding: the real tokens
-    assert 3 + 7 + 5 < int8.padded_tokens([3, 7, 5]) < 7 * 3  # padding is cheaper than a token
+    assert int8.padded_tokens([3, 7, 5]) == 7 * 3
     assert int8.feature_key == f"{fp32.feature_key}|int8-ct2"  # apart from torch int8 vectors
 
 
