@@ -2,7 +2,7 @@
 
 `ensure_int8_folder` converts the transformers model into `<root>/<name>-ct2-int8/` (written
 into a temporary folder, then renamed into place) and reuses it on the next start while the source
-folder's fingerprint matches; the torch model is loaded only to convert. CTranslate2 quantizes the
+folder's fingerprint matches; the converter reads the checkpoint's files. CTranslate2 quantizes the
 weights, embeddings included, and each row's activations at run time: about 4x fp32 torch on CPU
 with no macro-F1 loss on e5-small.
 """
@@ -15,14 +15,14 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from dikkat.models.e5_image import publish_folder
-from dikkat.models.source import ModelSource
+from dikkat.models.source import WEIGHT_SUFFIXES, ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +49,34 @@ def _is_current(folder: Path, fingerprint: str) -> bool:
         return False
 
 
-def convert_int8(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
-    """Convert a BERT-like transformers model + tokenizer into a CTranslate2 int8 folder."""
+def convert_int8(source: Path, tokenizer, out_dir: Path) -> None:
+    """Convert the BERT-like transformers checkpoint in folder `source` + its tokenizer into a
+    CTranslate2 int8 folder. The converter reads the weight files through links: this process
+    never holds a torch copy of the model besides the converter's own."""
     import ctranslate2
     from transformers.utils import logging as transformers_logging
 
-    with tempfile.TemporaryDirectory(prefix="dikkat-ct2-source-") as source:
-        model.save_pretrained(source)
-        tokenizer.save_pretrained(source)
-        config_path = Path(source) / "config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory(prefix="dikkat-ct2-source-") as staged:
+        for weights in source.iterdir():
+            if weights.name.endswith(WEIGHT_SUFFIXES) and weights.is_file():
+                (Path(staged) / weights.name).symlink_to(weights.resolve())
+        tokenizer.save_pretrained(staged)
+        config = json.loads((source / "config.json").read_text(encoding="utf-8"))
         # transformers 5 no longer writes this key; ctranslate2's BertLoader asserts on it
         config.setdefault("position_embedding_type", "absolute")
-        config_path.write_text(json.dumps(config), encoding="utf-8")
+        (Path(staged) / "config.json").write_text(json.dumps(config), encoding="utf-8")
         verbosity = transformers_logging.get_verbosity()
         transformers_logging.set_verbosity_error()  # the unused pooler is "newly initialized"
         try:
-            converter = ctranslate2.converters.TransformersConverter(source)
+            converter = ctranslate2.converters.TransformersConverter(staged)
             converter.convert(str(out_dir), quantization="int8", force=True)
         finally:
             transformers_logging.set_verbosity(verbosity)
 
 
-def ensure_int8_folder(
-    fingerprint: str, model: Callable[[], torch.nn.Module], tokenizer, folder: Path
-) -> tuple[Path, str]:
-    """The converted folder for the source with this fingerprint; `model()` is called for the
-    torch model only when the folder is missing or was converted from other weights."""
+def ensure_int8_folder(fingerprint: str, source: Path, tokenizer, folder: Path) -> tuple[Path, str]:
+    """The converted folder for the checkpoint in `source` with this fingerprint, converted
+    only when it is missing or was converted from other weights."""
     if _is_current(folder, fingerprint):
         return folder, "cached"
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,7 @@ def ensure_int8_folder(
         log.info("converting the encoder to CTranslate2 int8 in %s (once)", folder)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            convert_int8(model(), tokenizer, work)
+            convert_int8(source, tokenizer, work)
             (work / FINGERPRINT_FILE).write_text(fingerprint + "\n")
             publish_folder(work, folder)
         except BaseException:
@@ -115,13 +116,9 @@ class Ct2Encoder:
 
 
 def load_int8_encoder(
-    source: ModelSource,
-    model: Callable[[], torch.nn.Module],
-    tokenizer,
-    root: Path,
-    encoder_id: str,
+    source: ModelSource, tokenizer, root: Path, encoder_id: str
 ) -> tuple[Ct2Encoder, str]:
-    """The CTranslate2 int8 encoder of `source`, converted under `root` once (from `model()`);
+    """The CTranslate2 int8 encoder of `source`, converted under `root` once;
     raises Ct2Unavailable (with the reason) when ctranslate2 is missing or the model does not
     convert."""
     try:
@@ -130,7 +127,7 @@ def load_int8_encoder(
         raise Ct2Unavailable("ctranslate2 is not installed (a dikkat dependency)") from exc
     try:
         folder = int8_folder(root, encoder_id)
-        folder, how = ensure_int8_folder(source.fingerprint(), model, tokenizer, folder)
+        folder, how = ensure_int8_folder(source.fingerprint(), source.folder(), tokenizer, folder)
         return Ct2Encoder(folder, torch.get_num_threads()), f"{how}, folder {folder}"
     except (OSError, ValueError, RuntimeError, AttributeError, AssertionError, KeyError) as exc:
         raise Ct2Unavailable(f"cannot convert or load it with ctranslate2: {exc!r}") from exc

@@ -118,14 +118,14 @@ class SentenceEncoder:
             return
         try:
             self._ct2, how = load_int8_encoder(
-                self.source, lambda: self.model, self.tokenizer, int8_dir, self.encoder_id
+                self.source, self.tokenizer, int8_dir, self.encoder_id
             )
         except Ct2Unavailable as exc:
             log.warning("encoder %s: no CTranslate2 int8 (%s); fp32 instead", self.encoder_id, exc)
             return
         log.info("encoder %s: CTranslate2 int8 (%s)", self.encoder_id, how)
         self.precision = "int8"
-        self._model = None  # if loaded to convert; back for the first attention picture
+        self._model = None  # if handed in; back for the first attention picture
 
     @classmethod
     def from_pretrained(

@@ -19,10 +19,10 @@ from dikkat.models.checksum import file_sha256
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ModelSource"]
+__all__ = ["WEIGHT_SUFFIXES", "ModelSource"]
 
 # The files that hold a checkpoint's weights (safetensors or torch pickles, single or sharded).
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".index.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".index.json")
 # Written by save_pretrained, not part of the model: a moved or re-saved folder keeps its prints.
 _CONFIG_NOISE = ("_name_or_path", "transformers_version")
 
@@ -69,7 +69,7 @@ class ModelSource:
             config.pop(key, None)
         described = {"config": config, "options": dict(self.options), "files": {}}
         for path in sorted(folder.iterdir()):
-            if path.name.endswith(_WEIGHT_SUFFIXES) and path.is_file():
+            if path.name.endswith(WEIGHT_SUFFIXES) and path.is_file():
                 described["files"][path.name] = [path.stat().st_size, file_sha256(path)]
         if not described["files"]:
             raise FileNotFoundError(f"no weight files (safetensors, bin) in {folder}")
