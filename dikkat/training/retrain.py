@@ -176,7 +176,8 @@ class RetrainJob:
                 await self.store.feedback_votes(),
                 self.settings.retrain_max_labels_per_user,
             )
-        if trigger == "cron" and n_new < self.settings.retrain_min_feedback:
+        if not feedback or (trigger == "cron" and n_new < self.settings.retrain_min_feedback):
+            # nothing to learn: a candidate would be the shipped recipe again
             await self.store.finish_run(run_id, status=RunStatus.SKIPPED, n_feedback=len(feedback))
             return
         with profile.phase("gather"):

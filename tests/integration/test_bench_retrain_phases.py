@@ -12,7 +12,8 @@ def _count(phase: str) -> float:
     return value or 0.0
 
 
-async def test_a_retrain_run_records_its_phase_timings(bot) -> None:
+async def test_a_retrain_run_records_its_phase_timings(bot, cast_vote) -> None:
+    await cast_vote(bot.store)
     before = {phase: _count(phase) for phase in PHASES}
     run = await bot.retrainer.run("admin", "telegram:1")
     assert run.status in ("promoted", "rejected")
@@ -22,6 +23,6 @@ async def test_a_retrain_run_records_its_phase_timings(bot) -> None:
     assert all(seconds >= 0 for seconds in profile.seconds.values())
     assert profile.seconds["train"] > 0
     assert profile.epochs is not None and profile.epochs >= 1
-    assert profile.encoded_texts == 0  # the seed corpus's features are cached
+    assert profile.encoded_texts == 1  # the voted text; the seed corpus's features are cached
     for phase in PHASES:  # one observation per phase in the Prometheus summary
         assert _count(phase) == before[phase] + 1

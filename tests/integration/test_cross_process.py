@@ -60,8 +60,9 @@ async def test_an_unservable_active_head_is_not_swapped_in(bot) -> None:
 
 
 async def test_a_rollback_during_a_retrain_is_not_undone(
-    bot, held_retrain, monkeypatch: pytest.MonkeyPatch
+    bot, held_retrain, cast_vote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await cast_vote(bot.store)
     bot.settings.retrain_tolerance = 1.0  # the candidate would be promoted
     older = await register_copy(bot, "older")
     release = held_retrain

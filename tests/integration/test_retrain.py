@@ -37,7 +37,8 @@ async def test_admin_commands_refuse_non_admins(bot, command: str) -> None:
     assert await bot.store.audit_log() == []
 
 
-async def test_retrain_answers_at_once_then_posts_the_result(bot) -> None:
+async def test_retrain_answers_at_once_then_posts_the_result(bot, cast_vote) -> None:
+    await cast_vote(bot.store)
     posted: list[tuple[str, Reply]] = []
     result_posted = asyncio.Event()
 
@@ -65,7 +66,8 @@ async def test_retrain_answers_at_once_then_posts_the_result(bot) -> None:
     assert [a["action"] for a in await bot.store.audit_log()] == ["retrain"]
 
 
-async def test_one_run_at_a_time(bot) -> None:
+async def test_one_run_at_a_time(bot, cast_vote) -> None:
+    await cast_vote(bot.store)
     first = await bot.retrainer.start("admin", "telegram:1")
     with pytest.raises(RunInProgress):
         await bot.retrainer.start("admin", "telegram:1")
@@ -98,7 +100,8 @@ async def test_promotion_hot_swaps_and_results_carry_the_new_version(bot) -> Non
     assert f"✅ #{run.candidate_version}" in models and "#1" in models
 
 
-async def test_a_worse_candidate_is_rejected_and_the_active_head_stays(bot) -> None:
+async def test_a_worse_candidate_is_rejected_and_the_active_head_stays(bot, cast_vote) -> None:
+    await cast_vote(bot.store)
     bot.settings.retrain_tolerance = -1.0  # demand an impossible improvement
     version_before = bot.service.head_version
     run = await bot.retrainer.run("admin", "telegram:1")
@@ -140,8 +143,10 @@ async def test_one_user_labelling_1000_items_wrongly_cannot_get_a_worse_head_pro
 
 
 async def test_a_crashing_retrain_leaves_the_active_head_and_no_partial_file(
-    bot, monkeypatch: pytest.MonkeyPatch
+    bot, cast_vote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await cast_vote(bot.store)
+
     def crash(*args, **kwargs):
         raise MemoryError("simulated crash")
 
@@ -156,8 +161,9 @@ async def test_a_crashing_retrain_leaves_the_active_head_and_no_partial_file(
 
 
 async def test_an_interrupted_retrain_is_recorded_and_changes_nothing(
-    bot, held_retrain, monkeypatch: pytest.MonkeyPatch
+    bot, held_retrain, cast_vote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await cast_vote(bot.store)
     release = held_retrain
     reached_hold = signal_when_held(monkeypatch)
     version_before = bot.service.head_version
@@ -185,7 +191,8 @@ async def test_an_interrupted_retrain_is_recorded_and_changes_nothing(
     assert not heads.exists() or not any(p.suffix == ".tmp" for p in heads.iterdir())
 
 
-async def test_rollback_reactivates_an_older_version(bot) -> None:
+async def test_rollback_reactivates_an_older_version(bot, cast_vote) -> None:
+    await cast_vote(bot.store)
     bot.settings.retrain_tolerance = 1.0
     run = await bot.retrainer.run("admin", "telegram:1")
     assert bot.service.head_version == run.candidate_version
@@ -241,3 +248,9 @@ async def test_forged_button_data_is_an_unknown_button(bot, data: str, caplog) -
     reply = await bot.router.handle_button(ButtonPress("telegram", "2", "chat", data))
     assert "artık geçerli değil" in reply.text
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_a_retrain_without_any_vote_is_skipped_and_says_so(bot) -> None:
+    run = await bot.retrainer.run("admin", "telegram:1")
+    assert run.status == "skipped" and run.candidate_version is None
+    assert [v.id for v in await bot.store.list_versions()] == [1]  # no candidate was made

@@ -33,15 +33,17 @@ async def test_frontend_answers_through_the_backend_it_is_given(
 
 
 async def test_trainer_retrains_and_inference_serves_without_a_router(
-    settings, minilm_encoder, seed_features_db: Path
+    settings, minilm_encoder, seed_features_db: Path, cast_vote
 ) -> None:
     shutil.copy(seed_features_db, settings.db_path)
     trainer_settings = settings.model_copy(update={"role": "trainer"})
     async with App(trainer_settings, encoder=minilm_encoder) as trainer:
         assert trainer.router is None and trainer.service is None
         assert trainer.retrainer is not None
+        assert (await trainer.retrainer.run("admin", "cli")).status == "skipped"  # no vote yet
+        await cast_vote(trainer.store)
         run = await trainer.retrainer.run("admin", "cli")
-        assert run.status in ("promoted", "rejected")  # a run with no feedback still decides
+        assert run.status in ("promoted", "rejected")
         assert (await trainer.health())[0]
     inference_settings = settings.model_copy(update={"role": "inference"})
     async with App(inference_settings, encoder=minilm_encoder) as inference:

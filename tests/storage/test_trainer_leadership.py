@@ -131,7 +131,7 @@ async def test_a_standby_leads_only_after_the_leader_lets_go(
 
 
 async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
-    shared_url: str, settings, minilm_encoder, seed_features_db: Path
+    shared_url: str, settings, minilm_encoder, seed_features_db: Path, cast_vote
 ) -> None:
     shutil.copy(seed_features_db, settings.db_path)
     trainer_settings = settings.model_copy(
@@ -139,6 +139,7 @@ async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
     )
     async with App(trainer_settings, encoder=minilm_encoder) as trainer:
         store = trainer.store
+        await cast_vote(store)
         dead = await store.start_run("cron", None)  # a run its (dead) leader never finished
         await store._write(
             "UPDATE retrain_runs SET owner = :owner WHERE id = :id",
@@ -165,7 +166,7 @@ async def test_the_leader_runs_a_frontends_request_and_fails_a_dead_leaders_run(
 
 
 async def test_a_new_leader_leaves_a_live_run_of_another_process_alone(
-    shared_url: str, settings, minilm_encoder, seed_features_db: Path, caplog
+    shared_url: str, settings, minilm_encoder, seed_features_db: Path, caplog, cast_vote
 ) -> None:
     caplog.set_level(logging.INFO, logger="dikkat.scale.trainer")
     shutil.copy(seed_features_db, settings.db_path)
@@ -174,6 +175,7 @@ async def test_a_new_leader_leaves_a_live_run_of_another_process_alone(
     )
     async with App(trainer_settings, encoder=minilm_encoder) as trainer:
         store = trainer.store
+        await cast_vote(store)
         live = await store.start_run("cli", "cli")  # a `dikkat retrain` elsewhere, lease renewed
         await store._write(
             "UPDATE retrain_runs SET owner = 'elsewhere:1' WHERE id = :id", {"id": live}
