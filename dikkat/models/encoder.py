@@ -50,8 +50,8 @@ class SentenceEncoder:
     `precision="int8"` on CPU the sentiment vectors come from CTranslate2 int8, converted once
     under `int8_dir` and reused while the source's weight files are the same; the torch model is
     then loaded only for what CTranslate2 cannot give (attention pictures, hidden states and input
-    embeddings for word vectors), on its first call, or to convert. Without ctranslate2 (or off
-    the CPU) the vectors stay fp32.
+    embeddings for word vectors), on its first call (the conversion reads the weight files).
+    Without ctranslate2 (or off the CPU) the vectors stay fp32.
     """
 
     def __init__(
