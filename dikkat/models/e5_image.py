@@ -351,6 +351,13 @@ def publish_folder(work: Path, destination: Path) -> None:
     os.replace(work, destination)
 
 
+def manifest_digests(folder: Path) -> dict[str, str]:
+    """File name -> sha256 as the folder's manifest records them (trust them only for a folder
+    that `ensure_e5_folder` has just checked or built)."""
+    manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    return {name: entry["sha256"] for name, entry in manifest.get("files", {}).items()}
+
+
 def folder_problem(
     folder: Path, source_sha256: str | None = None, *, deep: bool = True
 ) -> str | None:

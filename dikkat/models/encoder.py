@@ -136,7 +136,11 @@ class SentenceEncoder:
         from transformers import AutoTokenizer
 
         local_only = options.pop("local_files_only", False)
-        source = ModelSource(str(name_or_path), options.pop("model_options", {}))
+        source = ModelSource(
+            str(name_or_path),
+            options.pop("model_options", {}),
+            options.pop("known_sha256", {}),
+        )
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_only)
         downloads = not local_only and not Path(name_or_path).expanduser().is_dir()
         model = source.load(local_files_only=False) if downloads else None

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from dikkat.models.device import resolve_device
-from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder
+from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder, manifest_digests
 from dikkat.models.encoder import DEFAULT_MODEL_DIR, POOLINGS, Pooling, SentenceEncoder
 from dikkat.models.precision import PRECISION_SETTINGS, PrecisionSetting
 
@@ -85,6 +85,7 @@ def _load_e5(model_dir: Path, **options) -> tuple[SentenceEncoder, str]:
         E5_ID,
         local_files_only=True,
         model_options={"add_pooling_layer": False},
+        known_sha256=manifest_digests(folder),  # checked just now: hashed once per start
         text_prefix=E5_PREFIX,
         **options,
     )

@@ -34,6 +34,8 @@ class ModelSource:
 
     name_or_path: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    # sha256 of files this process has just verified (a checked e5 folder): not hashed again
+    known_sha256: Mapping[str, str] = field(default_factory=dict)
 
     def load(self, *, local_files_only: bool = True) -> torch.nn.Module:
         """The torch model (downloaded first when `local_files_only` is False)."""
@@ -70,7 +72,8 @@ class ModelSource:
         described = {"config": config, "options": dict(self.options), "files": {}}
         for path in sorted(folder.iterdir()):
             if path.name.endswith(WEIGHT_SUFFIXES) and path.is_file():
-                described["files"][path.name] = [path.stat().st_size, file_sha256(path)]
+                digest = self.known_sha256.get(path.name) or file_sha256(path)
+                described["files"][path.name] = [path.stat().st_size, digest]
         if not described["files"]:
             raise FileNotFoundError(f"no weight files (safetensors, bin) in {folder}")
         text = json.dumps(described, sort_keys=True, default=str)

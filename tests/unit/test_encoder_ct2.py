@@ -202,3 +202,24 @@ def test_the_served_e5_encoder_on_ct2_int8_stays_close_to_fp32_and_rehearses_in_
     assert shipped.head is not None and shipped.rehearsal is not None
     assert shipped.rehearsal.encoder_key == int8.feature_key
     assert ShippedReference.load(fp32).rehearsal.encoder_key == fp32.feature_key
+
+
+@pytest.mark.slow
+def test_an_int8_e5_start_hashes_its_weights_once(
+    prepared_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dikkat.models import checksum, e5_image, source
+    from dikkat.models.loading import load_encoder
+
+    hashed: list[str] = []
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path).name)
+        return checksum.file_sha256(path)
+
+    monkeypatch.setattr(e5_image, "file_sha256", counting)
+    monkeypatch.setattr(source, "file_sha256", counting)
+    encoder = load_encoder("e5", device="cpu", model_dir=prepared_model_dir, precision="int8")
+    assert encoder.runtime == "ctranslate2"
+    # checked against the folder's manifest; the conversion's fingerprint reuses that digest
+    assert hashed.count("model.safetensors") == 1
