@@ -11,9 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -65,15 +65,26 @@ async def _runs(url: str) -> list:
         await store.close()
 
 
+async def _with_store(url: str, use: Callable[[Any], Awaitable[None]]) -> None:
+    from dikkat.storage.store import Store
+
+    store = await Store.open(url)
+    try:
+        await use(store)
+    finally:
+        await store.close()
+
+
 def _finished(runs: list) -> list:
     return [r for r in runs if r["status"] != "running"]
 
 
 def test_one_run_per_slot_and_a_standby_takes_over(
-    pg_url: str, tmp_path: Path, seed_features_db: Path
+    pg_url: str, tmp_path: Path, seed_features_db: Path, cast_vote
 ) -> None:
     features = tmp_path / "features.db"
     shutil.copy(seed_features_db, features)
+    asyncio.run(_with_store(pg_url, cast_vote))  # runs without any vote are skipped at once
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DIKKAT_")},
         "DIKKAT_ROLE": "trainer",
