@@ -87,7 +87,6 @@ class SentenceEncoder:
         self.text_prefix = text_prefix
         self.dim = int(config.hidden_size)
         self._lock = threading.Lock()  # attentions() switches the attention kernel
-        self.precision: Precision = "fp32"
         if wanted == "int8":
             self._to_int8(Path(int8_dir) if int8_dir is not None else DEFAULT_INT8_DIR)
         if self._ct2 is None and self._model is None:  # torch computes the vectors: load it now
@@ -124,7 +123,6 @@ class SentenceEncoder:
             log.warning("encoder %s: no CTranslate2 int8 (%s); fp32 instead", self.encoder_id, exc)
             return
         log.info("encoder %s: CTranslate2 int8 (%s)", self.encoder_id, how)
-        self.precision = "int8"
         self._model = None  # if handed in; back for the first attention picture
 
     @classmethod
@@ -147,6 +145,11 @@ class SentenceEncoder:
         return cls(tokenizer, source, encoder_id or str(name_or_path), model=model, **options)
 
     @property
+    def precision(self) -> Precision:
+        """What the sentiment vectors are computed in: `int8` on CTranslate2, else `fp32`."""
+        return "fp32" if self._ct2 is None else "int8"
+
+    @property
     def runtime(self) -> str:
         """What runs the sentiment forward pass: `ctranslate2` (int8) or `torch`."""
         return "torch" if self._ct2 is None else "ctranslate2"
@@ -164,7 +167,7 @@ class SentenceEncoder:
     def precision_tag(self) -> str:
         """How the vectors are computed when not in fp32: `int8-ct2` (CTranslate2 int8); empty
         for fp32. (Heads and features of torch's dynamic int8, offered earlier, end in `int8`.)"""
-        return "" if self._ct2 is None else f"{self.precision}-ct2"
+        return "" if self._ct2 is None else "int8-ct2"
 
     def tokenize(self, text: str) -> TokenizedText:
         """Token ids of one text, truncated to max_length, and whether the cut dropped tokens."""
