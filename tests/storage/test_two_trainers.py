@@ -54,25 +54,22 @@ def _logged(log: Path, text: str) -> Callable[[], bool | None]:
     return lambda: (log.is_file() and text in log.read_text()) or None
 
 
-async def _runs(url: str) -> list:
+async def _with_store(url: str, use: Callable[[Any], Awaitable[T]]) -> T:
     from dikkat.storage.store import Store
 
     store = await Store.open(url)
     try:
+        return await use(store)
+    finally:
+        await store.close()
+
+
+async def _runs(url: str) -> list:
+    async def read(store: Any) -> list:
         query = "SELECT id, status, slot, error FROM retrain_runs ORDER BY id"
         return [row._asdict() for row in await store._read(query)]
-    finally:
-        await store.close()
 
-
-async def _with_store(url: str, use: Callable[[Any], Awaitable[None]]) -> None:
-    from dikkat.storage.store import Store
-
-    store = await Store.open(url)
-    try:
-        await use(store)
-    finally:
-        await store.close()
+    return await _with_store(url, read)
 
 
 def _finished(runs: list) -> list:
