@@ -512,10 +512,7 @@ def run_batching_benchmark(
         )
 
     def draw_texts(encoder: SentenceEncoder) -> tuple[list[str], str]:
-        def word_tokens(word: str) -> int:
-            return len(encoder.tokenizer(word, add_special_tokens=False)["input_ids"])
-
-        return request_texts(settings.sample_size, settings.seed, word_tokens)
+        return request_texts(settings.sample_size, settings.seed, encoder.piece_count)
 
     with tempfile.TemporaryDirectory(prefix="dikkat-bench-batching-") as scratch:
         report = run_precisions(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ class Data:
 def load_data(path: Path | None, config: RetrainBenchConfig, encoder: SentenceEncoder) -> Data:
     n = max(config.sizes)
     if path is None or not path.is_file():
-        texts = _distinct(synthetic_texts(n, config.seed, _word_counter(encoder)))
+        texts = _distinct(synthetic_texts(n, config.seed, encoder.piece_count))
         labels = np.random.default_rng(config.seed).choice(LABELS, size=n)
         why = f"{path if path else '../shared/data/sentiment/' + DATA_FILE} is absent"
         return Data(
@@ -121,7 +121,7 @@ def load_data(path: Path | None, config: RetrainBenchConfig, encoder: SentenceEn
     others = df[~df["text"].isin(set(held_out["text"]) | set(train["text"]))]
     pool = pd.concat([held_out, others, train], ignore_index=True)
     if len(pool) < n:
-        extra = _distinct(synthetic_texts(n - len(pool), config.seed, _word_counter(encoder)))
+        extra = _distinct(synthetic_texts(n - len(pool), config.seed, encoder.piece_count))
         labels = np.random.default_rng(config.seed).choice(LABELS, size=len(extra))
         pool = pd.concat([pool, pd.DataFrame({"text": extra, "label": labels})])
     source = (
@@ -130,13 +130,6 @@ def load_data(path: Path | None, config: RetrainBenchConfig, encoder: SentenceEn
         + (f" (stratified sample, seed {config.seed})" if config.holdout_sample else "")
     )
     return Data(source, pool.reset_index(drop=True), train, held_out)
-
-
-def _word_counter(encoder: SentenceEncoder) -> Callable[[str], int]:
-    def count(word: str) -> int:
-        return len(encoder.tokenizer(word, add_special_tokens=False)["input_ids"])
-
-    return count
 
 
 def _distinct(texts: Sequence[str]) -> list[str]:

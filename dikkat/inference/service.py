@@ -141,7 +141,7 @@ class InferenceService:
         results = []
         for text in texts:
             tokens, attention = encoder.attentions(text, ATTENTION_MAX_TOKENS)
-            total = len(encoder.tokenizer(text, truncation=True, max_length=1 << 16)["input_ids"])
+            total = encoder.token_count(text)
             results.append(EncoderAttention(tokens, attention, total))
         return results
 

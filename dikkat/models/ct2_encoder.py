@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dikkat.models.e5_image import publish_folder
-from dikkat.models.source import WEIGHT_SUFFIXES, ModelSource
+from dikkat.models.source import ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +49,17 @@ def _is_current(folder: Path, fingerprint: str) -> bool:
         return False
 
 
-def convert_int8(source: Path, tokenizer, out_dir: Path) -> None:
-    """Convert the BERT-like transformers checkpoint in folder `source` + its tokenizer into a
-    CTranslate2 int8 folder. The converter reads the weight files through links: this process
-    never holds a torch copy of the model besides the converter's own."""
+def convert_int8(source: Path, out_dir: Path) -> None:
+    """Convert the BERT-like transformers checkpoint in folder `source` (with its tokenizer
+    files) into a CTranslate2 int8 folder. The converter reads the files through links: this
+    process never holds a torch copy of the model besides the converter's own."""
     import ctranslate2
     from transformers.utils import logging as transformers_logging
 
     with tempfile.TemporaryDirectory(prefix="dikkat-ct2-source-") as staged:
-        for weights in source.iterdir():
-            if weights.name.endswith(WEIGHT_SUFFIXES) and weights.is_file():
-                (Path(staged) / weights.name).symlink_to(weights.resolve())
-        tokenizer.save_pretrained(staged)
+        for part in source.iterdir():
+            if part.name != "config.json" and part.is_file():
+                (Path(staged) / part.name).symlink_to(part.resolve())
         config = json.loads((source / "config.json").read_text(encoding="utf-8"))
         # transformers 5 no longer writes this key; ctranslate2's BertLoader asserts on it
         config.setdefault("position_embedding_type", "absolute")
@@ -74,7 +73,7 @@ def convert_int8(source: Path, tokenizer, out_dir: Path) -> None:
             transformers_logging.set_verbosity(verbosity)
 
 
-def ensure_int8_folder(fingerprint: str, source: Path, tokenizer, folder: Path) -> tuple[Path, str]:
+def ensure_int8_folder(fingerprint: str, source: Path, folder: Path) -> tuple[Path, str]:
     """The converted folder for the checkpoint in `source` with this fingerprint, converted
     only when it is missing or was converted from other weights."""
     if _is_current(folder, fingerprint):
@@ -89,7 +88,7 @@ def ensure_int8_folder(fingerprint: str, source: Path, tokenizer, folder: Path) 
         log.info("converting the encoder to CTranslate2 int8 in %s (once)", folder)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            convert_int8(source, tokenizer, work)
+            convert_int8(source, work)
             (work / FINGERPRINT_FILE).write_text(fingerprint + "\n")
             publish_folder(work, folder)
         except BaseException:
@@ -115,9 +114,7 @@ class Ct2Encoder:
         return np.asarray(out.last_hidden_state, dtype=np.float32)
 
 
-def load_int8_encoder(
-    source: ModelSource, tokenizer, root: Path, encoder_id: str
-) -> tuple[Ct2Encoder, str]:
+def load_int8_encoder(source: ModelSource, root: Path, encoder_id: str) -> tuple[Ct2Encoder, str]:
     """The CTranslate2 int8 encoder of `source`, converted under `root` once;
     raises Ct2Unavailable (with the reason) when ctranslate2 is missing or the model does not
     convert."""
@@ -127,7 +124,7 @@ def load_int8_encoder(
         raise Ct2Unavailable("ctranslate2 is not installed (a dikkat dependency)") from exc
     try:
         folder = int8_folder(root, encoder_id)
-        folder, how = ensure_int8_folder(source.fingerprint(), source.folder(), tokenizer, folder)
+        folder, how = ensure_int8_folder(source.fingerprint(), source.folder(), folder)
         return Ct2Encoder(folder, torch.get_num_threads()), f"{how}, folder {folder}"
     except (OSError, ValueError, RuntimeError, AttributeError, AssertionError, KeyError) as exc:
         raise Ct2Unavailable(f"cannot convert or load it with ctranslate2: {exc!r}") from exc

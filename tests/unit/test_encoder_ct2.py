@@ -71,9 +71,9 @@ def test_the_conversion_is_cached_and_redone_for_other_weights(
     calls: list[Path] = []
     convert = ct2_encoder.convert_int8
 
-    def counted(source: Path, tokenizer, out_dir: Path) -> None:
+    def counted(source: Path, out_dir: Path) -> None:
         calls.append(out_dir)
-        convert(source, tokenizer, out_dir)
+        convert(source, out_dir)
 
     monkeypatch.setattr(ct2_encoder, "convert_int8", counted)
     (tmp_path / ".tiny-ct2-int8.killed").mkdir()  # what a conversion killed midway leaves
@@ -156,8 +156,8 @@ def test_the_torch_model_comes_back_for_attention_pictures(
     assert attn.shape == (2, 2, len(tokens), len(tokens))
     np.testing.assert_allclose(attn.sum(-1), 1.0, atol=1e-4)
     assert any(type(m) is torch.nn.Linear for m in int8.model.modules())  # fp32, not quantized
-    batch, hidden = int8.hidden_states(["bu film"], 16)
-    assert hidden.shape == (1, batch["input_ids"].shape[1], int8.dim)
+    (words,), hidden = int8.hidden_states(["bu film"], 16)
+    assert hidden.shape == (1, len(words.input_ids), int8.dim) and words.words == ["bu", "film"]
 
 
 def test_without_ctranslate2_int8_falls_back_to_fp32_with_one_log_line(
