@@ -14,6 +14,7 @@ import torch
 from dikkat.models.device import resolve_device
 from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder, manifest_digests
 from dikkat.models.encoder import DEFAULT_MODEL_DIR, POOLINGS, Pooling, SentenceEncoder
+from dikkat.models.heap import keep_activations_in_heap
 from dikkat.models.precision import PRECISION_SETTINGS, PrecisionSetting
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ def load_encoder(
     if precision not in PRECISION_SETTINGS:
         raise ValueError(f"precision must be one of {PRECISION_SETTINGS}, not {precision!r}")
     started = time.perf_counter()
+    keep_activations_in_heap()
     folder_root = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     options = dict(
         max_length=max_length,
