@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import time
@@ -16,7 +17,6 @@ from dikkat.config import Settings
 from dikkat.inference.backend import InferenceBackend
 from dikkat.inference.sentiment import SentimentPipeline
 from dikkat.inference.service import InferenceService
-from dikkat.models.device import resolve_device
 from dikkat.models.encoder import SentenceEncoder
 from dikkat.models.loading import load_encoder
 from dikkat.models.sorter import Sorter
@@ -138,14 +138,9 @@ class App:
         if interrupted:
             log.warning("%d retrain run(s) were interrupted by the last stop", interrupted)
         encoder = self._given_encoder or await asyncio.to_thread(
-            load_encoder,
-            settings.sentiment_encoder,
-            max_length=settings.sentiment_max_length,
-            pooling=settings.sentiment_pooling,
-            device=resolve_device(settings.device),
-            probe_timeout_s=settings.hub_probe_timeout_s,
-            model_dir=settings.model_dir,
-            precision=settings.encoder_precision,
+            functools.partial(
+                load_encoder, settings.sentiment_encoder, **settings.encoder_options()
+            )
         )
         self.cache = FeatureCache.of(store, encoder.feature_key)
         head, version = await ensure_active_head(store, encoder, self.cache, settings)

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     sentiment_max_length: int = Field(128, ge=8, le=512)
     sentiment_pooling: Literal["cls", "mean"] = "mean"
     encoder_precision: Literal["auto", "fp32", "int8"] = "auto"  # auto: int8 (CPU) for e5
+    encoder_layers: int | None = Field(None, ge=1)  # the first N layers only; None: all
     hub_probe_timeout_s: float = Field(3.0, ge=0)
     device: str = "auto"
 
@@ -125,6 +126,18 @@ class Settings(BaseSettings):
         self.admin_ids()
         self.shard_ids()
         return self
+
+    def encoder_options(self) -> dict[str, Any]:
+        """`load_encoder`'s keyword arguments for the configured sentiment encoder."""
+        return dict(
+            max_length=self.sentiment_max_length,
+            pooling=self.sentiment_pooling,
+            device=self.device,
+            probe_timeout_s=self.hub_probe_timeout_s,
+            model_dir=self.model_dir,
+            precision=self.encoder_precision,
+            layers=self.encoder_layers,
+        )
 
     def console(self) -> bool:
         """Whether `dikkat run` chats on the console: a frontend role (`all` includes it) with no

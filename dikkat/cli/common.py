@@ -84,15 +84,7 @@ def no_input() -> bool:
 def encoder_for(settings: Settings):
     from dikkat.models.loading import load_encoder
 
-    return load_encoder(
-        settings.sentiment_encoder,
-        max_length=settings.sentiment_max_length,
-        pooling=settings.sentiment_pooling,
-        device=settings.device,
-        probe_timeout_s=settings.hub_probe_timeout_s,
-        model_dir=settings.model_dir,
-        precision=settings.encoder_precision,
-    )
+    return load_encoder(settings.sentiment_encoder, **settings.encoder_options())
 
 
 def served_head(settings: Settings, encoder) -> tuple[Path | None, str]:

@@ -15,8 +15,9 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,10 +50,13 @@ def _is_current(folder: Path, fingerprint: str) -> bool:
         return False
 
 
-def convert_int8(source: Path, out_dir: Path) -> None:
+def convert_int8(
+    source: Path, out_dir: Path, config_overrides: Mapping[str, Any] | None = None
+) -> None:
     """Convert the BERT-like transformers checkpoint in folder `source` (with its tokenizer
-    files) into a CTranslate2 int8 folder. The converter reads the files through links: this
-    process never holds a torch copy of the model besides the converter's own."""
+    files; its config changed by `config_overrides`, e.g. fewer layers) into a CTranslate2 int8
+    folder. The converter reads the files through links: this process never holds a torch copy
+    of the model besides the converter's own."""
     import ctranslate2
     from transformers.utils import logging as transformers_logging
 
@@ -63,6 +67,7 @@ def convert_int8(source: Path, out_dir: Path) -> None:
         config = json.loads((source / "config.json").read_text(encoding="utf-8"))
         # transformers 5 no longer writes this key; ctranslate2's BertLoader asserts on it
         config.setdefault("position_embedding_type", "absolute")
+        config.update(config_overrides or {})
         (Path(staged) / "config.json").write_text(json.dumps(config), encoding="utf-8")
         verbosity = transformers_logging.get_verbosity()
         transformers_logging.set_verbosity_error()  # the unused pooler is "newly initialized"
@@ -73,7 +78,9 @@ def convert_int8(source: Path, out_dir: Path) -> None:
             transformers_logging.set_verbosity(verbosity)
 
 
-def ensure_int8_folder(fingerprint: str, source: Path, folder: Path) -> tuple[Path, str]:
+def ensure_int8_folder(
+    fingerprint: str, source: Path, folder: Path, config_overrides: Mapping[str, Any] | None = None
+) -> tuple[Path, str]:
     """The converted folder for the checkpoint in `source` with this fingerprint, converted
     only when it is missing or was converted from other weights."""
     if _is_current(folder, fingerprint):
@@ -88,7 +95,7 @@ def ensure_int8_folder(fingerprint: str, source: Path, folder: Path) -> tuple[Pa
         log.info("converting the encoder to CTranslate2 int8 in %s (once)", folder)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            convert_int8(source, work)
+            convert_int8(source, work, config_overrides)
             (work / FINGERPRINT_FILE).write_text(fingerprint + "\n")
             publish_folder(work, folder)
         except BaseException:
@@ -124,7 +131,9 @@ def load_int8_encoder(source: ModelSource, root: Path, encoder_id: str) -> tuple
         raise Ct2Unavailable("ctranslate2 is not installed (a dikkat dependency)") from exc
     try:
         folder = int8_folder(root, encoder_id)
-        folder, how = ensure_int8_folder(source.fingerprint(), source.folder(), folder)
+        folder, how = ensure_int8_folder(
+            source.fingerprint(), source.folder(), folder, source.config_overrides
+        )
         return Ct2Encoder(folder, torch.get_num_threads()), f"{how}, folder {folder}"
     except (OSError, ValueError, RuntimeError, AttributeError, AssertionError, KeyError) as exc:
         raise Ct2Unavailable(f"cannot convert or load it with ctranslate2: {exc!r}") from exc

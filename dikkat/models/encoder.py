@@ -9,7 +9,7 @@ import functools
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -134,11 +134,15 @@ class SentenceEncoder:
         from transformers import AutoTokenizer
 
         local_only = options.pop("local_files_only", False)
+        layers = options.pop("layers", None)
         source = ModelSource(
             str(name_or_path),
             options.pop("model_options", {}),
             options.pop("known_sha256", {}),
         )
+        encoder_id = encoder_id or source.name_or_path
+        if layers is not None:
+            source, encoder_id = _first_layers(source, encoder_id, layers)
         folder = Path(name_or_path).expanduser()
         if PieceTokenizer.in_folder(folder):
             tokenizer: TextTokenizer = PieceTokenizer(folder)
@@ -148,7 +152,7 @@ class SentenceEncoder:
             )
         downloads = not local_only and not folder.is_dir()
         model = source.load(local_files_only=False) if downloads else None
-        return cls(tokenizer, source, encoder_id or source.name_or_path, model=model, **options)
+        return cls(tokenizer, source, encoder_id, model=model, **options)
 
     @property
     def precision(self) -> Precision:
@@ -360,6 +364,18 @@ class SentenceEncoder:
                 _set_attention_kernel(self.model, previous)
             attn = torch.stack([layer[0] for layer in out.attentions])  # (L, H, T, T)
         return tokens, attn.float().cpu().numpy()
+
+
+def _first_layers(source: ModelSource, encoder_id: str, layers: int) -> tuple[ModelSource, str]:
+    """The source that builds only the first `layers` layers, and its encoder id (its own
+    heads and features): `multilingual-e5-small-q4-10layers`; all layers: unchanged."""
+    depth = int(source.config().num_hidden_layers)
+    if not 1 <= layers <= depth:
+        raise ValueError(f"{encoder_id} has {depth} layers: the layer count must be 1-{depth}")
+    if layers == depth:
+        return source, encoder_id
+    options = {**source.options, "num_hidden_layers": layers}
+    return replace(source, options=options), f"{encoder_id}-{layers}layers"
 
 
 def _attention_kernel(model: torch.nn.Module) -> str:

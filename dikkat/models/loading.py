@@ -127,6 +127,7 @@ def load_encoder(
     probe_timeout_s: float = 3.0,
     model_dir: Path | None = None,
     precision: PrecisionSetting = "fp32",
+    layers: int | None = None,
 ) -> SentenceEncoder:
     """`auto`, `offline`/`e5`, `minilm`, a hub id, or a local folder.
 
@@ -134,7 +135,8 @@ def load_encoder(
     multilingual-e5-small (prepared once under `model_dir`), then the English MiniLM.
     `precision="int8"` runs the sentiment vectors on CTranslate2 int8 (converted once under
     `model_dir/encoders`); CPU only: on a GPU, or if CTranslate2 cannot run, fp32 with a log
-    line. `auto` is int8 for the encoders where int8 keeps quality (e5), else fp32.
+    line. `auto` is int8 for the encoders where int8 keeps quality (e5), else fp32. `layers`
+    keeps only the encoder's first layers (a different encoder id: its own heads and features).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
@@ -149,6 +151,7 @@ def load_encoder(
         device=_device(device),
         precision=precision,
         int8_dir=folder_root / "encoders",
+        layers=layers,
     )
     setting = setting.strip()
     if setting == "auto":

@@ -25,12 +25,15 @@ __all__ = ["WEIGHT_SUFFIXES", "ModelSource"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".index.json")
 # Written by save_pretrained, not part of the model: a moved or re-saved folder keeps its prints.
 _CONFIG_NOISE = ("_name_or_path", "transformers_version")
+# Load options that change the model's config (the others, like add_pooling_layer, do not).
+CONFIG_OPTIONS = ("num_hidden_layers",)
 
 
 @dataclass(frozen=True)
 class ModelSource:
     """A transformers `AutoModel` checkpoint: a local folder or a hub id already in the local
-    cache, and the keyword options its `from_pretrained` takes (`add_pooling_layer=False`)."""
+    cache, and the keyword options its `from_pretrained` takes (`add_pooling_layer=False`;
+    `num_hidden_layers=10` builds the first 10 layers and leaves the rest of the weights)."""
 
     name_or_path: str
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -43,15 +46,28 @@ class ModelSource:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # a per-tensor bar at every start is noise
-        return AutoModel.from_pretrained(
-            self.name_or_path, local_files_only=local_files_only, **self.options
-        )
+        verbosity = transformers_logging.get_verbosity()
+        if self.config_overrides:  # the left-out layers' weights are "not used", as meant
+            transformers_logging.set_verbosity_error()
+        try:
+            return AutoModel.from_pretrained(
+                self.name_or_path, local_files_only=local_files_only, **self.options
+            )
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+
+    @property
+    def config_overrides(self) -> dict[str, Any]:
+        """The load options that change the config (`num_hidden_layers`)."""
+        return {key: self.options[key] for key in CONFIG_OPTIONS if key in self.options}
 
     def config(self):
-        """The model's transformers config, without loading its weights."""
+        """The model's transformers config as loaded (overrides applied), without its weights."""
         from transformers import AutoConfig
 
-        return AutoConfig.from_pretrained(self.name_or_path, local_files_only=True)
+        return AutoConfig.from_pretrained(
+            self.name_or_path, local_files_only=True, **self.config_overrides
+        )
 
     def folder(self) -> Path:
         """The local folder that holds the checkpoint (a hub id's cached snapshot)."""

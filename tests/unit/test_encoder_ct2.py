@@ -71,9 +71,9 @@ def test_the_conversion_is_cached_and_redone_for_other_weights(
     calls: list[Path] = []
     convert = ct2_encoder.convert_int8
 
-    def counted(source: Path, out_dir: Path) -> None:
+    def counted(source: Path, out_dir: Path, config_overrides=None) -> None:
         calls.append(out_dir)
-        convert(source, out_dir)
+        convert(source, out_dir, config_overrides)
 
     monkeypatch.setattr(ct2_encoder, "convert_int8", counted)
     (tmp_path / ".tiny-ct2-int8.killed").mkdir()  # what a conversion killed midway leaves
