@@ -54,7 +54,10 @@ import gc, json, sys, time
 from pathlib import Path
 started = time.perf_counter()
 from dikkat.models.loading import load_encoder
-encoder = load_encoder("offline", device="cpu", model_dir=Path(sys.argv[2]), precision=sys.argv[1])
+layers = int(sys.argv[3]) if sys.argv[3] != "all" else None
+encoder = load_encoder(
+    "offline", device="cpu", model_dir=Path(sys.argv[2]), precision=sys.argv[1], layers=layers
+)
 load_s = time.perf_counter() - started
 encoder.encode(["bu ürün çok güzel", "kargo geç geldi ama satıcı ilgiliydi, teşekkürler"])
 gc.collect()
@@ -76,6 +79,7 @@ class EncoderBenchConfig:
     latency_texts: int = 64
     seeds: tuple[int, ...] = tuple(range(10))  # the recipe's seed spread is twice the bound
     quality: bool = True
+    layers: int | None = None  # the encoder's first layers only (None: all)
 
     @classmethod
     def quick(cls) -> EncoderBenchConfig:
@@ -168,10 +172,10 @@ def closeness(
     }
 
 
-def rss_after_load(precision: str, model_dir: Path) -> dict[str, float]:
+def rss_after_load(precision: str, model_dir: Path, layers: int | None = None) -> dict[str, float]:
     """VmRSS / VmHWM of a fresh process that loaded the encoder and encoded two texts."""
     done = subprocess.run(
-        [sys.executable, "-c", RSS_SCRIPT, precision, str(model_dir)],
+        [sys.executable, "-c", RSS_SCRIPT, precision, str(model_dir), str(layers or "all")],
         capture_output=True,
         text=True,
         check=True,
@@ -295,11 +299,13 @@ def run_encoder_benchmark(
     started = time.perf_counter()
     report: dict[str, Any] = {"config": asdict(config), "machine": machine_info()}
     encoders = {  # first, so that the int8 conversion (once) is not in the RSS figures
-        p: load_encoder("offline", device="cpu", model_dir=model_dir, precision=p)
+        p: load_encoder(
+            "offline", device="cpu", model_dir=model_dir, precision=p, layers=config.layers
+        )
         for p in PRECISIONS
     }
     say("RSS after load, a fresh process per precision")
-    rss = {p: rss_after_load(p, model_dir) for p in PRECISIONS}
+    rss = {p: rss_after_load(p, model_dir, config.layers) for p in PRECISIONS}
     texts, source = bench_texts(config.texts)
     items = [encoders["fp32"].tokenize(text) for text in texts]
     batches = _batches(items, config.batch_size)

@@ -172,13 +172,18 @@ def bench_encoder(
     quick: QuickOption = False,
     json: JsonOption = None,
     features_db: FeaturesDbOption = None,
+    layers: Annotated[
+        int | None, typer.Option(min=1, help="the encoder's first N layers only (default: all)")
+    ] = None,
 ) -> None:
     """The sentiment encoder in fp32 and int8 side by side: ceiling, p50, RSS, vector closeness
     and head macro-F1 on the shared sets (when present)."""
+    from dataclasses import replace
+
     from dikkat.bench.encoder import EncoderBenchConfig, format_report, run_encoder_benchmark
 
     settings = load_settings(quiet=True)
-    config = EncoderBenchConfig.quick() if quick else EncoderBenchConfig()
+    config = replace(EncoderBenchConfig.quick() if quick else EncoderBenchConfig(), layers=layers)
     report = run_encoder_benchmark(
         model_dir=settings.model_dir,
         config=config,
