@@ -11,7 +11,10 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from dikkat.config import Settings
+from dikkat.models.head import LABELS, default_head_path
 from dikkat.models.loading import EncoderLoadError, load_encoder
+from dikkat.training.heads import ShippedReference
+from dikkat.training.rehearsal import load_rehearsal, rehearsal_path
 
 WORDS = ["bu", "film", "çok", "güzel", "kötü", "iyi", "değil", "ürün", "kargo", "geç"]
 TEXTS = ["bu film çok güzel", "kötü", "ürün iyi değil kargo geç"]
@@ -74,3 +77,21 @@ def test_the_setting_reaches_the_encoder(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("DIKKAT_ENCODER_LAYERS", "0")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_ten_layers_of_e5_serve_their_own_shipped_head_and_rehearsal(
+    prepared_model_dir: Path,
+) -> None:
+    encoder = load_encoder("e5", device="cpu", model_dir=prepared_model_dir, layers=10)
+    assert encoder.encoder_id == "multilingual-e5-small-q4-10layers"
+    assert encoder.precision == "fp32"  # int8 lost 0.0055 on the film reviews: past the bound
+    tokens, attention = encoder.attentions("Bu film harikaydı!")
+    assert attention.shape[:2] == (10, 12)
+    shipped = ShippedReference.load(encoder)
+    assert shipped.head is not None and shipped.rehearsal is not None
+    path = default_head_path(encoder.encoder_id, encoder.pooling, "int8-ct2")
+    assert path.name == "multilingual-e5-small-q4-10layers.pt"  # never the 12-layer head
+    int8_key = f"{encoder.feature_key}|int8-ct2"
+    assert load_rehearsal(rehearsal_path(path, "int8-ct2"), int8_key) is not None
+    probabilities = shipped.head.predict_proba(encoder.encode(["Harika bir ürün, bayıldım!"]))
+    assert probabilities.argmax() == LABELS.index("positive")
