@@ -1,4 +1,5 @@
-"""The frozen sentence encoder: transformers AutoTokenizer + AutoModel with CLS or mean pooling.
+"""The frozen sentence encoder: a tokenizer (`TextTokenizer`) + transformers AutoModel, CLS or
+mean pooling.
 
 Which encoder to load (auto, offline, hub, folder): `dikkat.models.loading`.
 """
@@ -142,7 +143,7 @@ class SentenceEncoder:
         )
         encoder_id = encoder_id or source.name_or_path
         if layers is not None:
-            source, encoder_id = _first_layers(source, encoder_id, layers)
+            source, encoder_id = _first_layers(source, encoder_id, layers, local_only)
         folder = Path(name_or_path).expanduser()
         if PieceTokenizer.in_folder(folder):
             tokenizer: TextTokenizer = PieceTokenizer(folder)
@@ -366,12 +367,18 @@ class SentenceEncoder:
         return tokens, attn.float().cpu().numpy()
 
 
-def _first_layers(source: ModelSource, encoder_id: str, layers: int) -> tuple[ModelSource, str]:
+class LayerCountError(ValueError):
+    """The encoder has fewer layers than `DIKKAT_ENCODER_LAYERS` asks for."""
+
+
+def _first_layers(
+    source: ModelSource, encoder_id: str, layers: int, local_only: bool = True
+) -> tuple[ModelSource, str]:
     """The source that builds only the first `layers` layers, and its encoder id (its own
     heads and features): `multilingual-e5-small-q4-10layers`; all layers: unchanged."""
-    depth = int(source.config().num_hidden_layers)
+    depth = int(source.config(local_files_only=local_only).num_hidden_layers)
     if not 1 <= layers <= depth:
-        raise ValueError(f"{encoder_id} has {depth} layers: the layer count must be 1-{depth}")
+        raise LayerCountError(f"{encoder_id} has {depth} layers: the layer count must be 1-{depth}")
     if layers == depth:
         return source, encoder_id
     options = {**source.options, "num_hidden_layers": layers}

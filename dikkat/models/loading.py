@@ -8,12 +8,19 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from dikkat.models.device import resolve_device
 from dikkat.models.e5_image import E5_ID, E5ImageError, ensure_e5_folder, manifest_digests
-from dikkat.models.encoder import DEFAULT_MODEL_DIR, POOLINGS, Pooling, SentenceEncoder
+from dikkat.models.encoder import (
+    DEFAULT_MODEL_DIR,
+    POOLINGS,
+    LayerCountError,
+    Pooling,
+    SentenceEncoder,
+)
 from dikkat.models.heap import keep_activations_in_heap
 from dikkat.models.precision import PRECISION_SETTINGS, PrecisionSetting
 
@@ -65,6 +72,8 @@ def _load_cached(hub_id: str, **options) -> SentenceEncoder | None:
     """The hub model from the local HF cache, or None when it is not cached (no network)."""
     try:
         return SentenceEncoder.from_pretrained(hub_id, hub_id, local_files_only=True, **options)
+    except LayerCountError:
+        raise
     except (OSError, ValueError):
         return None
 
@@ -99,6 +108,8 @@ def _load_offline(model_dir: Path, **options) -> tuple[SentenceEncoder, str]:
         return _load_e5(model_dir, **options)
     except EncoderLoadError as exc:
         log.warning("%s; falling back to the English %s", exc, MINILM_ID)
+        if options.pop("layers", None) is not None:
+            log.warning("the layer count is for %s: %s runs all its layers", E5_ID, MINILM_ID)
         return _load_minilm(**options), f"last resort: {exc}"
 
 
@@ -153,32 +164,10 @@ def load_encoder(
         int8_dir=folder_root / "encoders",
         layers=layers,
     )
-    setting = setting.strip()
-    if setting == "auto":
-        try:
-            encoder, why = _load_hub(BERTURK, probe_timeout_s, **options)
-        except EncoderLoadError as exc:
-            encoder, how = _load_offline(folder_root, **options)
-            why = f"fallback: {exc}; {how}"
-    elif setting in OFFLINE_ALIASES:
-        encoder, how = _load_offline(folder_root, **options)
-        why = f"configured; {how}"
-    elif setting in MINILM_ALIASES:
-        encoder, why = _load_minilm(**options), "configured"
-    elif Path(setting).expanduser().exists():
-        path = Path(setting).expanduser().resolve()
-        encoder_id = MINILM_ID if path == minilm_model_dir() else str(path)
-        try:
-            encoder = SentenceEncoder.from_pretrained(
-                path, encoder_id, local_files_only=True, **options
-            )
-        except (OSError, ValueError) as exc:
-            raise EncoderLoadError(f"cannot load an encoder from {path}: {exc}") from exc
-        why = "local folder"
-    elif setting.startswith((".", "/", "~")) or setting.count("/") > 1:
-        raise EncoderLoadError(f"encoder path {setting} does not exist")
-    else:
-        encoder, why = _load_hub(setting, probe_timeout_s, **options)
+    try:
+        encoder, why = _load(setting.strip(), folder_root, probe_timeout_s, options)
+    except LayerCountError as exc:
+        raise EncoderLoadError(str(exc)) from exc
     log.info(
         "sentiment encoder: %s (%s; dim %d, pooling %s, max %d tokens, %s %s %s, %.1fs)",
         encoder.encoder_id,
@@ -192,6 +181,36 @@ def load_encoder(
         time.perf_counter() - started,
     )
     return encoder
+
+
+def _load(
+    setting: str, folder_root: Path, probe_timeout_s: float, options: dict[str, Any]
+) -> tuple[SentenceEncoder, str]:
+    """The encoder `setting` names, and why it was chosen."""
+    if setting == "auto":
+        try:
+            return _load_hub(BERTURK, probe_timeout_s, **options)
+        except EncoderLoadError as exc:
+            encoder, how = _load_offline(folder_root, **options)
+            return encoder, f"fallback: {exc}; {how}"
+    if setting in OFFLINE_ALIASES:
+        encoder, how = _load_offline(folder_root, **options)
+        return encoder, f"configured; {how}"
+    if setting in MINILM_ALIASES:
+        return _load_minilm(**options), "configured"
+    if Path(setting).expanduser().exists():
+        path = Path(setting).expanduser().resolve()
+        encoder_id = MINILM_ID if path == minilm_model_dir() else str(path)
+        try:
+            encoder = SentenceEncoder.from_pretrained(
+                path, encoder_id, local_files_only=True, **options
+            )
+        except (OSError, ValueError) as exc:
+            raise EncoderLoadError(f"cannot load an encoder from {path}: {exc}") from exc
+        return encoder, "local folder"
+    if setting.startswith((".", "/", "~")) or setting.count("/") > 1:
+        raise EncoderLoadError(f"encoder path {setting} does not exist")
+    return _load_hub(setting, probe_timeout_s, **options)
 
 
 def _device(device: str | torch.device) -> torch.device:

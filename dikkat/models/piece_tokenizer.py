@@ -1,8 +1,8 @@
 """The e5 folder's light tokenizer: SentencePiece's Unigram over the same pieces and scores.
 
-The fast XLM-R tokenizer holds about 280 MiB for its 250k-piece trie; SentencePiece holds about
-55 MiB and is about 5x as fast, so the sentiment path tokenizes with this one and the fast
-tokenizer loads only for pictures that need word spans. Its ids equal the fast tokenizer's except
+The fast XLM-R tokenizer holds about 300 MiB for its 250k-piece trie; SentencePiece holds about
+55 MiB and is about 5x as fast, so the e5 encoder tokenizes with this one alone (sentiment,
+attention pictures, word vectors). Its ids equal the fast tokenizer's except
 where two segmentations score the same ("...." as "." + "..." or "..." + "."), where it picks
 what SentencePiece picks (how XLM-R's own tokenizer splits text), and where a text holds a
 special token's name ("</s>", "<mask>"), which it reads as characters, not as that token.

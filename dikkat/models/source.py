@@ -61,12 +61,13 @@ class ModelSource:
         """The load options that change the config (`num_hidden_layers`)."""
         return {key: self.options[key] for key in CONFIG_OPTIONS if key in self.options}
 
-    def config(self):
-        """The model's transformers config as loaded (overrides applied), without its weights."""
+    def config(self, *, local_files_only: bool = True):
+        """The model's transformers config as loaded (overrides applied), without its weights
+        (fetched first when `local_files_only` is False)."""
         from transformers import AutoConfig
 
         return AutoConfig.from_pretrained(
-            self.name_or_path, local_files_only=True, **self.config_overrides
+            self.name_or_path, local_files_only=local_files_only, **self.config_overrides
         )
 
     def folder(self) -> Path:

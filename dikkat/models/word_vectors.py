@@ -4,6 +4,7 @@ its pieces' last hidden states: it depends on the words around it)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,8 +32,9 @@ class WordVectors:
 
 
 def bare(word: str) -> str:
-    """A word compared by its letters and digits alone: "Harika!" and "harika" are one."""
-    return "".join(ch for ch in word if ch.isalnum()).casefold()
+    """A word compared by its letters and digits alone, normalised as the tokenizer reads it:
+    "Harika!", "harika" and "ＨＡＲＩＫＡ" are one."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", word) if ch.isalnum()).casefold()
 
 
 def word_vectors(encoder: SentenceEncoder, texts: Sequence[str]) -> list[WordVectors]:

