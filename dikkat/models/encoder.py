@@ -229,15 +229,18 @@ class SentenceEncoder:
                 return self._encode_packed(items, packing)
         return self._encode_padded(items)
 
+    def _padded(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) token ids padded to the longest row, and the (B, T) mask of real tokens."""
+        width = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for index, row in enumerate(rows):
+            input_ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[index, : len(row)] = 1
+        return input_ids.to(self.device), mask.to(self.device)
+
     def _encode_padded(self, items: Sequence[TokenizedText]) -> np.ndarray:
-        width = max(item.cost for item in items)
-        pad_id = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, item in enumerate(items):
-            input_ids[row, : item.cost] = torch.tensor(item.input_ids, dtype=torch.long)
-            mask[row, : item.cost] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        input_ids, mask = self._padded([item.input_ids for item in items])
         with self._lock, torch.inference_mode():
             hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             pooled = self.pool(hidden, mask)  # (B, C)
@@ -325,16 +328,9 @@ class SentenceEncoder:
         """Each text's tokens with their words (no text prefix) and the last hidden states,
         (B, T, dim), padding rows included."""
         tokenized = [self.tokenizer.words(text, max_tokens) for text in texts]
-        width = max(len(item.input_ids) for item in tokenized)
-        input_ids = torch.full((len(texts), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(texts), width), dtype=torch.long)
-        for row, item in enumerate(tokenized):
-            input_ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids)
-            mask[row, : len(item.input_ids)] = 1
+        input_ids, mask = self._padded([item.input_ids for item in tokenized])
         with self._lock, torch.inference_mode():
-            hidden = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
-            ).last_hidden_state
+            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return tokenized, hidden.float().cpu().numpy()
 
     def input_embeddings(self, token_ids: Sequence[int]) -> np.ndarray:
