@@ -248,11 +248,7 @@ class SentenceEncoder:
 
     def _encode_ct2(self, items: Sequence[TokenizedText]) -> np.ndarray:
         assert self._ct2 is not None
-        hidden = torch.from_numpy(self._ct2.last_hidden_state([i.input_ids for i in items]))
-        mask = torch.zeros(hidden.shape[:2], dtype=torch.long)  # (B, T)
-        for row, item in enumerate(items):
-            mask[row, : item.cost] = 1
-        return self.pool(hidden, mask).numpy()
+        return self._ct2.pooled([item.input_ids for item in items], self.pooling)
 
     def _encode_packed(self, items: Sequence[TokenizedText], packing: Packing) -> np.ndarray:
         dtype = next(self.model.parameters()).dtype
@@ -287,10 +283,19 @@ class SentenceEncoder:
         return sums / counts.unsqueeze(1).to(sums.dtype)
 
     def padded_tokens(self, costs: Sequence[int]) -> int:
-        """Tokens one forward computes for texts of these token counts (packed or padded)."""
+        """Tokens one forward computes for texts of these token counts (packed, padded per
+        length group on CTranslate2, or padded)."""
+        if self._ct2 is not None:
+            return self._ct2.computed_tokens(costs)
         if self.packs:
             return packed_tokens(costs)
         return max(costs) * len(costs)
+
+    @property
+    def parallel_batches(self) -> int:
+        """Batches the sentiment forward runs side by side: one per CTranslate2 worker; 1 on
+        torch, which spreads one batch over its threads."""
+        return 1 if self._ct2 is None else self._ct2.workers
 
     @functools.cached_property
     def packs(self) -> bool:

@@ -1,10 +1,13 @@
-"""The CTranslate2 int8 path of the encoder on a tiny BERT: close to fp32, padded cost, converted
-once, its own feature key; and fp32 when ctranslate2 is missing."""
+"""The CTranslate2 int8 path of the encoder on a tiny BERT: close to fp32, batches cut into
+length groups (their cost), converted once, its own feature key; and fp32 when ctranslate2 is
+missing."""
 
 from __future__ import annotations
 
 import builtins
+import itertools
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +37,33 @@ def _load(folder: Path, int8_dir: Path, precision: str = "int8", **options) -> S
     )
 
 
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """Two torch threads while the test runs: CTranslate2 then runs two workers."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _pairs(n: int) -> Iterator[tuple[int, int]]:
+    return itertools.combinations(range(n), 2)
+
+
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
-def test_ct2_int8_vectors_stay_near_fp32(tiny_folder: Path, tmp_path: Path, pooling: str) -> None:
+def test_ct2_int8_vectors_stay_near_fp32(
+    tiny_folder: Path, tmp_path: Path, pooling: str, two_threads: None
+) -> None:
     fp32 = _load(tiny_folder, tmp_path, "fp32", pooling=pooling)
     int8 = _load(tiny_folder, tmp_path, pooling=pooling)
     assert int8.precision == "int8" and int8._ct2 is not None
+    assert int8.parallel_batches == 2  # the batch below is cut into two length groups
     items = [fp32.tokenize(text) for text in TEXTS]
     reference = fp32._encode_padded(items)
     vectors = int8.encode_tokenized(items)
@@ -51,17 +72,21 @@ def test_ct2_int8_vectors_stay_near_fp32(tiny_folder: Path, tmp_path: Path, pool
     assert _cosines(vectors, reference).min() > 0.999
     assert not np.allclose(vectors, reference, atol=1e-6)  # it really runs int8 weights
     alone = np.concatenate([int8.encode_tokenized([item]) for item in items])
-    assert _cosines(alone, vectors).min() > 0.999  # padding to the batch's longest is masked
+    # padding is masked and every vector comes back in its text's row (the texts differ by more)
+    np.testing.assert_allclose(vectors, alone, atol=1e-5)
+    assert min(np.abs(vectors[i] - vectors[j]).max() for i, j in _pairs(len(items))) > 1e-3
 
 
-def test_ct2_int8_reports_padded_cost_and_its_own_feature_key(
-    tiny_folder: Path, tmp_path: Path
+def test_ct2_int8_reports_grouped_cost_and_its_own_feature_key(
+    tiny_folder: Path, tmp_path: Path, two_threads: None
 ) -> None:
     fp32 = _load(tiny_folder, tmp_path, "fp32")
     int8 = _load(tiny_folder, tmp_path)
+    assert torch.get_num_threads() == 2  # loading CTranslate2 leaves torch's threads alone
     assert int8.runtime == "ctranslate2" and fp32.runtime == "torch"
-    assert int8.packs is False  # CTranslate2 pads every text to the longest
-    assert int8.padded_tokens([3, 7, 5]) == 7 * 3
+    assert (int8.parallel_batches, fp32.parallel_batches) == (2, 1)
+    assert int8.packs is False  # CTranslate2 pads each run of texts to its longest
+    assert int8.padded_tokens([3, 7, 5]) == 5 * 2 + 7  # runs [3, 5] and [7], one per worker
     assert int8.feature_key == f"{fp32.feature_key}|int8-ct2"  # apart from torch int8 vectors
 
 
