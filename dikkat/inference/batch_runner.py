@@ -1,5 +1,5 @@
-"""Running a DynamicBatcher's batches: `run_batch` on one worker thread, a failing batch split in
-halves until only the bad items fail, out-of-memory answered with smaller batches."""
+"""Running a DynamicBatcher's batches: `run_batch` on the batcher's worker threads, a failing batch
+split in halves until only the bad items fail, out-of-memory answered with smaller batches."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class BatchRunner(Generic[T, R]):
-    """Runs one batch at a time on its own thread and hands each result to its item's future.
+    """Runs batches on its own threads (`parallel` at a time) and hands each result to its
+    item's future.
 
     `effective_max` starts at `max_batch_size` and is halved below a batch that ran out of memory.
     """
@@ -62,12 +63,14 @@ class BatchRunner(Generic[T, R]):
         *,
         name: str,
         max_batch_size: int,
+        parallel: int,
         inference_mode: bool,
         padded_tokens: Callable[[Sequence[int]], int],
         metrics: BatcherMetrics,
     ) -> None:
         self.name = name
         self.effective_max = max_batch_size
+        self.parallel = parallel
         self.stats = BatcherStats()
         self._run_batch = run_batch
         self._inference_mode = inference_mode
@@ -76,13 +79,13 @@ class BatchRunner(Generic[T, R]):
         self._executor: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
-        """Start the worker thread."""
+        """Start the worker threads."""
         self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"batcher-{self.name}"
+            max_workers=self.parallel, thread_name_prefix=f"batcher-{self.name}"
         )
 
     def shutdown(self, *, wait: bool) -> None:
-        """Stop the worker thread; `wait=False` leaves a run_batch stuck in it behind."""
+        """Stop the worker threads; `wait=False` leaves a run_batch stuck in one behind."""
         if self._executor is not None:
             self._executor.shutdown(wait=wait, cancel_futures=True)
 

@@ -1,4 +1,4 @@
-"""Generic dynamic batcher: groups concurrent requests into batches run on one worker thread."""
+"""Generic dynamic batcher: groups concurrent requests into batches run on worker threads."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ class DynamicBatcher(Generic[T, R]):
 
     `padded_tokens(costs)` is the model's cost of one batch (default: every item padded to the
     longest); the token budget, the padding test and the padding statistics all use it. The batch
-    is cut by `cut_batch` and run by a `BatchRunner`.
+    is cut by `cut_batch` and run by a `BatchRunner`, `parallel_batches` batches at a time (one
+    per worker the model runs side by side; 1 for a model that spreads one batch over the cores).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class DynamicBatcher(Generic[T, R]):
         inference_mode: bool = True,
         min_padding_efficiency: float = 0.0,
         padded_tokens: Callable[[Sequence[int]], int] | None = None,
+        parallel_batches: int = 1,
     ) -> None:
         if not callable(run_batch):
             raise TypeError("run_batch must be callable")
@@ -82,6 +84,8 @@ class DynamicBatcher(Generic[T, R]):
             raise ValueError(f"max_wait_ms must be finite and >= 0, got {max_wait_ms}")
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+        if parallel_batches < 1:
+            raise ValueError(f"parallel_batches must be >= 1, got {parallel_batches}")
         if not 0.0 <= min_padding_efficiency <= 1.0:
             raise ValueError(
                 f"min_padding_efficiency must be in [0, 1], got {min_padding_efficiency}"
@@ -102,15 +106,16 @@ class DynamicBatcher(Generic[T, R]):
             run_batch,
             name=name,
             max_batch_size=max_batch_size,
+            parallel=parallel_batches,
             inference_mode=inference_mode,
             padded_tokens=self._padded_tokens,
             metrics=self._metrics,
         )
         self._queue: dict[int, Pending[T, R]] = {}  # insertion order is arrival order
-        self._inflight: list[Pending[T, R]] = []
+        self._inflight: dict[int, list[Pending[T, R]]] = {}  # worker -> its running batch
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self._accepting = False
         self._closing = False
         self._stop_done: asyncio.Event | None = None
@@ -123,7 +128,7 @@ class DynamicBatcher(Generic[T, R]):
 
     @property
     def queue_depth(self) -> int:
-        """Items waiting to be batched (excludes the running batch)."""
+        """Items waiting to be batched (excludes the running batches)."""
         return len(self._queue)
 
     @property
@@ -137,16 +142,18 @@ class DynamicBatcher(Generic[T, R]):
         return dataclasses.replace(self._runner.stats)
 
     async def start(self) -> None:
-        """Start the worker task and its executor thread; no-op if already running."""
+        """Start the worker tasks and their executor threads; no-op if already running."""
         if self._stop_done is not None:
             raise RuntimeError(f"batcher {self.name!r} was stopped and cannot restart")
-        if self._worker is not None:
+        if self._workers:
             return
         self._runner.start()
         self._accepting = True
-        self._worker = asyncio.get_running_loop().create_task(
-            self._work(), name=f"batcher-{self.name}"
-        )
+        loop = asyncio.get_running_loop()
+        self._workers = [
+            loop.create_task(self._work(worker), name=f"batcher-{self.name}-{worker}")
+            for worker in range(self._runner.parallel)
+        ]
 
     async def stop(self, *, drain: bool = True, timeout: float = 10.0) -> None:
         """Stop accepting; finish queued items if `drain` (up to `timeout` s), fail the rest."""
@@ -159,15 +166,17 @@ class DynamicBatcher(Generic[T, R]):
         try:
             if not drain:
                 self._fail_queued()
-            worker, stuck = self._worker, False
-            if worker is not None:
+            stuck = False
+            if self._workers:
                 self._wakeup.set()
-                _, pending = await asyncio.wait({worker}, timeout=timeout)
+                _, pending = await asyncio.wait(self._workers, timeout=timeout)
                 if pending:
                     log.warning("batcher %s: stop timed out after %.1fs", self.name, timeout)
-                    inflight, stuck = self._inflight, True
-                    worker.cancel()
-                    await asyncio.wait({worker})
+                    inflight = [p for batch in self._inflight.values() for p in batch]
+                    stuck = True
+                    for worker in pending:
+                        worker.cancel()
+                    await asyncio.wait(pending)
                     fail_all(inflight, self._stopped_error)
             self._fail_queued()
             # A run_batch still stuck in the thread must not block the event loop.
@@ -214,9 +223,9 @@ class DynamicBatcher(Generic[T, R]):
             self._metrics.rejected.inc()
             raise Overloaded(f"batcher {self.name!r} queue is full ({self.max_queue})")
 
-    async def _work(self) -> None:
+    async def _work(self, worker: int) -> None:
         while (batch := await self._next_batch()) is not None:
-            self._inflight = batch
+            self._inflight[worker] = batch
             try:
                 await self._runner.run(batch)
             except Exception as exc:
@@ -224,7 +233,7 @@ class DynamicBatcher(Generic[T, R]):
                 msg = f"batcher {self.name!r} failed: {exc!r}"
                 fail_all(batch, functools.partial(RuntimeError, msg))
             finally:
-                self._inflight = []
+                del self._inflight[worker]
                 self._last_done = time.monotonic()
 
     async def _next_batch(self) -> list[Pending[T, R]] | None:
@@ -258,7 +267,7 @@ class DynamicBatcher(Generic[T, R]):
         """Seconds to hold a partial batch for company.
 
         Only an item that queued behind a running batch (load: work was left behind) is held,
-        at most `max_wait` from its arrival; one that arrives at an idle model runs at once.
+        at most `max_wait` from its arrival; one that arrives at an idle worker runs at once.
         """
         if self._last_done is None or oldest.enqueued >= self._last_done:
             return 0.0

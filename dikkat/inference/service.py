@@ -70,6 +70,7 @@ class InferenceService:
             # a packing encoder keeps padding low for any mix of lengths: no batch need be held back
             min_padding_efficiency=0.0 if encoder.packs else settings.min_padding_efficiency,
             padded_tokens=encoder.padded_tokens,
+            parallel_batches=encoder.parallel_batches,
             **options,
         )
         self._encoder_attention = DynamicBatcher(

@@ -103,6 +103,7 @@ async def run_costs_behind_a_blocked_batch(
         {"max_wait_ms": float("inf")},
         {"max_queue": 0},
         {"default_timeout": 0},
+        {"parallel_batches": 0},
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs: dict) -> None:
@@ -449,6 +450,57 @@ async def test_stop_without_drain_fails_queued_at_once() -> None:
     assert await first == -2
     await stopper
     assert model.batches == [[-1]]
+
+
+async def test_parallel_batches_run_side_by_side_on_their_own_threads() -> None:
+    name = unique_name()
+    both_running = threading.Barrier(2, timeout=GUARD_S)  # one batch alone never passes it
+    threads: list[str] = []
+
+    def meets_the_other_batch(items: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        both_running.wait()
+        return [2 * x for x in items]
+
+    batcher = DynamicBatcher(meets_the_other_batch, name=name, parallel_batches=2)
+    async with running(batcher):
+        first = asyncio.create_task(batcher.submit(1))
+        await eventually(lambda: len(threads) == 1)  # its batch runs (and waits at the barrier)
+        assert await asyncio.gather(first, batcher.submit(2)) == [2, 4]
+    assert len(set(threads)) == 2
+    assert all(t.startswith(f"batcher-{name}") for t in threads)
+
+
+async def test_stop_waits_for_every_running_batch_or_fails_them_all() -> None:
+    gate = threading.Event()
+    started: list[list[int]] = []
+
+    def held(items: list[int]) -> list[int]:
+        started.append(items)
+        assert gate.wait(GUARD_S)
+        return [2 * x for x in items]
+
+    for drain_s, expect_results in ((GUARD_S, True), (0.05, False)):
+        gate.clear()
+        started.clear()
+        batcher = DynamicBatcher(held, name=unique_name(), max_wait_ms=0, parallel_batches=2)
+        await batcher.start()
+        running_two = []
+        for item in (1, 2):  # each arrives at an idle worker: two batches of one
+            running_two.append(asyncio.create_task(batcher.submit(item)))
+            await eventually(lambda: len(started) == item)  # noqa: B023
+        queued = asyncio.create_task(batcher.submit(3))
+        await eventually(lambda: batcher.queue_depth == 1)  # noqa: B023
+        stopper = asyncio.create_task(batcher.stop(timeout=drain_s))
+        if expect_results:
+            gate.set()
+            assert await asyncio.gather(*running_two, queued) == [2, 4, 6]
+            await stopper
+        else:
+            await stopper  # two stuck batches: the stop gives up on both
+            gate.set()
+            results = await asyncio.gather(*running_two, queued, return_exceptions=True)
+            assert all(isinstance(r, BatcherStopped) for r in results)
 
 
 async def test_stop_is_idempotent() -> None:
