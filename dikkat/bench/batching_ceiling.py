@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Sequence
@@ -16,9 +17,8 @@ __all__ = ["Ceiling", "spread_order", "tokens_per_s"]
 
 
 class Ceiling:
-    """Pre-formed batches of the already tokenized texts, on one worker thread.
-
-    Runs on one worker thread like the batcher's forward calls, so the modes differ only in
+    """Pre-formed batches of the already tokenized texts, as many at a time as the batcher runs
+    side by side (`parallel_batches`, one worker thread each), so the modes differ only in
     batching. A measurement is short and is taken in turn with the product's (`window`), so
     drifting machine load hits the ceiling and the batcher alike.
     """
@@ -29,7 +29,10 @@ class Ceiling:
         self._costs = prepared.costs
         self._order = sorted(range(len(self._costs)), key=self._costs.__getitem__)
         self._mean_tokens = sum(self._costs) / len(self._costs)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-ceiling")
+        self._streams = pipeline.encoder.parallel_batches
+        self._executor = ThreadPoolExecutor(
+            max_workers=self._streams, thread_name_prefix="bench-ceiling"
+        )
 
     def warm_up(self) -> None:
         """One batch of mixed lengths, not reported."""
@@ -41,11 +44,19 @@ class Ceiling:
         every prefix spans all lengths (blocks until done).
 
         The same batches in the same order each time, so repeated windows do the same work; the
-        window's time is that of the whole batches it ran.
+        window's time is that of the whole batches it ran. With several streams, each runs every
+        n-th batch and the window lasts as long as the slowest stream.
         """
         chunks = [self._order[i : i + size] for i in range(0, len(self._order), size)]
         chunks = [chunks[j] for j in spread_order(len(chunks))]
-        return self._executor.submit(self._run, chunks, budget_s).result()
+        streams = [
+            self._executor.submit(self._run, chunks[k :: self._streams] or chunks, budget_s)
+            for k in range(self._streams)
+        ]
+        windows = [stream.result() for stream in streams]
+        total = functools.reduce(Window.__add__, windows)
+        total.compute_s = max(w.compute_s for w in windows)
+        return total
 
     def row(self, window: Window, size: int, concurrency: int | None) -> dict[str, Any]:
         """The report row of one window, or of several added up."""

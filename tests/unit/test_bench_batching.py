@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import threading
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +27,8 @@ from dikkat.bench.batching import (
     write_json,
     write_plot,
 )
-from dikkat.bench.batching_ceiling import spread_order
-from dikkat.bench.batching_load import Window, closed_loop
+from dikkat.bench.batching_ceiling import Ceiling, spread_order
+from dikkat.bench.batching_load import Prepared, Window, closed_loop
 from dikkat.bench.common import ratio
 from dikkat.bench.flops import EncoderShape, fp32_peak
 from dikkat.bench.lengths import LENGTH_QUANTILES, WORDS, request_texts, synthetic_texts
@@ -187,6 +188,37 @@ def test_ceiling_batch_order_spans_all_lengths_in_every_prefix() -> None:
     assert sorted(order) == list(range(40))
     assert max(order[:4]) - min(order[:4]) >= 20
     assert spread_order(1) == [0]
+
+
+class _SideBySide:
+    """A pipeline whose encoder runs two batches at once: each batch waits for the other."""
+
+    def __init__(self) -> None:
+        self.encoder = self
+        self.parallel_batches = 2
+        self.meet = threading.Barrier(2, timeout=30)  # one stream alone never passes it
+        self.batches: list[tuple[str, list[int]]] = []
+
+    def padded_tokens(self, costs: list[int]) -> int:
+        return max(costs) * len(costs)
+
+    def predict_batch(self, items: list[int]) -> list[int]:
+        self.batches.append((threading.current_thread().name, list(items)))
+        self.meet.wait()
+        return items
+
+
+def test_the_ceiling_runs_as_many_batches_at_once_as_the_batcher() -> None:
+    pipeline = _SideBySide()
+    costs = [3, 9, 4, 8, 5, 7]
+    ceiling = Ceiling(pipeline, Prepared(costs, costs, [False] * 6, 0.0))
+    try:
+        window = ceiling.window(2, 0.0)  # each stream stops after its first batch
+    finally:
+        ceiling.close()
+    assert window.stats.batches == 2 and window.stats.batch_items == 4
+    (first_thread, first), (second_thread, second) = pipeline.batches
+    assert first_thread != second_thread and not set(first) & set(second)
 
 
 def test_settings_validate_early() -> None:
