@@ -100,9 +100,10 @@ async def overload(
     call_p50, call_p99 = percentiles(rejected_call_s)
     _, idle_lag_p99 = percentiles(lags["idle"])
     _, lag_p99 = percentiles(lags["load"])
+    in_flight_bound = max_queue + batcher.parallel_batches * max_batch_size  # queue + running
     bounded = (
         max_depth <= max_queue
-        and counts["max_pending"] <= max_queue + max_batch_size
+        and counts["max_pending"] <= in_flight_bound
         and peak_growth <= MEMORY_SLACK * memory_before["peak_rss_mb"]
     )
     return {
@@ -124,6 +125,7 @@ async def overload(
         "loop_lag_p99_ms": ms(lag_p99),
         "max_queue_depth_seen": max_depth,
         "max_accepted_in_flight": counts["max_pending"],
+        "in_flight_bound": in_flight_bound,
         "rss_before_mb": round(memory_before["rss_mb"], 1),
         "rss_after_mb": round(memory_after["rss_mb"], 1),
         "peak_rss_before_mb": round(memory_before["peak_rss_mb"], 1),

@@ -174,7 +174,8 @@ def _notes(report: dict[str, Any]) -> list[str]:
         f" event-loop lag p99 {fmt(o['loop_lag_p99_ms'], '.1f')} ms, idle"
         f" {fmt(o['loop_lag_idle_p99_ms'], '.1f')} ms)",
         f"  queue depth max {o['max_queue_depth_seen']}, accepted in flight max"
-        f" {o['max_accepted_in_flight']}; RSS {o['rss_before_mb']:.0f} -> {o['rss_after_mb']:.0f}"
+        f" {o['max_accepted_in_flight']} (bound {o['in_flight_bound']});"
+        f" RSS {o['rss_before_mb']:.0f} -> {o['rss_after_mb']:.0f}"
         f" MiB (max {o['rss_max_first_half_mb']:.0f} in the first half,"
         f" {o['rss_max_second_half_mb']:.0f} in the second), peak {o['peak_rss_before_mb']:.0f} ->"
         f" {o['peak_rss_after_mb']:.0f} MiB",

@@ -94,6 +94,7 @@ class DynamicBatcher(Generic[T, R]):
             raise ValueError(f"default_timeout must be > 0 or None, got {default_timeout}")
         self.name = name
         self.max_batch_size = max_batch_size
+        self.parallel_batches = parallel_batches
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
