@@ -4,6 +4,7 @@ missing."""
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import itertools
 import shutil
@@ -248,3 +249,30 @@ def test_an_int8_e5_start_hashes_its_weights_once(
     assert encoder.runtime == "ctranslate2"
     # checked against the folder's manifest; the conversion's fingerprint reuses that digest
     assert hashed.count("model.safetensors") == 1
+
+
+async def test_the_sentiment_service_runs_a_batch_per_ct2_worker(
+    tiny_folder: Path, tmp_path: Path, two_threads: None
+) -> None:
+    from dikkat.config import Settings
+    from dikkat.hashing import text_hash
+    from dikkat.inference.sentiment import SentimentPipeline
+    from dikkat.inference.service import InferenceService
+    from dikkat.models.head import SentimentHead
+    from dikkat.models.sorter import Sorter
+
+    int8 = _load(tiny_folder, tmp_path)
+    pipeline = SentimentPipeline(int8, SentimentHead(int8.dim), None)
+    settings = Settings(db_path=tmp_path / "d.db", model_dir=tmp_path / "models")
+    service = InferenceService(settings, Sorter.from_checkpoint(device="cpu"), pipeline)
+    batcher = next(b for b in service.batchers if b.name == "sentiment")
+    assert batcher.parallel_batches == 2
+    await service.start()
+    try:
+        results = await asyncio.gather(*(service.sentiment(text) for text in TEXTS * 3))
+    finally:
+        await service.stop()
+    assert [r.text_hash for r in results] == [text_hash(text) for text in TEXTS * 3]
+    alone = [pipeline.predict_batch([int8.tokenize(text)])[0] for text in TEXTS]
+    served = [list(r.probabilities.values()) for r in results[: len(TEXTS)]]
+    np.testing.assert_allclose(served, [list(a.probabilities.values()) for a in alone], atol=1e-5)
