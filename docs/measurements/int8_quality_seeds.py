@@ -8,6 +8,8 @@ root, ideally with the bench's features cache (about 8 minutes for 30 seeds):
 
     .venv/bin/python docs/measurements/int8_quality_seeds.py --seeds 30 --features-db F \
         --json docs/measurements/int8_quality_seeds.json
+    .venv/bin/python docs/measurements/int8_quality_seeds.py --seeds 30 --layers 10 \
+        --features-db F10 --json docs/measurements/int8_quality_seeds_10layers.json
 """
 
 from __future__ import annotations
@@ -25,11 +27,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--features-db", type=Path, required=True)
     parser.add_argument("--model-dir", type=Path, default=Path("var/models"))
+    parser.add_argument("--layers", type=int, help="the encoder's first N layers only")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     encoders = {
         precision: load_encoder(
-            "offline", device="cpu", model_dir=args.model_dir, precision=precision
+            "offline",
+            device="cpu",
+            model_dir=args.model_dir,
+            precision=precision,
+            layers=args.layers,
         )
         for precision in ("fp32", "int8")
     }

@@ -86,15 +86,16 @@ def test_ten_layers_of_e5_serve_their_own_shipped_head_and_rehearsal(
         "e5", device="cpu", model_dir=prepared_model_dir, layers=10, precision="auto"
     )
     assert encoder.encoder_id == "multilingual-e5-small-q4-10layers"
-    assert encoder.precision == "fp32"  # int8 lost 0.0055 on the film reviews: past the bound
+    assert encoder.precision == "int8"  # 30 seeds: within 0.005 of fp32 on every set
     tokens, attention = encoder.attentions("Bu film harikaydı!")
     assert attention.shape[:2] == (10, 12)
     shipped = ShippedReference.load(encoder)
     assert shipped.head is not None and shipped.rehearsal is not None
+    assert shipped.rehearsal.encoder_key == encoder.feature_key  # its int8 rows
     path = default_head_path(encoder.encoder_id, encoder.pooling, "int8-ct2")
     assert path.name == "multilingual-e5-small-q4-10layers.pt"  # never the 12-layer head
-    int8_key = f"{encoder.feature_key}|int8-ct2"
-    assert load_rehearsal(rehearsal_path(path, "int8-ct2"), int8_key) is not None
+    fp32_key = encoder.feature_key.removesuffix("|int8-ct2")
+    assert load_rehearsal(rehearsal_path(path), fp32_key) is not None
     probabilities = shipped.head.predict_proba(encoder.encode(["Harika bir ürün, bayıldım!"]))
     assert probabilities.argmax() == LABELS.index("positive")
 
