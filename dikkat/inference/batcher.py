@@ -94,7 +94,6 @@ class DynamicBatcher(Generic[T, R]):
             raise ValueError(f"default_timeout must be > 0 or None, got {default_timeout}")
         self.name = name
         self.max_batch_size = max_batch_size
-        self.parallel_batches = parallel_batches
         self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
@@ -128,6 +127,11 @@ class DynamicBatcher(Generic[T, R]):
         return self._runner.effective_max
 
     @property
+    def parallel_batches(self) -> int:
+        """How many batches run side by side."""
+        return self._runner.parallel
+
+    @property
     def queue_depth(self) -> int:
         """Items waiting to be batched (excludes the running batches)."""
         return len(self._queue)
@@ -153,7 +157,7 @@ class DynamicBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         self._workers = [
             loop.create_task(self._work(worker), name=f"batcher-{self.name}-{worker}")
-            for worker in range(self._runner.parallel)
+            for worker in range(self.parallel_batches)
         ]
 
     async def stop(self, *, drain: bool = True, timeout: float = 10.0) -> None:
