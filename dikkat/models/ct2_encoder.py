@@ -107,7 +107,7 @@ def ensure_int8_folder(
 
 
 class Ct2Encoder:
-    """A CTranslate2 int8 encoder on CPU: lists of token ids in, pooled vectors out.
+    """A CTranslate2 int8 encoder on CPU: lists of token ids in, last hidden states out.
 
     It runs `threads` single-threaded workers and cuts each batch into that many runs of
     similar length, one per worker: on the 2-core machine this was measured on, two threads
@@ -137,25 +137,19 @@ class Ct2Encoder:
         """Tokens a forward computes for texts of these lengths: each run padded to its longest."""
         return grouped_tokens(costs, self.workers)
 
-    def pooled(self, ids: Sequence[Sequence[int]], pooling: str) -> np.ndarray:
-        """(B, C) float32 vectors: the first position's states (`cls`) or their mean (`mean`)."""
+    def last_hidden_states(
+        self, ids: Sequence[Sequence[int]]
+    ) -> list[tuple[list[int], np.ndarray]]:
+        """Each length group's item indices and its (n, T, C) float32 states, the groups run side
+        by side on the workers; rows past a text's length are padding."""
         runs = group_by_length([len(row) for row in ids], self.workers)
-        later = [self._helpers.submit(self._pool_run, ids, run, pooling) for run in runs[1:]]
-        parts = [self._pool_run(ids, runs[0], pooling), *(f.result() for f in later)]
-        out = np.empty((len(ids), parts[0].shape[1]), dtype=np.float32)
-        for run, vectors in zip(runs, parts, strict=True):
-            out[run] = vectors
-        return out
+        later = [self._helpers.submit(self._forward, ids, run) for run in runs[1:]]
+        states = [self._forward(ids, runs[0]), *(f.result() for f in later)]
+        return list(zip(runs, states, strict=True))
 
-    def _pool_run(self, ids: Sequence[Sequence[int]], run: list[int], pooling: str) -> np.ndarray:
-        rows = [list(ids[i]) for i in run]
-        hidden = np.asarray(self._encoder.forward_batch(rows).last_hidden_state)  # (n, T, C)
-        if pooling == "cls":
-            return hidden[:, 0].astype(np.float32)
-        lengths = np.array([len(row) for row in rows])
-        mask = np.arange(hidden.shape[1]) < lengths[:, None]  # (n, T)
-        sums = np.einsum("ntc,nt->nc", hidden, mask.astype(hidden.dtype))
-        return (sums / lengths[:, None]).astype(np.float32)
+    def _forward(self, ids: Sequence[Sequence[int]], run: list[int]) -> np.ndarray:
+        out = self._encoder.forward_batch([list(ids[i]) for i in run])
+        return np.asarray(out.last_hidden_state, dtype=np.float32)
 
 
 def load_int8_encoder(source: ModelSource, root: Path, encoder_id: str) -> tuple[Ct2Encoder, str]:

@@ -248,7 +248,13 @@ class SentenceEncoder:
 
     def _encode_ct2(self, items: Sequence[TokenizedText]) -> np.ndarray:
         assert self._ct2 is not None
-        return self._ct2.pooled([item.input_ids for item in items], self.pooling)
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        for run, states in self._ct2.last_hidden_states([item.input_ids for item in items]):
+            hidden = torch.from_numpy(states)  # (n, T, C)
+            lengths = torch.tensor([items[i].cost for i in run])
+            mask = (torch.arange(hidden.shape[1]) < lengths[:, None]).long()  # (n, T)
+            out[run] = self.pool(hidden, mask).numpy()
+        return out
 
     def _encode_packed(self, items: Sequence[TokenizedText], packing: Packing) -> np.ndarray:
         dtype = next(self.model.parameters()).dtype
